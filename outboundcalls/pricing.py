@@ -8,7 +8,6 @@ vendor's price list), and anything shown to a person must say so.
 
 from __future__ import annotations
 
-import math
 from types import MappingProxyType
 from typing import Final
 
@@ -52,10 +51,10 @@ def estimate_credits_per_minute(region: str) -> float | None:
 
 
 def credits_for_call(region: str, duration_seconds: float) -> float:
-    """Credits a finished call costs: billed per started minute, as carriers bill."""
+    """Credits a finished call costs, prorated by the second (the vendor does not say how it rounds)."""
     per_minute = estimate_credits_per_minute(region)
     if per_minute is None:
         raise KeyError(f"no rate for region {region!r}")
     if duration_seconds <= 0:
         return 0.0
-    return round(per_minute * math.ceil(duration_seconds / 60), 2)
+    return round(per_minute * duration_seconds / 60, 2)
