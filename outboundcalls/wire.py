@@ -1,0 +1,127 @@
+"""The WireModel base and the tolerant helpers that turn vendor bodies into models."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+from outboundcalls.errors import ResponseValidationError
+
+__all__ = [
+    "RequestModel",
+    "WireModel",
+    "decode_json",
+    "parse_list",
+    "parse_one",
+    "unwrap_list",
+    "unwrap_one",
+]
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+_LIST_KEYS = ("data", "items")
+_ONE_KEYS = ("data",)
+_MAX_REPORTED_ERRORS = 3
+
+
+class WireModel(BaseModel):
+    """Base of every vendor model: snake_case in Python, camelCase on the wire, extras kept."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        serialize_by_alias=True,
+        # Ids are opaque strings; a vendor that sends 123 instead of "123" is still understood.
+        coerce_numbers_to_str=True,
+    )
+
+
+class RequestModel(WireModel):
+    """Base of request bodies we send: unknown fields refused, unset fields never sent."""
+
+    # A misspelt optional field would otherwise be sent verbatim and silently ignored by the API.
+    model_config = ConfigDict(extra="forbid")
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body to send: camelCase keys, fields not given (or None) left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def decode_json(body: bytes) -> Any:
+    """Parse a 2xx body as JSON, or raise ResponseValidationError saying why it is not."""
+    if not body.strip():
+        raise ResponseValidationError("the response body is empty")
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise ResponseValidationError("the response body is not UTF-8 text") from exc
+    except json.JSONDecodeError as exc:
+        raise ResponseValidationError(
+            f"the response body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from exc
+
+
+def _kind(value: Any) -> str:
+    """A JSON type name for error messages; never the value itself."""
+    if value is None:
+        return "null"
+    return {dict: "object", list: "array", str: "string", bool: "boolean"}.get(type(value), "number")
+
+
+def unwrap_list(body: Any, plural: str) -> list[Any]:
+    """The items of a list body: a bare array, or one under plural, "data" or "items"."""
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for key in (plural, *_LIST_KEYS):
+            if isinstance(body.get(key), list):
+                return body[key]
+        keys = ", ".join(repr(k) for k in (plural, *_LIST_KEYS))
+        raise ResponseValidationError(f"expected a list of {plural} as an array or under {keys}; none found")
+    raise ResponseValidationError(f"expected a list of {plural}, got a JSON {_kind(body)}")
+
+
+def unwrap_one(body: Any, singular: str) -> dict[str, Any]:
+    """One resource: the object itself, or the object under singular or "data"."""
+    if not isinstance(body, dict):
+        raise ResponseValidationError(f"expected a {singular} object, got a JSON {_kind(body)}")
+    for key in (singular, *_ONE_KEYS):
+        if isinstance(body.get(key), dict):
+            return body[key]
+    return body
+
+
+def _describe(exc: ValidationError, what: str) -> str:
+    """Name the fields that failed, without echoing their values (they may be long or secret)."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False)[:_MAX_REPORTED_ERRORS]:
+        where = ".".join(str(part) for part in error["loc"]) or "(body)"
+        problems.append(f"{where}: {error['msg']}")
+    more = exc.error_count() - len(problems)
+    suffix = f" (and {more} more)" if more > 0 else ""
+    return f"the {what} in the response does not fit: " + "; ".join(problems) + suffix
+
+
+def parse_one(model: type[ModelT], body: bytes, singular: str) -> ModelT:
+    """Decode, unwrap and validate one resource from a 2xx body."""
+    data = unwrap_one(decode_json(body), singular)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ResponseValidationError(_describe(exc, singular)) from exc
+
+
+def parse_list(model: type[ModelT], body: bytes, plural: str) -> list[ModelT]:
+    """Decode, unwrap and validate a list of resources from a 2xx body."""
+    items = unwrap_list(decode_json(body), plural)
+    results: list[ModelT] = []
+    for index, item in enumerate(items):
+        try:
+            results.append(model.model_validate(item))
+        except ValidationError as exc:
+            raise ResponseValidationError(_describe(exc, f"{plural}[{index}]")) from exc
+    return results
