@@ -99,11 +99,11 @@ def _describe(exc: ValidationError, what: str) -> str:
     """Name the fields that failed, without echoing their values (they may be long or secret)."""
     problems = []
     for error in exc.errors(include_url=False, include_input=False)[:_MAX_REPORTED_ERRORS]:
-        where = ".".join(str(part) for part in error["loc"]) or "(body)"
-        problems.append(f"{where}: {error['msg']}")
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
+        problems.append(f"{what}{where}: {error['msg']}")
     more = exc.error_count() - len(problems)
     suffix = f" (and {more} more)" if more > 0 else ""
-    return f"the {what} in the response does not fit: " + "; ".join(problems) + suffix
+    return "the response does not fit the expected shape: " + "; ".join(problems) + suffix
 
 
 def parse_one(model: type[ModelT], body: bytes, singular: str) -> ModelT:
