@@ -1,0 +1,104 @@
+"""`outboundcalls-mcp`: serve over stdio or HTTP, run the demo, or read the audit trail."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from server.settings import Settings
+
+__all__ = ["main"]
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _settings_help() -> str:
+    from server.settings import ENV_PREFIX, Settings
+
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, frozenset):
+            default = ",".join(sorted(default)) or "(empty)"
+        rows.append(f"  {ENV_PREFIX}{name.upper():<28} {field.description or ''} [default: {default}]")
+    return "settings (environment variables):\n" + "\n".join(rows)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="outboundcalls-mcp",
+        description="MCP server for OutboundCalls AI phone calls, with consent and spend guards.",
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", nargs="?", choices=["serve", "demo", "audit"], default="serve",
+                        help="serve (default), demo (a scripted session on the sandbox), audit (the dispatch audit trail)")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--sandbox", action="store_true", default=None, help="use the built-in sandbox, no key needed")
+    parser.add_argument("--read-only", action="store_true", default=None, help="register no tool that dials or writes")
+    parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    parser.add_argument("--json", action="store_true", help="audit: print JSON lines")
+    parser.add_argument("--limit", type=int, default=50, help="audit: how many entries")
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("outboundcalls-mcp")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and `python -m server`."""
+    args = _parser().parse_args(argv)
+    if args.version:
+        print(f"outboundcalls-mcp {_version()}")
+        return 0
+    from server.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(sandbox=args.sandbox, read_only=args.read_only)
+    except SettingsError as exc:
+        print(f"outboundcalls-mcp: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "demo":
+        from server.demo import run_demo
+
+        return run_demo()
+    if args.command == "audit":
+        from server.audit_cli import print_audit
+
+        return print_audit(settings, limit=args.limit, as_json=args.json)
+    if args.transport == "http":
+        from server.http import serve_http
+
+        return serve_http(settings, host=args.host, port=args.port)
+    return _serve_stdio(settings)
+
+
+def _serve_stdio(settings: Settings) -> int:
+    from server.app import build_server
+
+    _announce(settings)
+    build_server(settings).run("stdio")
+    return 0
+
+
+def _announce(settings: Settings) -> None:
+    """Say on stderr what a person must know before this server runs unattended or simulated."""
+    if settings.confirm == "none":
+        print(
+            f"outboundcalls-mcp: CONFIRM=none: calls are dialed without asking anyone, within "
+            f"{settings.max_calls_per_day} calls and {settings.max_credits_per_day:g} estimated credits per 24 h.",
+            file=sys.stderr,
+        )
+    if settings.sandbox:
+        print("outboundcalls-mcp: sandbox mode: simulated calls, no real credits.", file=sys.stderr)

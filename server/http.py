@@ -1,0 +1,114 @@
+"""Streamable HTTP: DNS-rebinding protection, a bearer token compared in constant time, exposure rules."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+__all__ = ["MAX_BODY_BYTES", "BearerTokenMiddleware", "build_http_app", "check_exposure", "is_loopback", "serve_http"]
+
+MAX_BODY_BYTES = 1024 * 1024
+MCP_PATH = "/mcp"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings, host: str) -> None:
+    """Refuse to listen beyond this machine without a bearer token: the tools spend money."""
+    if not is_loopback(host) and settings.http_token is None:
+        raise SettingsError(
+            f"refusing to listen on {host}: a non-loopback address needs OUTBOUNDCALLS_HTTP_TOKEN, "
+            "because anyone who reaches this port could place calls; set a long random token or bind 127.0.0.1"
+        )
+
+
+class BearerTokenMiddleware:
+    """401 for any MCP request without `Authorization: Bearer <token>`; webhooks carry their own secret."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(MCP_PATH):
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        if hmac.compare_digest(given, self.expected):
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps({"error": "unauthorized", "error_description": "Bearer token required"}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"www-authenticate", b'Bearer realm="outboundcalls-mcp"'),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _security(settings: Settings, host: str, port: int) -> Any:
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+    if not is_loopback(host):
+        hosts += [f"{host}:{port}"]
+    for extra in sorted(settings.http_allowed_hosts):
+        hosts += [extra, f"{extra}:*"]
+        origins += [f"https://{extra}", f"http://{extra}:*", f"https://{extra}:*"]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+def build_http_app(settings: Settings, mcp: MCPServer[Any], *, host: str = "127.0.0.1", port: int = 8765) -> ASGIApp:
+    """The ASGI app served over HTTP: MCP at /mcp, guarded."""
+    check_exposure(settings, host)
+    app: ASGIApp = mcp.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        transport_security=_security(settings, host, port),
+        max_request_body_size=MAX_BODY_BYTES,
+        host=host,
+    )
+    if settings.http_token is not None:
+        app = BearerTokenMiddleware(app, settings.http_token.get_secret_value())
+    return app
+
+
+def serve_http(settings: Settings, *, host: str, port: int) -> int:
+    """Serve until interrupted."""
+    import sys
+
+    import uvicorn
+
+    from server.app import build_server
+
+    try:
+        app = build_http_app(settings, build_server(settings), host=host, port=port)
+    except SettingsError as exc:
+        print(f"outboundcalls-mcp: {exc}", file=sys.stderr)
+        return 2
+    print(f"outboundcalls-mcp: serving MCP on http://{host}:{port}{MCP_PATH}", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return 0

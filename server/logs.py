@@ -1,0 +1,53 @@
+"""Logging to stderr only, with the API key scrubbed from every record (defence in depth)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from server.settings import Settings
+
+__all__ = ["RedactSecrets", "configure_logging"]
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces configured secrets in a record's final message before any handler writes it."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if len(s) >= 8]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        message = record.getMessage()
+        text = message
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        if record.exc_info and record.exc_text is None:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        exc_text = record.exc_text or ""
+        for secret in self.secrets:
+            exc_text = exc_text.replace(secret, "***")
+        if text != message or exc_text != (record.exc_text or ""):
+            record.msg, record.args = text, None
+            record.exc_text = exc_text or None
+        return True
+
+
+def configure_logging(settings: Settings) -> None:
+    """Route all logs to stderr at the configured level; stdout belongs to the protocol."""
+    secrets = [s.get_secret_value() for s in (settings.api_key, settings.http_token, settings.webhook_secret) if s]
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if getattr(h, "_outboundcalls", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler._outboundcalls = True  # type: ignore[attr-defined]
+        handler.setFormatter(logging.Formatter(FORMAT))
+        root.addHandler(handler)
+    handler.filters = [RedactSecrets(secrets)]
+    root.setLevel(settings.log_level)
+    # httpx2 logs every request URL at INFO; they are noise for an assistant's host.
+    logging.getLogger("httpx2").setLevel(max(logging.WARNING, root.level))

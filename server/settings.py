@@ -1,0 +1,171 @@
+"""The one place the environment is read: every OUTBOUNDCALLS_* setting, validated at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["ENV_PREFIX", "DEFAULT_BASE_URL", "ConfirmMode", "Settings", "SettingsError", "load_settings"]
+
+ENV_PREFIX = "OUTBOUNDCALLS_"
+# Kept here as a literal so that reading settings never imports the client (start-up cost).
+DEFAULT_BASE_URL = "https://outboundcalls.ai/api/v1"
+ConfirmMode = Literal["auto", "elicit", "token", "none"]
+DEFAULT_NUMBER_TYPES = "FIXED_LINE,MOBILE,FIXED_LINE_OR_MOBILE,TOLL_FREE,VOIP"
+KNOWN_NUMBER_TYPES = frozenset(
+    {
+        "FIXED_LINE", "MOBILE", "FIXED_LINE_OR_MOBILE", "TOLL_FREE", "PREMIUM_RATE", "SHARED_COST",
+        "VOIP", "PERSONAL_NUMBER", "PAGER", "UAN", "VOICEMAIL", "UNKNOWN",
+    }
+)
+
+
+class SettingsError(ValueError):
+    """A setting is unknown, malformed or contradictory; the message names each one."""
+
+
+def _csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return frozenset(part.strip().upper() for part in value.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the server; each field is the env var OUTBOUNDCALLS_<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    api_key: SecretStr | None = Field(default=None, description="OutboundCalls API key (oc_live_...).")
+    base_url: str = Field(default=DEFAULT_BASE_URL, description="API base URL.")
+    default_region: str = Field(default="US", description="Region for numbers written without +country code.")
+    sandbox: bool = Field(default=False, description="Serve the built-in sandbox instead of the real API.")
+    read_only: bool = Field(default=False, description="Register no tool that dials or writes.")
+    timeout_seconds: float = Field(default=15.0, gt=0, le=120, description="Upstream request timeout.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="WARNING", description="stderr log level.")
+    # Transports.
+    http_token: SecretStr | None = Field(default=None, description="Bearer token required on the HTTP transport.")
+    http_allowed_hosts: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(), description="Extra Host header values the HTTP transport accepts (e.g. mcp.example.com)."
+    )
+    webhook_secret: SecretStr | None = Field(default=None, description="Secret path part of the webhook route.")
+    # Safe dispatch: consent and policy.
+    confirm: ConfirmMode = Field(default="auto", description="auto, elicit, token or none.")
+    allowed_countries: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(), description="ISO country codes that may be called, comma-separated; empty = all."
+    )
+    allowed_number_types: Annotated[frozenset[str], NoDecode] = Field(
+        default=_csv(DEFAULT_NUMBER_TYPES), description="phonenumbers type names that may be called."
+    )
+    max_credits_per_minute: float = Field(default=100.0, gt=0, description="Refuse destinations with a higher estimated rate.")
+    calling_hours: str = Field(default="08:00-21:00", description="Local hours at the destination, HH:MM-HH:MM.")
+    do_not_call_file: Path | None = Field(default=None, description="File of numbers never to call.")
+    max_calls_per_day: int = Field(default=50, ge=1, description="Dials per rolling 24 hours.")
+    max_credits_per_day: float = Field(default=5000.0, gt=0, description="Estimated credits per rolling 24 hours.")
+    redial_cooldown_minutes: int = Field(default=60, ge=0, description="Minutes before the same number is dialed again.")
+    max_batch: int = Field(default=20, ge=1, le=200, description="Destinations per dispatch_calls batch.")
+    state_dir: Path | None = Field(default=None, description="Ledger directory; default the user data dir.")
+
+    @field_validator("allowed_countries", "allowed_number_types", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        return _csv(value)
+
+    @field_validator("http_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("allowed_countries")
+    @classmethod
+    def _iso_codes(cls, value: frozenset[str]) -> frozenset[str]:
+        bad = sorted(code for code in value if len(code) != 2 or not code.isalpha() or not code.isascii())
+        if bad:
+            raise ValueError(f"not ISO 3166 alpha-2 codes: {', '.join(bad)}")
+        return value
+
+    @field_validator("allowed_number_types")
+    @classmethod
+    def _number_types(cls, value: frozenset[str]) -> frozenset[str]:
+        bad = sorted(value - KNOWN_NUMBER_TYPES)
+        if bad:
+            raise ValueError(f"unknown number types {', '.join(bad)}; known: {', '.join(sorted(KNOWN_NUMBER_TYPES))}")
+        return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        value = value.strip().upper()
+        if len(value) != 2 or not value.isalpha() or not value.isascii():
+            raise ValueError("must be an ISO 3166 alpha-2 region such as US or GB")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")):
+            raise ValueError("must be https:// (plain http only to loopback)")
+        return value.rstrip("/")
+
+    @field_validator("api_key")
+    @classmethod
+    def _key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _unattended_needs_caps(self) -> Settings:
+        if self.confirm == "none":
+            missing = [f"{ENV_PREFIX}{n.upper()}" for n in ("max_calls_per_day", "max_credits_per_day") if n not in self.model_fields_set]
+            if missing:
+                raise ValueError(
+                    f"OUTBOUNDCALLS_CONFIRM=none dials without asking anyone, so it needs explicit daily caps: set {' and '.join(missing)}"
+                )
+        return self
+
+    @property
+    def mode_label(self) -> str:
+        """Which upstream this server talks to, for logs and the instructions."""
+        return "sandbox" if self.sandbox else "live"
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(part) for part in err["loc"]) or "settings"
+        name = f"{ENV_PREFIX}{field.upper()}" if err["loc"] else "settings"
+        # Never echo the value of a secret back into a log or terminal.
+        msg = err["msg"]
+        lines.append(f"{name}: {msg}")
+    return "; ".join(lines)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build Settings from the environment plus CLI overrides; unknown OUTBOUNDCALLS_* names are an error."""
+    env = dict(os.environ if environ is None else environ)
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    unknown = sorted(name for name in env if name.upper().startswith(ENV_PREFIX) and name not in known)
+    if unknown:
+        raise SettingsError(
+            f"unknown setting(s) {', '.join(unknown)}: a misspelt policy is silently ignored otherwise; "
+            f"run `outboundcalls-mcp --help` for the list"
+        )
+    # An empty value means "not set": bundle hosts substitute "" for optional fields left blank.
+    values: dict[str, Any] = {
+        name: env[f"{ENV_PREFIX}{name.upper()}"]
+        for name in Settings.model_fields
+        if env.get(f"{ENV_PREFIX}{name.upper()}", "").strip()
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        # _env_prefix=None-like behaviour: pass values explicitly so tests and CLI share one path.
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None

@@ -1,0 +1,45 @@
+"""get_balance: the credit balance and whether a call can be dispatched."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from mcp.server.mcpserver import Context
+
+from outboundcalls.pricing import MINIMUM_BALANCE_CREDITS
+from tools.deps import ToolDeps, api_of, deps_of
+from tools.errors import upstream_errors
+from tools.results import ToolModel, structured
+
+__all__ = ["Balance", "get_balance"]
+
+
+class Balance(ToolModel):
+    credits: float
+    can_dispatch: bool
+    minimum_credits: float
+    email: str | None = None
+    plan: str | None = None
+    subscription_status: str | None = None
+    renews_at: datetime | None = None
+    sandbox: bool
+
+
+async def get_balance(ctx: Context[ToolDeps]) -> Balance:
+    """Credit balance, whether a call can be dispatched (needs 25 credits), plan and account email."""
+    api = api_of(ctx)
+    with upstream_errors():
+        account = await api.get_account()
+    sub = account.subscription
+    return structured(
+        Balance(
+            credits=account.credits,
+            can_dispatch=account.credits >= MINIMUM_BALANCE_CREDITS,
+            minimum_credits=MINIMUM_BALANCE_CREDITS,
+            email=account.user.email if account.user else None,
+            plan=sub.plan if sub else None,
+            subscription_status=sub.status if sub else None,
+            renews_at=sub.current_period_end if sub else None,
+            sandbox=deps_of(ctx).sandbox,
+        )
+    )

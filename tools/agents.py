@@ -1,0 +1,58 @@
+"""list_agents and get_agent: the voice agents a call can be dispatched through."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from outboundcalls.agents import Agent
+from tools.deps import ToolDeps, api_of
+from tools.errors import upstream_errors
+from tools.inputs import AgentId, StatusFilter
+from tools.results import ToolModel, structured
+
+__all__ = ["AgentInfo", "AgentList", "agent_info", "get_agent", "list_agents"]
+
+
+class AgentInfo(ToolModel):
+    id: str
+    name: str | None = None
+    status: str | None = None
+    language: str | None = None
+    created_at: datetime | None = None
+
+
+class AgentList(ToolModel):
+    agents: list[AgentInfo]
+
+
+def agent_info(agent: Agent, *, detail: bool = True) -> AgentInfo:
+    """The assistant's view of a vendor agent."""
+    info = AgentInfo(id=agent.id, name=agent.name, status=agent.status)
+    if detail:
+        info.language = agent.language
+        info.created_at = agent.created_at
+    return info
+
+
+async def list_agents(
+    ctx: Context[ToolDeps],
+    status: Annotated[StatusFilter | None, Field(description="deployed, draft or paused.")] = None,
+    limit: Annotated[int, Field(ge=1, le=200, description="At most 200.")] = 50,
+) -> AgentList:
+    """Voice agents with id, name and status; only deployed agents can dial."""
+    api = api_of(ctx)
+    with upstream_errors():
+        agents = await api.list_agents(status=status, limit=limit)
+    return structured(AgentList(agents=[agent_info(a, detail=False) for a in agents]))
+
+
+async def get_agent(ctx: Context[ToolDeps], agent_id: AgentId) -> AgentInfo:
+    """One agent."""
+    api = api_of(ctx)
+    with upstream_errors(f"agent_id {agent_id!r}"):
+        agent = await api.get_agent(agent_id)
+    return structured(agent_info(agent))

@@ -1,0 +1,91 @@
+"""list_contacts and add_contact: the people a call can be linked to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context
+from pydantic import AfterValidator, Field
+
+from outboundcalls.contacts import Contact, NewContact
+from tools.deps import ToolDeps, api_of, deps_of
+from tools.errors import upstream_errors
+from tools.inputs import ContactListId, ShortText, check_custom_fields, check_email, check_tag
+from tools.phone import e164_or_tool_error
+from tools.results import ToolModel, structured
+
+__all__ = ["ContactInfo", "ContactList", "add_contact", "contact_info", "list_contacts"]
+
+CustomValue = str | int | float | bool | None
+
+
+class ContactInfo(ToolModel):
+    id: str
+    contact_list_id: str | None = None
+    phone: str | None = None
+    name: str | None = None
+    email: str | None = None
+    company: str | None = None
+    tags: list[str] | None = None
+    custom_fields: dict[str, Any] | None = None
+    created_at: datetime | None = None
+
+
+class ContactList(ToolModel):
+    contacts: list[ContactInfo]
+
+
+def contact_info(c: Contact) -> ContactInfo:
+    """The assistant's view of a vendor contact."""
+    return ContactInfo(
+        id=c.id,
+        contact_list_id=c.contact_list_id,
+        phone=c.phone,
+        name=c.name,
+        email=c.email,
+        company=c.company,
+        tags=c.tags or None,
+        custom_fields=c.custom_fields or None,
+        created_at=c.created_at,
+    )
+
+
+async def list_contacts(
+    ctx: Context[ToolDeps],
+    contact_list_id: ContactListId | None = None,
+    limit: Annotated[int, Field(ge=1, le=500, description="At most 500.")] = 50,
+) -> ContactList:
+    """Contacts, optionally from one contact list."""
+    api = api_of(ctx)
+    with upstream_errors(f"contact_list_id {contact_list_id!r}"):
+        contacts = await api.list_contacts(contact_list_id=contact_list_id, limit=limit)
+    return structured(ContactList(contacts=[contact_info(c) for c in contacts]))
+
+
+async def add_contact(
+    ctx: Context[ToolDeps],
+    contact_list_id: ContactListId,
+    phone: Annotated[str, Field(max_length=64, description="Phone number; E.164 or national form.")],
+    name: ShortText | None = None,
+    email: Annotated[str, AfterValidator(check_email)] | None = None,
+    company: ShortText | None = None,
+    tags: Annotated[list[Annotated[str, AfterValidator(check_tag)]], Field(max_length=20)] | None = None,
+    custom_fields: Annotated[dict[str, CustomValue], AfterValidator(check_custom_fields)] | None = None,
+) -> ContactInfo:
+    """Add a contact to a contact list (the number is stored as E.164)."""
+    deps = deps_of(ctx)
+    e164 = e164_or_tool_error("phone", phone, deps.default_region)
+    api = api_of(ctx)
+    body = NewContact(
+        contact_list_id=contact_list_id,
+        phone=e164,
+        name=name,
+        email=email,
+        company=company,
+        tags=tags,
+        custom_fields=custom_fields,
+    )
+    with upstream_errors(f"contact_list_id {contact_list_id!r}"):
+        contact = await api.create_contact(body)
+    return structured(contact_info(contact))

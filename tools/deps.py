@@ -1,0 +1,80 @@
+"""What a tool needs from the server, built by the server in its lifespan (tools never import server)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+
+if TYPE_CHECKING:
+    from outboundcalls.client import OutboundCallsClient
+
+    from tools.dispatch_models import DispatchArgs, DispatchResult, Prepared, Preview
+
+__all__ = ["NO_KEY_MESSAGE", "CallEndWaiter", "Dispatcher", "ToolDeps", "api_of", "deps_of"]
+
+NO_KEY_MESSAGE = (
+    "No OutboundCalls API key is configured. The owner must set OUTBOUNDCALLS_API_KEY "
+    "(Settings → API Keys in the OutboundCalls dashboard), or start the server with --sandbox to try it without one."
+)
+
+
+class Dispatcher(Protocol):
+    """The one path every dispatch takes: pre-flight, consent bookkeeping, exactly-once dial."""
+
+    async def prepare(self, args: DispatchArgs) -> Prepared:
+        """Run pre-flight (cached briefly per args); raise ToolError naming every refusing rule."""
+        ...
+
+    async def offer_token(self, prepared: Prepared) -> Preview:
+        """Record the intent and return the preview carrying its confirmation token."""
+        ...
+
+    async def record_answer(self, prepared: Prepared, answer: str) -> None:
+        """Audit what the person answered (accept, decline, cancel, error)."""
+        ...
+
+    async def dial(self, prepared: Prepared, *, via: str) -> DispatchResult:
+        """Place the call once, through the ledger."""
+        ...
+
+    async def dial_with_token(self, args: DispatchArgs, token: str) -> DispatchResult:
+        """Confirm a previewed dispatch by its token: dial once, or return the recorded outcome."""
+        ...
+
+
+class CallEndWaiter(Protocol):
+    """Wakes a waiter when a call's end is known without polling (webhooks)."""
+
+    async def wait(self, call_id: str, timeout: float) -> bool: ...
+
+
+@dataclass
+class ToolDeps:
+    """Per-server dependencies a tool reaches through its typed Context."""
+
+    api: OutboundCallsClient | None
+    default_region: str
+    sandbox: bool
+    confirm_mode: str
+    dispatcher: Dispatcher | None = None
+    now: Callable[[], datetime] = field(default=datetime.now)
+    sleep: Callable[[float], Awaitable[Any]] | None = None
+    call_ends: CallEndWaiter | None = None
+
+
+def deps_of(ctx: Context[ToolDeps]) -> ToolDeps:
+    """The server's dependencies for this request."""
+    return ctx.request_context.lifespan_context
+
+
+def api_of(ctx: Context[ToolDeps]) -> OutboundCallsClient:
+    """The API client, or a tool error telling the owner how to configure one."""
+    api = deps_of(ctx).api
+    if api is None:
+        raise ToolError(NO_KEY_MESSAGE)
+    return api

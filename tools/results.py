@@ -1,0 +1,32 @@
+"""Tool results: pydantic models sent as structured content plus one compact JSON text block."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar, cast
+
+from mcp_types import CallToolResult, TextContent
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["ToolModel", "structured"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ToolModel(BaseModel):
+    """Base of every tool output; unset optional fields are left out on the wire, never sent as null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def structured(model: M) -> M:
+    """Send `model` as structuredContent and the same JSON, compact, as text.
+
+    The SDK's default text block is the JSON indented by two spaces; for a list of 200 calls
+    that indentation alone costs the assistant thousands of tokens.
+    """
+    data: dict[str, Any] = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    text = model.model_dump_json(by_alias=True, exclude_none=True)
+    result = CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+    # The SDK validates a returned CallToolResult against the declared output model, so the
+    # annotation (and the published outputSchema) stays the model's.
+    return cast(M, result)
