@@ -45,6 +45,7 @@ __all__ = [
     "TransportError",
     "UpstreamError",
     "error_from_response",
+    "header_value",
     "parse_retry_after",
     "scrub_secret",
 ]
