@@ -106,7 +106,7 @@ class OutboundCallsClient:
     ) -> None:
         key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
         raw = key.get_secret_value()
-        if not raw.strip() or any(ch.isspace() for ch in raw):
+        if not isinstance(raw, str) or not raw.strip() or any(ch.isspace() for ch in raw):
             raise InvalidRequestError("api_key must be a non-empty string without whitespace")
         try:
             url = httpx2.URL(base_url)
