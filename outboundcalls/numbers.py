@@ -112,9 +112,10 @@ class InvalidPhoneNumberError(InvalidRequestError):
         self.reason: InvalidReason = reason
         self.default_region = default_region
         self.short_number = short_number
+        self.detail = detail
         super().__init__(
             f"Invalid phone number {_shown(raw)}: {detail}. Expected E.164 like +14155550134, "
-            f"or a national number for region {default_region}."
+            f"or a national number for region {default_region}"
         )
 
 

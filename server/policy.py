@@ -1,0 +1,377 @@
+"""The dispatch policy: pre-flight rules as pure functions over facts the caller gathered.
+
+Every refusing rule is named, most fundamental first, in RULE_ORDER:
+validity, emergency, agent, balance, number_type, country, rate, do_not_call, hours,
+daily_calls, daily_credits, cooldown, unknown_outcome_hold.
+Emergency replaces validity (an emergency number is never a valid full number, and "emergency"
+is the truer name). Agent and balance come next: they concern who would place the call, not where
+it goes, and no destination rule matters while either refuses. The hold comes last because it is
+the cooldown's companion: it lasts until the outcome is reconciled or the cooldown ends.
+Nothing here reads a clock, the network or the ledger; only the do-not-call file is read, once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+from outboundcalls.numbers import NUMBER_TYPE_NAMES, InvalidPhoneNumberError, PhoneNumber, parse_phone
+from outboundcalls.pricing import MINIMUM_BALANCE_CREDITS, estimate_credits_per_minute
+from server.calling_hours import DEFAULT_CALLING_HOURS, CallingHours, LocalTime, destination_zones, local_times
+from server.do_not_call import DoNotCallFileError, load_do_not_call
+from server.preflight import (
+    ESTIMATE_MINUTES_PER_CALL,
+    RULE_ORDER,
+    RULE_SETTINGS,
+    AgentFacts,
+    PreflightResult,
+    Refusal,
+    RuleName,
+    UsageFacts,
+)
+
+__all__ = [
+    "DEFAULT_ALLOWED_NUMBER_TYPES",
+    "ESTIMATE_MINUTES_PER_CALL",
+    "RULE_ORDER",
+    "RULE_SETTINGS",
+    "AgentFacts",
+    "DispatchPolicy",
+    "DoNotCallFileError",
+    "PolicyError",
+    "PreflightResult",
+    "Refusal",
+    "RuleName",
+    "UsageFacts",
+    "load_do_not_call",
+]
+
+DEFAULT_ALLOWED_NUMBER_TYPES: Final = frozenset({"FIXED_LINE", "MOBILE", "FIXED_LINE_OR_MOBILE", "TOLL_FREE", "VOIP"})
+DEPLOYED_STATUS: Final = "deployed"
+_FINGERPRINT_VERSION: Final = 1
+
+
+class PolicyError(ValueError):
+    """A policy setting that does not parse or makes no sense; the server must not start."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    """The owner's dispatch rules, fixed at start-up; no tool argument can loosen them."""
+
+    allowed_countries: frozenset[str] = frozenset()
+    allowed_number_types: frozenset[str] = DEFAULT_ALLOWED_NUMBER_TYPES
+    max_credits_per_minute: float = 100.0
+    calling_hours: CallingHours = DEFAULT_CALLING_HOURS
+    do_not_call: frozenset[str] = frozenset()
+    max_calls_per_day: int = 50
+    max_credits_per_day: float = 5000.0
+    redial_cooldown_minutes: int = 60
+    # Only for messages: the fingerprint covers the file's numbers, not where they were read from.
+    do_not_call_file: Path | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        bad_countries = sorted(c for c in self.allowed_countries if len(c) != 2 or not c.isascii() or not c.isupper())
+        if bad_countries:
+            raise PolicyError("OUTBOUNDCALLS_ALLOWED_COUNTRIES", f"not upper-case ISO codes: {', '.join(bad_countries)}")
+        bad_types = sorted(self.allowed_number_types - NUMBER_TYPE_NAMES)
+        if bad_types:
+            known = ", ".join(sorted(NUMBER_TYPE_NAMES))
+            raise PolicyError("OUTBOUNDCALLS_ALLOWED_NUMBER_TYPES", f"unknown {', '.join(bad_types)}; known: {known}")
+        bad_numbers = sorted(n for n in self.do_not_call if not (n.startswith("+") and n[1:].isdigit()))
+        if bad_numbers:
+            raise PolicyError("OUTBOUNDCALLS_DO_NOT_CALL_FILE", f"not E.164: {', '.join(bad_numbers[:3])}")
+        for setting, value in (
+            ("OUTBOUNDCALLS_MAX_CREDITS_PER_MINUTE", self.max_credits_per_minute),
+            ("OUTBOUNDCALLS_MAX_CALLS_PER_DAY", self.max_calls_per_day),
+            ("OUTBOUNDCALLS_MAX_CREDITS_PER_DAY", self.max_credits_per_day),
+        ):
+            if not value > 0:
+                raise PolicyError(setting, f"must be greater than 0, got {value!r}")
+        if self.redial_cooldown_minutes < 0:
+            raise PolicyError("OUTBOUNDCALLS_REDIAL_COOLDOWN_MINUTES", f"must be 0 or more, got {self.redial_cooldown_minutes}")
+
+    @classmethod
+    def from_values(
+        cls,
+        *,
+        allowed_countries: Iterable[str] = (),
+        allowed_number_types: Iterable[str] = DEFAULT_ALLOWED_NUMBER_TYPES,
+        max_credits_per_minute: float = 100.0,
+        calling_hours: str | CallingHours = DEFAULT_CALLING_HOURS,
+        do_not_call_file: Path | None = None,
+        default_region: str = "US",
+        max_calls_per_day: int = 50,
+        max_credits_per_day: float = 5000.0,
+        redial_cooldown_minutes: int = 60,
+    ) -> DispatchPolicy:
+        """Build the policy from typed settings, parsing the hours and reading the do-not-call file."""
+        if isinstance(calling_hours, str):
+            try:
+                calling_hours = CallingHours.parse(calling_hours)
+            except ValueError as exc:
+                raise PolicyError("OUTBOUNDCALLS_CALLING_HOURS", str(exc)) from None
+        return cls(
+            allowed_countries=frozenset(c.strip().upper() for c in allowed_countries if c.strip()),
+            allowed_number_types=frozenset(t.strip().upper() for t in allowed_number_types if t.strip()),
+            max_credits_per_minute=float(max_credits_per_minute),
+            calling_hours=calling_hours,
+            do_not_call=frozenset() if do_not_call_file is None else load_do_not_call(do_not_call_file, default_region),
+            max_calls_per_day=max_calls_per_day,
+            max_credits_per_day=float(max_credits_per_day),
+            redial_cooldown_minutes=redial_cooldown_minutes,
+            do_not_call_file=do_not_call_file,
+        )
+
+    def settings_summary(self) -> dict[str, str]:
+        """Each setting's normalized value by env var; do-not-call numbers as a count and digest only."""
+        digest = hashlib.sha256("\n".join(sorted(self.do_not_call)).encode()).hexdigest()
+        return {
+            "OUTBOUNDCALLS_ALLOWED_COUNTRIES": ",".join(sorted(self.allowed_countries)) or "(all)",
+            "OUTBOUNDCALLS_ALLOWED_NUMBER_TYPES": ",".join(sorted(self.allowed_number_types)),
+            "OUTBOUNDCALLS_MAX_CREDITS_PER_MINUTE": repr(self.max_credits_per_minute),
+            "OUTBOUNDCALLS_CALLING_HOURS": str(self.calling_hours),
+            "OUTBOUNDCALLS_DO_NOT_CALL_FILE": f"{len(self.do_not_call)} numbers, sha256 {digest}",
+            "OUTBOUNDCALLS_MAX_CALLS_PER_DAY": str(self.max_calls_per_day),
+            "OUTBOUNDCALLS_MAX_CREDITS_PER_DAY": repr(self.max_credits_per_day),
+            "OUTBOUNDCALLS_REDIAL_COOLDOWN_MINUTES": str(self.redial_cooldown_minutes),
+        }
+
+    def fingerprint(self) -> str:
+        """A stable sha256 of the normalized settings, so processes sharing a ledger can compare policies."""
+        payload = {"version": _FINGERPRINT_VERSION, "settings": self.settings_summary()}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+    def evaluate(
+        self,
+        *,
+        raw: str,
+        default_region: str,
+        now: datetime,
+        agent: AgentFacts,
+        balance: float,
+        usage: UsageFacts,
+    ) -> PreflightResult:
+        """Run every pre-flight rule and name each one that refuses, most fundamental first."""
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware (UTC)")
+        refusals: list[Refusal] = []
+        number: PhoneNumber | None = None
+        short = None
+        try:
+            number = parse_phone(raw, default_region)
+        except InvalidPhoneNumberError as exc:
+            short = exc.short_number
+            refusals.append(_refuse_invalid(exc))
+        if number is not None and usage.to_number not in (None, number.e164):
+            raise ValueError(f"usage facts are for {usage.to_number}, not for {number.e164}")
+        refusals.extend(_refuse_agent_and_balance(agent, balance))
+        per_minute = estimate_credits_per_minute(number.region) if number and number.region else None
+        per_call = None if per_minute is None else round(per_minute * ESTIMATE_MINUTES_PER_CALL, 2)
+        times: tuple[LocalTime, ...] = ()
+        zones_fallback, zone_note = False, None
+        if number is not None:
+            refusals.extend(self._refuse_destination(number, per_minute))
+            zones = destination_zones(number, default_region.strip().upper())
+            times = local_times(zones.zones, now, self.calling_hours)
+            zones_fallback, zone_note = zones.fallback, zones.note
+            hours = self._refuse_hours(number, times, zone_note)
+            if hours is not None:
+                refusals.append(hours)
+        refusals.extend(self._refuse_caps(usage, per_call))
+        if number is not None:
+            refusals.extend(self._refuse_redial(number, usage, now))
+        refusals.sort(key=lambda refusal: RULE_ORDER.index(refusal.rule))
+        return PreflightResult(
+            raw=raw,
+            number=number,
+            short_number=short,
+            region=number.region if number else None,
+            estimated_credits_per_minute=per_minute,
+            estimated_credits_per_call=per_call,
+            local_times=list(times),
+            zones_fallback=zones_fallback,
+            zone_note=zone_note,
+            refusals=refusals,
+        )
+
+    def _refuse_destination(self, number: PhoneNumber, per_minute: float | None) -> list[Refusal]:
+        """Number type, country, rate and do-not-call: what the destination itself is."""
+        refusals = []
+        if number.number_type not in self.allowed_number_types:
+            allowed = ", ".join(sorted(self.allowed_number_types))
+            refusals.append(
+                _refusal(
+                    "number_type",
+                    f"{number.e164} is {number.number_type}",
+                    f"{number.number_type} numbers are not allowed (allowed: {allowed}); premium-rate and similar "
+                    "numbers can cost far more than a call. Only the owner can allow the type, in the setting.",
+                )
+            )
+        if self.allowed_countries and number.region not in self.allowed_countries:
+            where = number.region or "no country (a non-geographic number)"
+            allowed = ", ".join(sorted(self.allowed_countries))
+            refusals.append(
+                _refusal(
+                    "country",
+                    f"{number.e164} is in {where}",
+                    f"Calls are limited to {allowed}. Only the owner can add a country, in the setting.",
+                )
+            )
+        if per_minute is None:
+            refusals.append(
+                _refusal(
+                    "rate",
+                    f"{number.e164} ({number.region or 'non-geographic'}) has no rate estimate",
+                    "Without an estimated rate the toll-fraud guard cannot check this destination, so it is refused.",
+                )
+            )
+        elif per_minute > self.max_credits_per_minute:
+            refusals.append(
+                _refusal(
+                    "rate",
+                    f"{number.e164} ({number.region}) is estimated at {per_minute:g} credits/min, "
+                    f"over the cap of {self.max_credits_per_minute:g}",
+                    "Expensive destinations are refused as a guard against toll fraud (the figure is an estimate). "
+                    "Only the owner can raise the cap, in the setting.",
+                )
+            )
+        if number.e164 in self.do_not_call:
+            where = f" ({self.do_not_call_file})" if self.do_not_call_file else ""
+            refusals.append(
+                _refusal(
+                    "do_not_call",
+                    f"{number.e164} is on the do-not-call list{where}",
+                    "This number must not be called. Do not try another way to reach it.",
+                )
+            )
+        return refusals
+
+    def _refuse_hours(self, number: PhoneNumber, times: tuple[LocalTime, ...], zone_note: str | None) -> Refusal | None:
+        """The local time in every zone of the destination must be inside the calling hours."""
+        if not times:
+            return _refusal(
+                "hours",
+                f"the local time at {number.e164} is unknown",
+                f"{zone_note or 'No time zone is known'}, so calling hours ({self.calling_hours}) cannot be checked.",
+            )
+        outside = [t for t in times if not t.inside_hours]
+        if not outside:
+            return None
+        shown = ", ".join(f"{t.local_time:%H:%M} in {t.zone}" for t in outside)
+        return _refusal(
+            "hours",
+            f"the local time at {number.e164} is {shown}, outside {self.calling_hours}",
+            f"Calls are placed only between {self.calling_hours} local time (end exclusive) in every time zone "
+            "the number may be in. Try again inside that window; only the owner can change the hours.",
+        )
+
+    def _refuse_caps(self, usage: UsageFacts, per_call: float | None) -> list[Refusal]:
+        """The rolling 24-hour caps on dials and on estimated credits."""
+        refusals = []
+        if usage.calls_last_24h >= self.max_calls_per_day:
+            refusals.append(
+                _refusal(
+                    "daily_calls",
+                    f"{usage.calls_last_24h} calls were dialed in the last 24 hours; the cap is {self.max_calls_per_day}",
+                    "The daily call cap is reached; it frees up as dials age past 24 hours. "
+                    "Only the owner can raise it, in the setting.",
+                )
+            )
+        this_call = per_call or 0.0
+        if usage.credits_last_24h + this_call > self.max_credits_per_day:
+            refusals.append(
+                _refusal(
+                    "daily_credits",
+                    f"{usage.credits_last_24h:g} estimated credits in the last 24 hours plus {this_call:g} for this "
+                    f"call ({ESTIMATE_MINUTES_PER_CALL} minutes at the estimated rate) exceeds the cap of "
+                    f"{self.max_credits_per_day:g}",
+                    "The daily credit cap (an estimate) is reached; it frees up as dials age past 24 hours. "
+                    "Only the owner can raise it, in the setting.",
+                )
+            )
+        return refusals
+
+    def _refuse_redial(self, number: PhoneNumber, usage: UsageFacts, now: datetime) -> list[Refusal]:
+        """The cooldown since the last dial to this number, and the hold on an unreconciled outcome."""
+        refusals = []
+        cooldown = timedelta(minutes=self.redial_cooldown_minutes)
+        if usage.last_dial_at is not None and now - usage.last_dial_at < cooldown:
+            ago = int((now - usage.last_dial_at).total_seconds() // 60)
+            again = usage.last_dial_at + cooldown
+            refusals.append(
+                _refusal(
+                    "cooldown",
+                    f"{number.e164} was dialed {ago} minutes ago; the cooldown is {self.redial_cooldown_minutes} minutes",
+                    f"The same number is not dialed again until {again:%Y-%m-%d %H:%M} UTC. "
+                    "Only the owner can shorten the cooldown, in the setting.",
+                )
+            )
+        if usage.unknown_outcome_at is not None and now - usage.unknown_outcome_at < cooldown:
+            refusals.append(
+                _refusal(
+                    "unknown_outcome_hold",
+                    f"the outcome of the call to {number.e164} at {usage.unknown_outcome_at:%Y-%m-%d %H:%M} UTC "
+                    "is unknown",
+                    "It may have been placed, and it was not retried. This number is held until that outcome is "
+                    "reconciled (look for the call with list_calls) or the cooldown ends.",
+                )
+            )
+        return refusals
+
+
+def _refuse_invalid(exc: InvalidPhoneNumberError) -> Refusal:
+    """The validity refusal, or the emergency one for emergency and short service numbers."""
+    if exc.short_number is not None:
+        return _refusal(
+            "emergency",
+            exc.short_number.describe(),
+            "Emergency and short service numbers are never called, whatever the settings; "
+            "a person who needs emergency services must dial them directly.",
+        )
+    return _refusal("validity", f"{exc.raw[:40]!r} is not a dialable number", str(exc))
+
+
+def _refuse_agent_and_balance(agent: AgentFacts, balance: float) -> list[Refusal]:
+    """The agent must exist and be deployed; the balance must meet the vendor's minimum."""
+    refusals = []
+    if not agent.exists:
+        refusals.append(
+            _refusal(
+                "agent",
+                f"agent {agent.agent_id!r} does not exist in this account",
+                "Use list_agents to find a deployed agent's id.",
+            )
+        )
+    elif (agent.status or "").strip().lower() != DEPLOYED_STATUS:
+        refusals.append(
+            _refusal(
+                "agent",
+                f"agent {agent.agent_id!r} is {agent.status or 'of unknown status'}, not {DEPLOYED_STATUS}",
+                "Only a deployed agent can place calls: deploy it in the OutboundCalls dashboard, "
+                "or use list_agents with status=deployed to pick another.",
+            )
+        )
+    if balance < MINIMUM_BALANCE_CREDITS:
+        refusals.append(
+            _refusal(
+                "balance",
+                f"the balance is {balance:g} credits, under the {MINIMUM_BALANCE_CREDITS:g}-credit minimum",
+                "The vendor refuses calls below this balance; the owner can top up in the OutboundCalls dashboard.",
+            )
+        )
+    return refusals
+
+
+def _refusal(rule: RuleName, value: str, message: str) -> Refusal:
+    """A refusal carrying the setting its rule answers to."""
+    return Refusal(rule=rule, value=value, setting=RULE_SETTINGS[rule], message=message)
