@@ -1,0 +1,149 @@
+"""The Sandbox: one simulated OutboundCalls account behind an ASGI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import httpx2
+
+from .clock import Clock, ManualClock
+from .faults import Faults
+from .gateway import API_PREFIX, RecordedRequest, api_path
+from .lifecycle import CallScript, LiveOutcome
+from .seed import SeedIds, build_state
+from .webhooks import WebhookDelivery, WebhookSender
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from .transport import SandboxTransport
+
+__all__ = ["DEFAULT_CREDITS", "SANDBOX_API_KEY", "SANDBOX_BASE_URL", "Sandbox"]
+
+# Shaped like a vendor key but with a test prefix, so it can never be mistaken for a live one.
+SANDBOX_API_KEY: Final = "oc_test_sandbox_not_a_live_key_0000"
+SANDBOX_BASE_URL: Final = "http://sandbox.test" + API_PREFIX
+DEFAULT_CREDITS: Final = 1000.0
+
+
+class Sandbox:
+    """A stateful, deterministic fake of the OutboundCalls API (see the package docstring)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = SANDBOX_API_KEY,
+        clock: Clock | None = None,
+        seed: int = 0,
+        credits: float = DEFAULT_CREDITS,
+        webhook_url: str | None = None,
+        webhook_transport: httpx2.AsyncBaseTransport | None = None,
+        webhook_wrapped: bool = False,
+    ) -> None:
+        self.api_key = api_key
+        self.clock: Clock = clock if clock is not None else ManualClock()
+        self.seed = seed
+        self.state, self.seed_ids = build_state(seed=seed, now=self.clock.now(), credits=credits)
+        self.faults = Faults()
+        self.requests: list[RecordedRequest] = []
+        self.webhooks = WebhookSender(webhook_url, transport=webhook_transport, wrapped=webhook_wrapped)
+        self.base_url = SANDBOX_BASE_URL
+        self._app: Starlette | None = None
+        self._request_counter = 0
+
+    def __repr__(self) -> str:
+        return f"Sandbox(seed={self.seed}, credits={self.credits}, clock={self.clock!r})"
+
+    @property
+    def app(self) -> Starlette:
+        """The ASGI app serving the API under /api/v1 (built on first use)."""
+        if self._app is None:
+            from .app import build_app
+
+            self._app = build_app(self)
+        return self._app
+
+    def transport(self) -> SandboxTransport:
+        """An in-process httpx2 transport into the app that plays hang/drop/timeout faults at once."""
+        from .transport import SandboxTransport
+
+        return SandboxTransport(self)
+
+    def http_client(self, **kwargs: Any) -> httpx2.AsyncClient:
+        """A raw httpx2 client on `transport()`, with the base URL and the key already set."""
+        kwargs.setdefault("headers", {"Authorization": f"Bearer {self.api_key}"})
+        return httpx2.AsyncClient(transport=self.transport(), base_url=self.base_url, **kwargs)
+
+    @property
+    def credits(self) -> float:
+        """The account's current balance."""
+        return self.state.account.credits
+
+    @credits.setter
+    def credits(self, value: float) -> None:
+        self.state.account.credits = float(value)
+
+    @property
+    def dispatched(self) -> int:
+        """How many calls POST /calls has created so far."""
+        return self.state.dispatched
+
+    def call_json(self, call_id: str) -> dict[str, Any]:
+        """Any call's full JSON as GET /calls/{id} would show it (foreign ones included)."""
+        return self.state.calls[call_id].detail_json()
+
+    def count(self, method: str, path: str) -> int:
+        """How many requests with this method reached this path ("/calls" or "/api/v1/calls")."""
+        wanted = api_path(path)
+        return sum(1 for r in self.requests if r.method == method.upper() and r.path == wanted)
+
+    def next_request_id(self) -> str:
+        """A fresh request id for the x-request-id header."""
+        self._request_counter += 1
+        return f"req_sandbox_{self._request_counter:06d}"
+
+    def script_next_call(
+        self,
+        *,
+        outcome: LiveOutcome = "completed",
+        duration_seconds: float | None = None,
+        ring_seconds: float | None = None,
+    ) -> None:
+        """Decide how the next dispatched call goes; several scripts apply to calls in order."""
+        self.state.script_next_call(CallScript(outcome, duration_seconds, ring_seconds))
+
+    def sync(self) -> None:
+        """Bring calls up to the clock's time, charging and queuing webhooks for those that ended."""
+        for call in self.state.advance(self.clock.now()):
+            self.webhooks.enqueue(call.id, call.detail_json())
+
+    async def tick(self) -> list[WebhookDelivery]:
+        """Sync to the clock and deliver any queued webhooks."""
+        self.sync()
+        return await self.webhooks.flush()
+
+    async def advance(self, seconds: float) -> list[WebhookDelivery]:
+        """Move a ManualClock forward, then tick."""
+        if not isinstance(self.clock, ManualClock):
+            raise TypeError("advance() needs a ManualClock; a real clock moves by itself")
+        self.clock.advance(seconds)
+        return await self.tick()
+
+    @asynccontextmanager
+    async def running(self, *, interval: float = 0.5) -> AsyncIterator[Sandbox]:
+        """Tick every `interval` seconds in the background, so calls end and webhooks fire unasked."""
+        async with anyio.create_task_group() as group:
+
+            async def ticker() -> None:
+                while True:
+                    await self.tick()
+                    await anyio.sleep(interval)
+
+            group.start_soon(ticker)
+            try:
+                yield self
+            finally:
+                group.cancel_scope.cancel()
