@@ -37,25 +37,22 @@ DEFAULT_FAULT_MESSAGES: Final = {
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """One kind of misbehaviour for the next `times` requests matching `method` and `path`.
+    """One kind of misbehaviour for the next `times` requests matching `method` and `path`."""
 
-    kind:
-      status               answer `status` (4xx/5xx) with {"error": message}; Retry-After if set
-      hang                 never answer (in-process: httpx2.ReadTimeout at once)
-      timeout_before_send  the request never reaches the sandbox (in-process: httpx2.ConnectTimeout)
-      drop                 close the connection without a complete answer (RemoteProtocolError)
-      malformed            invalid JSON with a 2xx status
-      html                 a proxy's HTML error page, 502 unless `status` says otherwise
-      empty                a 2xx status with an empty body
-      missing_fields       a 2xx JSON body without required fields (id, credits, status)
-      latency              answer normally, `delay` seconds late
-    after_processing: the sandbox handles the request first (state changes: a call is created)
-      and only then the answer is replaced or lost; otherwise the request is not handled at all.
-    path: the path under /api/v1 ("/calls"), exact or a glob ("/calls/*"); None matches any.
-    times: how many matching requests it affects; None means every one until cleared.
-    delay: seconds to hold the answer back, for any kind.
-    """
-
+    # kind: "status" answers `status` (4xx/5xx) as {"error": message}, with Retry-After when
+    #   `retry_after` is set; "hang" never answers (in process: httpx2.ReadTimeout at once);
+    #   "timeout_before_send" never reaches the sandbox (in process: httpx2.ConnectTimeout; over a
+    #   socket it behaves as an unprocessed hang); "drop" closes without a complete answer
+    #   (httpx2.RemoteProtocolError); "malformed" is invalid JSON with a 2xx; "html" is a proxy's
+    #   HTML page, 502 unless `status` says otherwise; "empty" is a 2xx with no body;
+    #   "missing_fields" is the real 2xx body without id/credits/status (an unprocessed POST
+    #   answers {"ok": true}); "latency" answers normally but `delay` seconds late.
+    # after_processing: the API logic runs first (a call IS created) and only then the answer is
+    #   replaced or lost, which is how exactly-once dialing is tested; otherwise it never runs.
+    # path: the path under /api/v1 ("/calls"), exact or a glob ("/calls/*"); None matches any.
+    # times: how many matching requests it affects; None means all of them until cleared.
+    # delay: seconds to hold the answer back, for any kind; in process, a delay at least the
+    #   request's read timeout raises httpx2.ReadTimeout at once instead of sleeping.
     kind: FaultKind
     times: int | None = 1
     method: str | None = None

@@ -35,21 +35,16 @@ ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
-    """A request that reached the sandbox, and what became of it.
-
-    status: what the client was sent (None when nothing was); handled_status: what the API
-    logic answered (None when the request was not processed); delivered: whether a complete
-    answer reached the client.
-    """
+    """A request that reached the sandbox, and what became of it."""
 
     method: str
-    path: str
+    path: str  # under /api/v1, e.g. "/calls"
     query: dict[str, str]
-    body: Any
-    status: int | None
-    handled_status: int | None
+    body: Any  # parsed JSON, else the raw text, else None
+    status: int | None  # what the client was sent; None when nothing was
+    handled_status: int | None  # what the API logic answered; None when it never ran
     fault: FaultKind | None
-    delivered: bool
+    delivered: bool  # whether a complete answer reached the client
     request_id: str
 
     @property

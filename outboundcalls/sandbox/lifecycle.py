@@ -26,7 +26,7 @@ QUEUED_SECONDS: Final = 2.0
 # Live calls are short on purpose: a person trying `--sandbox` sees a call finish within ~20 s.
 _RING_SECONDS: Final = {"completed": (3, 5), "voicemail": (4, 6), "no_answer": (12, 16), "busy": (1, 2), "failed": (1, 1)}
 _TALK_SECONDS: Final = {"completed": (8, 13), "voicemail": (5, 8)}
-_OUTCOME_WEIGHTS: Final = {"completed": 60, "voicemail": 12, "no_answer": 14, "busy": 7, "failed": 7}
+_OUTCOME_WEIGHTS: Final[dict[LiveOutcome, int]] = {"completed": 60, "voicemail": 12, "no_answer": 14, "busy": 7, "failed": 7}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +83,8 @@ class CallPlan:
 def plan_call(seed: int, counter: int, script: CallScript | None = None) -> CallPlan:
     """The plan for the `counter`-th live call: scripted if asked, else drawn from the seed."""
     rng = random.Random(f"call-plan:{seed}:{counter}")
-    outcome: LiveOutcome
-    if script is not None:
-        outcome = script.outcome
-    else:
-        outcome = rng.choices(list(_OUTCOME_WEIGHTS), weights=list(_OUTCOME_WEIGHTS.values()))[0]  # type: ignore[assignment]
+    drawn = rng.choices(list(_OUTCOME_WEIGHTS), weights=list(_OUTCOME_WEIGHTS.values()))[0]
+    outcome: LiveOutcome = script.outcome if script is not None else drawn
     low, high = _RING_SECONDS[outcome]
     ring = float(rng.randint(low, high))
     talk_low, talk_high = _TALK_SECONDS.get(outcome, (0, 0))

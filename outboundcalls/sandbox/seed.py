@@ -21,7 +21,7 @@ from .records import (
     ContactRecord,
     PhoneNumberRecord,
 )
-from .state import RECORDING_BASE_URL, SandboxState
+from .state import RECORDING_BASE_URL, SandboxState, destination_region
 
 __all__ = ["HISTORY_CALLS", "LONG_TRANSCRIPT_TURNS", "SeedIds", "build_state"]
 
@@ -85,8 +85,6 @@ def _history_call(
     to_number: str, status: str, created_at: datetime, campaign_id: str | None, owner: str = OWNER,
 ) -> CallRecord:
     """A finished call from before the sandbox started, with its conversation and charge."""
-    from .state import destination_region
-
     region = destination_region(to_number) or "US"
     answered = status in ("completed", "voicemail")
     ring = float(rng.randint(3, 25 if status == "no_answer" else 8))

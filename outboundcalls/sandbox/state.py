@@ -176,7 +176,8 @@ class SandboxState:
             )
         region = destination_region(fields["toNumber"])
         if region is None or estimate_credits_per_minute(region) is None:
-            raise ApiError(400, f"toNumber {fields['toNumber']}: calls to region {region or 'unknown'} are not supported")
+            where = region or "unknown"
+            raise ApiError(400, f"toNumber {fields['toNumber']}: calls to region {where} are not supported")
         phone_number = self._caller_id(fields.get("phoneNumberId"))
         contact = None
         if fields.get("contactId") is not None:
@@ -221,23 +222,22 @@ class SandboxState:
 
     def advance(self, now: datetime) -> list[CallRecord]:
         """Move live calls to their status at `now`; return the ones that just ended, in end order."""
-        ended: list[CallRecord] = []
+        ended: list[tuple[datetime, int, CallRecord]] = []
         for call in self.calls.values():
             if call.plan is None or call.status in TERMINAL_STATUSES:
                 continue
-            elapsed = (now - call.created_at).total_seconds()
-            status = call.plan.status_at(elapsed)
+            status = call.plan.status_at((now - call.created_at).total_seconds())
             if status in TERMINAL_STATUSES:
-                ended.append(call)
-            elif status == "in_progress":
-                call.status = status
+                ended.append((call.created_at + timedelta(seconds=call.plan.end_after), call.sequence, call))
+                continue
+            call.status = status
+            if status == "in_progress":
                 call.started_at = call.created_at + timedelta(seconds=call.plan.answer_after)
-            else:
-                call.status = status
-        ended.sort(key=lambda call: (call.created_at + timedelta(seconds=call.plan.end_after), call.sequence))  # type: ignore[union-attr]
-        for call in ended:
+        # Charged in the order they ended, so the balance (and any cap) is the same every run.
+        ended.sort(key=lambda entry: entry[:2])
+        for _, _, call in ended:
             self._finish(call)
-        return ended
+        return [call for _, _, call in ended]
 
     def _finish(self, call: CallRecord) -> None:
         """Give an ended call its outcome and conversation, and charge for it."""

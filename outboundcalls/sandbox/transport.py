@@ -15,12 +15,11 @@ __all__ = ["SandboxTransport"]
 
 
 class SandboxTransport(httpx2.AsyncBaseTransport):
-    """httpx2.ASGITransport into the sandbox app, with faults played as httpx2 exceptions.
+    """httpx2.ASGITransport into the sandbox app, with lost answers raised as httpx2 errors."""
 
-    A "timeout_before_send" fault raises httpx2.ConnectTimeout without reaching the app; "hang"
-    (and a `delay` at least the request's read timeout) raises httpx2.ReadTimeout at once; "drop"
-    raises httpx2.RemoteProtocolError. Nothing waits on the wall clock.
-    """
+    # "timeout_before_send" raises ConnectTimeout without reaching the app; "hang" (or a delay at
+    # least the read timeout) raises ReadTimeout at once; "drop" raises RemoteProtocolError. A
+    # plain ASGITransport cannot express these, and tests must never wait on the wall clock.
 
     def __init__(self, sandbox: Sandbox) -> None:
         self._sandbox = sandbox
