@@ -200,7 +200,7 @@ def classify_short_number(raw: str, default_region: str = "US") -> ShortNumber |
 
 
 def is_emergency(raw: str, region: str = "US") -> bool:
-    """Whether raw is an emergency number (in region for national forms, or its country's)."""
+    """Whether raw is an emergency number: of its destination country, or of any for short input."""
     short = classify_short_number(raw, region)
     return short is not None and short.kind == "emergency"
 

@@ -33,6 +33,7 @@ from server.preflight import (
     Refusal,
     RuleName,
     UsageFacts,
+    estimate_per_call,
 )
 
 __all__ = [
@@ -176,7 +177,7 @@ class DispatchPolicy:
             raise ValueError(f"usage facts are for {usage.to_number}, not for {number.e164}")
         refusals.extend(_refuse_agent_and_balance(agent, balance))
         per_minute = estimate_credits_per_minute(number.region) if number and number.region else None
-        per_call = None if per_minute is None else round(per_minute * ESTIMATE_MINUTES_PER_CALL, 2)
+        per_call = estimate_per_call(per_minute)
         times: tuple[LocalTime, ...] = ()
         zones_fallback, zone_note = False, None
         if number is not None:

@@ -21,6 +21,7 @@ __all__ = [
     "Refusal",
     "RuleName",
     "UsageFacts",
+    "estimate_per_call",
 ]
 
 # The daily credit cap counts each dial as this many minutes at the destination's estimated rate.
@@ -145,3 +146,8 @@ class PreflightResult(BaseModel):
             setting = f" (setting {refusal.setting})" if refusal.setting else ""
             lines.append(f"- {refusal.rule}: {refusal.value}. {refusal.message}{setting}")
         return "\n".join(lines)
+
+
+def estimate_per_call(per_minute: float | None) -> float | None:
+    """The credits the daily cap counts for one dial: the estimated rate for a fixed number of minutes."""
+    return None if per_minute is None else round(per_minute * ESTIMATE_MINUTES_PER_CALL, 2)
