@@ -60,12 +60,11 @@ POLICY_LEASE: Final = timedelta(minutes=5)
 _T = TypeVar("_T")
 
 
+# The async methods run their short SQL in a worker thread: with busy_timeout a statement may wait
+# seconds for another process's write lock, and blocking the event loop that long would stall
+# every MCP session of this server. One connection per ledger, used by one thread at a time.
 class SqliteLedger:
-    """LedgerStore on SQLite; async methods run their short SQL in a worker thread.
-
-    Why a thread: with busy_timeout a statement may wait seconds for another process's write
-    lock, and blocking the event loop that long would stall every MCP session of this server.
-    """
+    """LedgerStore on one SQLite file in the state directory, safe to share between processes."""
 
     def __init__(self, state_dir: Path, *, poll_interval: float = 0.05) -> None:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
