@@ -26,8 +26,13 @@ Time: requests bring state up to `clock.now()`; `await sandbox.tick()` also deli
 Faults: `sandbox.faults.add(Fault(kind=..., times=1, method=None, path=None, status=None,
 retry_after=None, delay=0.0, after_processing=False))`; see `Fault`. Use `sandbox.transport()` in
 process so hang/drop/timeouts become httpx2 exceptions at once. The request log is
-`sandbox.requests` (`RecordedRequest`); `sandbox.count("POST", "/calls")` counts.
-Standalone: `python -m outboundcalls.sandbox --port 8787` (loopback only).
+`sandbox.requests` (`RecordedRequest`); `sandbox.count("POST", "/calls")` counts and
+`sandbox.dispatched` is how many calls were really created. `sandbox.credits` can be set.
+
+Webhooks: `Sandbox(webhook_url=..., webhook_transport=..., webhook_wrapped=False)` POSTs the
+GET /calls/{id} JSON of each ended call once (wrapped: {"event": "call.ended", "call": ...});
+attempts are in `sandbox.webhooks.deliveries`.
+Standalone: `python -m outboundcalls.sandbox --port 8787` (loopback only, real clock).
 """
 
 from __future__ import annotations

@@ -32,12 +32,19 @@ def ensure_loopback(host: str) -> str:
     return host
 
 
-def create_server(sandbox: Sandbox, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                  log_level: str = "info") -> uvicorn.Server:
+def create_server(
+    sandbox: Sandbox,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    log_level: str = "info",
+    shutdown_grace_seconds: int = 1,
+) -> uvicorn.Server:
     """A uvicorn server for the sandbox app (port 0 picks a free port)."""
+    # A short grace period: a "hang" fault would otherwise hold shutdown for HANG_SECONDS.
     config = uvicorn.Config(
         sandbox.app, host=ensure_loopback(host), port=port, lifespan="off", ws="none", http="h11",
-        log_level=log_level,
+        log_level=log_level, timeout_graceful_shutdown=shutdown_grace_seconds,
     )
     return uvicorn.Server(config)
 

@@ -15,9 +15,9 @@ from outboundcalls.sandbox.standalone import create_server, ensure_loopback, ser
 pytestmark = pytest.mark.anyio
 
 
-async def test_the_standalone_server_answers_over_a_real_socket_then_shuts_down() -> None:
+async def test_the_standalone_server_answers_drops_and_hangs_over_a_real_socket() -> None:
     sandbox = Sandbox()
-    server = create_server(sandbox, host="127.0.0.1", port=0, log_level="critical")
+    server = create_server(sandbox, host="127.0.0.1", port=0, log_level="critical", shutdown_grace_seconds=0)
     ready: list[str] = []
     async with anyio.create_task_group() as group:
         group.start_soon(functools.partial(serve, sandbox, server, on_ready=ready.append))
@@ -33,9 +33,12 @@ async def test_the_standalone_server_answers_over_a_real_socket_then_shuts_down(
             with pytest.raises(httpx2.RemoteProtocolError):
                 await http.post("/calls", json={"agentId": sandbox.seed_ids.deployed_agent_id,
                                                 "toNumber": "+14155551212"})
+            sandbox.faults.add(Fault("hang", path="/me"))
+            with pytest.raises(httpx2.ReadTimeout):
+                await http.get("/me", timeout=httpx2.Timeout(5, read=0.2))
         server.should_exit = True
     assert me.status_code == 200 and me.json()["credits"] == 1000.0
-    assert sandbox.count("GET", "/me") == 1 and sandbox.dispatched == 1
+    assert sandbox.count("GET", "/me") == 2 and sandbox.dispatched == 1
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
