@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from mcp.server.mcpserver import MCPServer
 
 from server.logs import configure_logging
+from server.dispatch import build_policy
+from server.policy import DispatchPolicy
 from server.settings import Settings
 from tools import register_tools
 from tools.deps import ToolDeps
@@ -54,11 +56,13 @@ def build_server(
     """A ready MCPServer; `transport` routes the API client (tests pass the sandbox's)."""
     configure_logging(settings)
     clock = now or _now
+    # Built now, not in the lifespan: a policy setting that does not parse must stop start-up.
+    policy = None if settings.read_only else build_policy(settings)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[ToolDeps]) -> AsyncIterator[ToolDeps]:
         async with AsyncExitStack() as stack:
-            deps = await _open_deps(settings, stack, transport=transport, now=clock, sleep=sleep)
+            deps = await _open_deps(settings, stack, policy, transport=transport, now=clock, sleep=sleep)
             yield deps
 
     mcp: MCPServer[ToolDeps] = MCPServer(
@@ -76,6 +80,7 @@ def build_server(
 async def _open_deps(
     settings: Settings,
     stack: AsyncExitStack,
+    policy: DispatchPolicy | None,
     *,
     transport: httpx2.AsyncBaseTransport | None,
     now: Callable[[], datetime],
@@ -105,10 +110,10 @@ async def _open_deps(
         now=now,
         sleep=sleep,
     )
-    if api is not None and not settings.read_only:
+    if api is not None and policy is not None:
         from server.dispatch import open_dispatcher
 
-        deps.dispatcher = await open_dispatcher(settings, stack, api=api, now=now)
+        deps.dispatcher = await open_dispatcher(settings, stack, api=api, policy=policy, now=now)
     return deps
 
 

@@ -143,7 +143,9 @@ async def dispatch_call(
         why = {
             "error": "The confirmation request failed, and no answer is no consent.",
             "accept": "The person did not tick confirm.",
-        }.get(answer, f"The person chose {answer}.")
+            "decline": "The person declined the call.",
+            "cancel": "The person cancelled the call.",
+        }[answer]
         return structured(_not_dialed(f"{why} Nothing was dialed."))
     return structured(await dispatcher.dial(prepared, via="elicitation"))
 

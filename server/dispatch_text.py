@@ -1,0 +1,62 @@
+"""What a person and an assistant read about a dispatch: the preview, the question, the refusals."""
+
+from __future__ import annotations
+
+from server.ledger import DispatchArgs as BoundArgs
+from server.preflight import AgentFacts, PreflightResult
+from tools.dispatch_models import Preview
+
+__all__ = ["describe_refusals", "local_time_text", "preview_view", "question_text"]
+
+SANDBOX_PREFIX = "[SANDBOX: simulated call, no real phone rings, no real credits] "
+
+
+def local_time_text(preflight: PreflightResult) -> str | None:
+    """The destination's local time in each of its zones, and which zone rule was used."""
+    if not preflight.local_times:
+        return None
+    parts = [f"{t.local_time:%a %H:%M} {t.zone}" for t in preflight.local_times]
+    text = ", ".join(parts)
+    if preflight.zone_note:
+        text += f" ({preflight.zone_note})"
+    return text
+
+
+def preview_view(bound: BoundArgs, preflight: PreflightResult, agent: AgentFacts, balance: float, *, sandbox: bool) -> Preview:
+    """The structured preview returned to the assistant."""
+    number = preflight.number
+    return Preview(
+        to=bound.to_number,
+        country=preflight.region,
+        number_type=number.number_type if number else None,
+        agent_id=bound.agent_id,
+        agent_name=agent.name,
+        est_credits_per_min=preflight.estimated_credits_per_minute,
+        balance=balance,
+        local_time=local_time_text(preflight),
+        sandbox=sandbox,
+    )
+
+
+def question_text(view: Preview, preflight: PreflightResult, *, sandbox: bool) -> str:
+    """The confirmation question a person answers; every fact they need, in one message."""
+    rate = (
+        f"about {view.est_credits_per_min:g} credits per minute (an estimate, not a quote; charged on completion)"
+        if view.est_credits_per_min is not None
+        else "an unknown rate (no estimate for this country)"
+    )
+    agent = f'"{view.agent_name}"' if view.agent_name else view.agent_id
+    text = (
+        f"Place a phone call to {view.to} ({view.country or 'unknown country'}, {view.number_type or 'unknown type'}) "
+        f"through agent {agent}? Local time there: {view.local_time or 'unknown'}. Cost: {rate}. "
+        f"Balance: {view.balance:g} credits."
+    )
+    return (SANDBOX_PREFIX + text) if sandbox else text
+
+
+def describe_refusals(preflight: PreflightResult, *, at_confirmation: bool = False) -> str:
+    """Every refusing rule with its value and setting; at confirmation, that the token stays unused."""
+    text = preflight.refusal_text()
+    if at_confirmation:
+        text += "\nThe confirmation token was not used and stays valid until it expires."
+    return text

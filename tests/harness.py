@@ -1,0 +1,66 @@
+"""Shared test wiring: a sandbox on a manual clock, settings, and a server built on them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+
+from outboundcalls.sandbox import SANDBOX_API_KEY, ManualClock, Sandbox
+from server.app import build_server
+from server.settings import Settings
+
+ElicitationCallback = Callable[..., Awaitable[Any]]
+
+# Noon in New York, so that US numbers are inside the default calling hours.
+NOON_NEW_YORK = "2026-11-30T17:00:00+00:00"
+
+
+def make_settings(state_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a sandbox-backed server whose ledger lives in state_dir."""
+    values: dict[str, Any] = {"api_key": SANDBOX_API_KEY, "sandbox": True, "state_dir": state_dir}
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@dataclass
+class Rig:
+    """A sandbox and a server wired to it; the server's clock and sleeps are the sandbox's."""
+
+    sandbox: Sandbox
+    settings: Settings
+    server: MCPServer[Any]
+
+    def client(self, mode: str = "auto", **kwargs: Any) -> Client:
+        """An in-memory MCP client of this rig's server (mode 'legacy' = handshake era)."""
+        return Client(self.server, mode=mode, **kwargs)
+
+    def posts(self) -> int:
+        """How many POST /calls reached the sandbox."""
+        return self.sandbox.count("POST", "/calls")
+
+
+def make_rig(state_dir: Path, *, sandbox: Sandbox | None = None, **overrides: Any) -> Rig:
+    """A server on a fresh (or given) sandbox; waits advance the sandbox clock instead of sleeping."""
+    from datetime import datetime
+
+    sb = sandbox or Sandbox(clock=ManualClock(datetime.fromisoformat(NOON_NEW_YORK)))
+    settings = make_settings(state_dir, **overrides)
+
+    async def sleep(seconds: float) -> None:
+        await sb.advance(seconds)
+
+    server = build_server(settings, transport=sb.transport(), now=sb.clock.now, sleep=sleep)
+    return Rig(sandbox=sb, settings=settings, server=server)
+
+
+@asynccontextmanager
+async def connected(rig: Rig, mode: str = "auto", **kwargs: Any) -> AsyncIterator[Client]:
+    """An open client session on the rig."""
+    async with rig.client(mode, **kwargs) as client:
+        yield client
