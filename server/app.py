@@ -20,6 +20,8 @@ from tools.deps import ToolDeps
 if TYPE_CHECKING:
     import httpx2
 
+    from outboundcalls.retry import RetryPolicy
+
 __all__ = ["SERVER_NAME", "build_server", "instructions_for"]
 
 SERVER_NAME = "outboundcalls"
@@ -52,8 +54,9 @@ def build_server(
     transport: httpx2.AsyncBaseTransport | None = None,
     now: Callable[[], datetime] | None = None,
     sleep: Callable[[float], Awaitable[Any]] | None = None,
+    retry: RetryPolicy | None = None,
 ) -> MCPServer[ToolDeps]:
-    """A ready MCPServer; `transport` routes the API client (tests pass the sandbox's)."""
+    """A ready MCPServer; `transport` routes the API client (tests pass the sandbox's), `retry` its GET retries."""
     configure_logging(settings)
     clock = now or _now
     # Built now, not in the lifespan: a policy setting that does not parse must stop start-up.
@@ -62,7 +65,7 @@ def build_server(
     @asynccontextmanager
     async def lifespan(_: MCPServer[ToolDeps]) -> AsyncIterator[ToolDeps]:
         async with AsyncExitStack() as stack:
-            deps = await _open_deps(settings, stack, policy, transport=transport, now=clock, sleep=sleep)
+            deps = await _open_deps(settings, stack, policy, transport=transport, now=clock, sleep=sleep, retry=retry)
             yield deps
 
     mcp: MCPServer[ToolDeps] = MCPServer(
@@ -85,6 +88,7 @@ async def _open_deps(
     transport: httpx2.AsyncBaseTransport | None,
     now: Callable[[], datetime],
     sleep: Callable[[float], Awaitable[Any]] | None,
+    retry: RetryPolicy | None = None,
 ) -> ToolDeps:
     # Imported here, not at module top: a host spawns us just to list tools, and these cost start-up time.
     from outboundcalls.client import OutboundCallsClient
@@ -98,7 +102,7 @@ async def _open_deps(
         transport, key, base_url = await start_sandbox(stack)
     if key is not None:
         api = await stack.enter_async_context(
-            OutboundCallsClient(key, base_url=base_url, transport=transport, timeout=settings.timeout_seconds)
+            OutboundCallsClient(key, base_url=base_url, transport=transport, timeout=settings.timeout_seconds, retry=retry)
         )
     else:
         log.warning("no API key: every tool will answer how to set OUTBOUNDCALLS_API_KEY or use --sandbox")

@@ -11,6 +11,7 @@ from typing import Any
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
+from outboundcalls.retry import RetryPolicy
 from outboundcalls.sandbox import SANDBOX_API_KEY, ManualClock, Sandbox
 from server.app import build_server
 from server.settings import Settings
@@ -55,7 +56,9 @@ def make_rig(state_dir: Path, *, sandbox: Sandbox | None = None, **overrides: An
     async def sleep(seconds: float) -> None:
         await sb.advance(seconds)
 
-    server = build_server(settings, transport=sb.transport(), now=sb.clock.now, sleep=sleep)
+    # GET retries back off on the sandbox clock too, with the jitter pinned, so they never sleep.
+    retry = RetryPolicy(sleep=sleep, random=lambda: 1.0)
+    server = build_server(settings, transport=sb.transport(), now=sb.clock.now, sleep=sleep, retry=retry)
     return Rig(sandbox=sb, settings=settings, server=server)
 
 
