@@ -27,7 +27,8 @@ Faults: `sandbox.faults.add(Fault(kind=..., times=1, method=None, path=None, sta
 retry_after=None, delay=0.0, after_processing=False))`; see `Fault`. Use `sandbox.transport()` in
 process so hang/drop/timeouts become httpx2 exceptions at once. The request log is
 `sandbox.requests` (`RecordedRequest`); `sandbox.count("POST", "/calls")` counts and
-`sandbox.dispatched` is how many calls were really created. `sandbox.credits` can be set.
+`sandbox.dispatched` is how many calls were really created. `sandbox.credits` can be set. From
+another process, GET /_sandbox/requests?since=N (loopback clients only, no key) serves the log.
 
 Webhooks: `Sandbox(webhook_url=..., webhook_transport=..., webhook_wrapped=False)` POSTs the
 GET /calls/{id} JSON of each ended call once (wrapped: {"event": "call.ended", "call": ...});

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import re
 from typing import TYPE_CHECKING, Any, Final
@@ -14,14 +15,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from .gateway import API_PREFIX, Gateway
+from .gateway import API_PREFIX, DEBUG_PREFIX, Gateway
 from .lifecycle import CALL_STATUSES
 from .state import ApiError
 
 if TYPE_CHECKING:
     from .simulation import Sandbox
 
-__all__ = ["AGENT_STATUSES", "DEFAULT_LIMITS", "MAX_LIMITS", "build_app"]
+__all__ = ["AGENT_STATUSES", "DEFAULT_LIMITS", "MAX_LIMITS", "build_app", "request_log"]
 
 AGENT_STATUSES: Final = ("deployed", "draft", "paused")
 MAX_LIMITS: Final = {"agents": 200, "contacts": 500, "calls": 200}
@@ -182,6 +183,27 @@ async def get_campaign(request: Request) -> Response:
     return JSONResponse(_authorize(request).state.campaign_json(request.path_params["id"]))
 
 
+def _from_loopback(request: Request) -> bool:
+    """Whether the request came from this machine."""
+    try:
+        return request.client is not None and ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False
+
+
+async def request_log(request: Request) -> Response:
+    """GET /_sandbox/requests?since=N: the request log from entry N, for benchmarks in another process."""
+    if not _from_loopback(request):
+        # The log holds request bodies (phone numbers): only this machine may read it.
+        raise ApiError(403, "The sandbox request log is served to loopback clients only")
+    raw = request.query_params.get("since", "0")
+    if not raw.isdigit():
+        raise ApiError(400, f"since must be a non-negative integer, got {raw!r}")
+    log = _sandbox(request).requests
+    entries = [{"method": r.method, "path": r.path, "status": r.status} for r in log[int(raw) :]]
+    return JSONResponse({"count": len(log), "requests": entries})
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     """An ApiError as the vendor's {"error": text} body."""
     assert isinstance(exc, ApiError)
@@ -208,7 +230,7 @@ def build_app(sandbox: Sandbox) -> Starlette:
         Route("/campaigns/{id}", get_campaign, methods=["GET"]),
     ]
     app = Starlette(
-        routes=[Mount(API_PREFIX, routes=routes)],
+        routes=[Mount(API_PREFIX, routes=routes), Route(f"{DEBUG_PREFIX}/requests", request_log, methods=["GET"])],
         middleware=[Middleware(Gateway, sandbox=sandbox)],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
     )

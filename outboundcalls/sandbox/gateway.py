@@ -16,9 +16,11 @@ from .faults import Fault, FaultKind
 if TYPE_CHECKING:
     from .simulation import Sandbox
 
-__all__ = ["API_PREFIX", "HANG_SECONDS", "Gateway", "InProcessExchange", "RecordedRequest", "api_path", "in_process"]
+__all__ = ["API_PREFIX", "DEBUG_PREFIX", "HANG_SECONDS", "Gateway", "InProcessExchange", "RecordedRequest", "api_path", "in_process"]
 
 API_PREFIX: Final = "/api/v1"
+# The sandbox's own routes (not the vendor API): never recorded, never faulted.
+DEBUG_PREFIX: Final = "/_sandbox"
 # Long enough that any sane client times out first, short enough that a stuck test still ends.
 HANG_SECONDS: Final = 60.0
 _PROXY_PAGE: Final = (
@@ -134,7 +136,7 @@ class Gateway:
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         """Handle one ASGI connection scope."""
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(DEBUG_PREFIX + "/"):
             await self.app(scope, receive, send)
             return
         raw = await self._read_body(receive)
