@@ -58,7 +58,7 @@ async def list_contacts(
 ) -> ContactList:
     """Contacts, optionally from one contact list."""
     api = api_of(ctx)
-    with upstream_errors(f"contact_list_id {contact_list_id!r}"):
+    with upstream_errors(f"contact_list_id {contact_list_id!r}" if contact_list_id else None):
         contacts = await api.list_contacts(contact_list_id=contact_list_id, limit=limit)
     return structured(ContactList(contacts=[contact_info(c) for c in contacts]))
 
@@ -86,6 +86,6 @@ async def add_contact(
         tags=tags,
         custom_fields=custom_fields,
     )
-    with upstream_errors(f"contact_list_id {contact_list_id!r}"):
+    with upstream_errors(f"contact_list_id {contact_list_id!r}", after_write="list_contacts"):
         contact = await api.create_contact(body)
     return structured(contact_info(contact))
