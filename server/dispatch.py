@@ -20,6 +20,7 @@ from outboundcalls.errors import (
     NotFoundError,
     OutboundCallsError,
     OutcomeUnknownError,
+    ResponseValidationError,
     UpstreamError,
 )
 from server.dispatch_text import describe_refusals, preview_view, question_text
@@ -54,6 +55,9 @@ FACTS_TTL = timedelta(seconds=60)
 # How far before the intent a vendor's createdAt may lie and still be this dispatch (clock skew).
 RECONCILE_SKEW = timedelta(minutes=2)
 WAIT_FOR_OTHER_CLAIM_SECONDS = 30.0
+NOT_PLACED = " The call was not placed. Once that is resolved, call dispatch_call again: it needs a new confirmation."
+# A 404 to POST /calls names none of the ids it was given, so all of them are suspects.
+DIAL_SUBJECT = "The agent, the caller id (phone_number_id) or the contact"
 
 
 @dataclass(frozen=True)
@@ -252,6 +256,9 @@ class DispatchService:
             call = await self.api.create_call(body)
         except OutcomeUnknownError as exc:
             return await self._settle_unknown(token, handle, started, reason=str(exc))
+        except ResponseValidationError as exc:
+            # A 2xx whose body is unreadable: the vendor took the call, so find it and never resend.
+            return await self._settle_unknown(token, handle, started, reason=str(exc))
         except UpstreamError as exc:
             # A 502 is "failed" per the vendor's page, but the call may exist anyway: look once.
             found = await self._find_call(bound, started)
@@ -259,7 +266,7 @@ class DispatchService:
                 await self.ledger.record_outcome(token, DialedOutcome(call_id=found.id), now=self.now())
                 return self._dialed(found, handle, note=" (the API answered 502, but the call was created)")
             await self.ledger.record_outcome(token, FailedOutcome(status=exc.status, message=exc.message), now=self.now())
-            raise ToolError(describe_upstream_error(exc) + " The call was not placed.") from exc
+            raise ToolError(describe_upstream_error(exc) + NOT_PLACED) from exc
         except InsufficientCreditsError as exc:
             await self.ledger.record_outcome(token, FailedOutcome(status=402, message=exc.message), now=self.now())
             raise ToolError(
@@ -269,7 +276,7 @@ class DispatchService:
         except (APIStatusError, ConnectionFailedError) as exc:
             status = exc.status if isinstance(exc, APIStatusError) else None
             await self.ledger.record_outcome(token, FailedOutcome(status=status, message=str(exc)[:300]), now=self.now())
-            raise ToolError(describe_upstream_error(exc) + " The call was not placed.") from exc
+            raise ToolError(describe_upstream_error(exc, DIAL_SUBJECT) + NOT_PLACED) from exc
         await self.ledger.record_outcome(token, DialedOutcome(call_id=call.id), now=self.now())
         return self._dialed(call, handle)
 
@@ -283,7 +290,7 @@ class DispatchService:
         return DispatchResult(
             status="outcome_unknown",
             message=(
-                f"The request to call {handle.bound.to_number} left, but no answer came back, and no matching call "
+                f"The request to call {handle.bound.to_number} left, but no usable answer came back, and no matching call "
                 "was found yet. The call may or may not have been placed. Nothing was retried; the number is held "
                 "until this is reconciled or the redial cooldown ends. Check list_calls in a minute."
             ),
