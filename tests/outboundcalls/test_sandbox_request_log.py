@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import httpx2
@@ -72,3 +74,23 @@ async def test_the_log_needs_no_key_but_is_refused_to_a_client_off_this_machine(
 async def test_a_malformed_since_is_a_400(http: httpx2.AsyncClient, since: str) -> None:
     answer = await http.get(LOG, params={"since": since})
     assert answer.status_code == 400 and "since" in answer.json()["error"]
+
+
+def test_the_standalone_sandbox_serves_the_log_over_a_socket_and_logs_no_line_per_request_below_info() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "outboundcalls.sandbox", "--port", "0", "--log-level", "warning"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        base_url = first.rsplit(" at ", 1)[1].strip()
+        headers = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}
+        with httpx2.Client(base_url=base_url, headers=headers, trust_env=False, timeout=10) as http:
+            assert http.get("/me").status_code == 200
+            log = http.get(base_url.removesuffix("/api/v1") + "/_sandbox/requests").json()
+    finally:
+        process.terminate()
+        _, rest = process.communicate(timeout=10)
+    assert log["requests"] == [{"method": "GET", "path": "/me", "status": 200}]
+    assert "GET /api/v1/me" not in rest
