@@ -7,7 +7,8 @@ LedgerStore is the storage seam: SQLite today (server.ledger_sqlite), a shared P
 any backend must make the pending -> dialing step a single conditional update in the database.
 
 LedgerError
-├── UnknownTokenError      no intent has this token
+├── UnknownIntentError     no intent has this id
+│   └── UnknownTokenError  no intent has this token
 ├── LedgerStateError       the intent is not in a state that allows the operation
 └── PolicyMismatchError    another live process shares the ledger with a different policy
 """
@@ -44,6 +45,7 @@ __all__ = [
     "Outcome",
     "PolicyMismatchError",
     "RefusedOutcome",
+    "UnknownIntentError",
     "UnknownOutcome",
     "UnknownTokenError",
     "UsageFacts",
@@ -65,7 +67,11 @@ class LedgerError(Exception):
     """Root of the ledger's errors."""
 
 
-class UnknownTokenError(LedgerError):
+class UnknownIntentError(LedgerError):
+    """No intent has this id."""
+
+
+class UnknownTokenError(UnknownIntentError):
     """No intent was ever issued with this token (or it was tampered with)."""
 
 
@@ -220,7 +226,7 @@ class LedgerStore(Protocol):
         mode: ConfirmMode,
         batch_id: str | None = None,
     ) -> Intent:
-        """Record a pending intent and return it with a fresh confirmation token."""
+        """Record a pending intent (audited as a preview in token mode) with a fresh confirmation token."""
         ...
 
     async def get_intent(self, token: str) -> IntentRecord | None:
@@ -241,6 +247,18 @@ class LedgerStore(Protocol):
 
     async def reconcile(self, token: str, call_id: str | None, *, now: datetime) -> IntentRecord:
         """Settle an unknown outcome: dialed when the call was found, still unknown when not."""
+        ...
+
+    async def reconcile_intent(self, intent_id: str, call_id: str | None, *, now: datetime) -> IntentRecord:
+        """reconcile() by intent id: start-up has only ids, because tokens are stored hashed."""
+        ...
+
+    async def intent_for_call(self, call_id: str) -> IntentRecord | None:
+        """The intent that recorded this vendor call id, so one call is never claimed by two intents."""
+        ...
+
+    async def record_charge(self, call_id: str, credits: float, *, now: datetime) -> bool:
+        """Audit what a call this ledger dialed was charged, once; False if not ours or already audited."""
         ...
 
     async def abandon_stale_claims(self, *, now: datetime, older_than: timedelta) -> list[IntentRecord]:

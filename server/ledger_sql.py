@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from pydantic import JsonValue
 
@@ -19,7 +19,10 @@ from server.ledger import (
     DispatchArgs,
     IntentRecord,
     LedgerError,
+    LedgerStateError,
     PolicyMismatchError,
+    UnknownIntentError,
+    UnknownTokenError,
     UsageFacts,
 )
 
@@ -28,15 +31,20 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "audit_from_row",
+    "audit_intent",
+    "audit_refused_claim",
     "find_intent",
+    "find_intent_by_call",
     "from_db",
     "from_db_or_none",
     "hold_policy",
     "insert_audit",
+    "insert_charge",
     "open_connection",
     "query_usage",
     "record_from_row",
     "refuse_secrets",
+    "settle_unknown",
     "to_db",
 ]
 
@@ -206,6 +214,27 @@ def find_intent(conn: sqlite3.Connection, key: str) -> IntentRecord | None:
     return None if row is None else record_from_row(row)
 
 
+def find_intent_by_call(conn: sqlite3.Connection, call_id: str) -> IntentRecord | None:
+    """The intent that recorded this vendor call id, if any."""
+    row = conn.execute("SELECT * FROM intents WHERE call_id = ? LIMIT 1", (call_id,)).fetchone()
+    return None if row is None else record_from_row(row)
+
+
+def insert_charge(conn: sqlite3.Connection, call_id: str, credits: float, at: datetime) -> bool:
+    """Audit a charge for the intent that dialed call_id, once; False if no intent did or it is already audited."""
+    record = find_intent_by_call(conn, call_id)
+    if record is None:
+        return False
+    seen = conn.execute("SELECT 1 FROM audit WHERE kind = 'charge' AND intent_id = ? LIMIT 1", (record.intent_id,))
+    if seen.fetchone() is not None:
+        return False
+    insert_audit(
+        conn, "charge", at, intent_id=record.intent_id, agent_id=record.args.agent_id, to_number=record.args.to_number,
+        estimate=record.estimated_credits_per_minute, charge=credits, detail={"call_id": call_id},
+    )  # fmt: skip
+    return True
+
+
 def insert_audit(
     conn: sqlite3.Connection,
     kind: AuditKind,
@@ -226,6 +255,50 @@ def insert_audit(
     ).lastrowid
     assert row_id is not None
     return row_id
+
+
+def audit_intent(
+    conn: sqlite3.Connection, kind: AuditKind, at: datetime, record: IntentRecord, detail: Mapping[str, JsonValue]
+) -> None:
+    """Append an audit entry about an intent, inside the caller's transaction."""
+    insert_audit(
+        conn, kind, at, intent_id=record.intent_id, agent_id=record.args.agent_id, to_number=record.args.to_number,
+        estimate=record.estimated_credits_per_minute, detail=detail,
+    )  # fmt: skip
+
+
+def audit_refused_claim(
+    conn: sqlite3.Connection, at: datetime, intent_id: str | None, args: DispatchArgs, status: str
+) -> None:
+    """Record a confirmation that confirmed nothing, with the arguments it came with."""
+    insert_audit(
+        conn, "refusal", at, intent_id=intent_id, agent_id=args.agent_id, to_number=args.to_number,
+        detail={"claim": status},
+    )  # fmt: skip
+
+
+def settle_unknown(
+    conn: sqlite3.Connection, where: Literal["token_hash", "intent_id"], value: str, call_id: str | None, at: datetime
+) -> IntentRecord:
+    """Reconcile the unknown intent found by `where`: dialed if its call was found, audited either way."""
+    if where not in ("token_hash", "intent_id"):
+        raise ValueError(f"cannot look intents up by {where!r}")
+    row = conn.execute(f"SELECT * FROM intents WHERE {where} = ?", (value,)).fetchone()
+    if row is None:
+        if where == "token_hash":
+            raise UnknownTokenError("no intent was issued with this confirmation token")
+        raise UnknownIntentError(f"no intent has the id {value!r}")
+    record = record_from_row(row)
+    if record.state != "unknown":
+        raise LedgerStateError(record.intent_id, record.state, "reconcile")
+    if call_id is not None:
+        conn.execute(
+            "UPDATE intents SET state = 'dialed', call_id = ?, reconciled_at = ? WHERE intent_id = ?",
+            (call_id, to_db(at), record.intent_id),
+        )
+    audit_intent(conn, "reconcile", at, record, {"found": call_id is not None, "call_id": call_id})
+    row = conn.execute("SELECT * FROM intents WHERE intent_id = ?", (record.intent_id,)).fetchone()
+    return record_from_row(row)
 
 
 def audit_from_row(row: sqlite3.Row) -> AuditEntry:

@@ -40,13 +40,18 @@ from server.ledger import (
 )
 from server.ledger_sql import (
     audit_from_row,
+    audit_intent,
+    audit_refused_claim,
     find_intent,
+    find_intent_by_call,
     hold_policy,
     insert_audit,
+    insert_charge,
     open_connection,
     query_usage,
     record_from_row,
     refuse_secrets,
+    settle_unknown,
     to_db,
 )
 from server.preflight import estimate_per_call
@@ -117,7 +122,9 @@ class SqliteLedger:
                  args.args_hash(), mode, estimate_per_minute, per_call, to_db(at), to_db(until)),
             )  # fmt: skip
             record = self._get(conn, key)
-            self._audit(conn, "preview", at, record, {"mode": mode, "expires_at": to_db(until)})
+            if mode == "token":
+                # A token is issued with a preview; the other modes are audited by their question or dial.
+                audit_intent(conn, "preview", at, record, {"mode": mode, "expires_at": to_db(until)})
             return record
 
         record = await self._run(lambda: self._in_transaction(work))
@@ -140,19 +147,19 @@ class SqliteLedger:
             ).rowcount
             record = find_intent(conn, key)
             if changed == 1 and record is not None:
-                self._audit(conn, "dial", at, record, {"mode": record.mode})
+                audit_intent(conn, "dial", at, record, {"mode": record.mode})
                 return ClaimResult(status="claimed", intent=record)
             if record is None:
-                _audit_refused_claim(conn, at, None, args, "unknown_token")
+                audit_refused_claim(conn, at, None, args, "unknown_token")
                 return ClaimResult(status="unknown_token")
             if record.args.args_hash() != args.args_hash():
-                _audit_refused_claim(conn, at, record.intent_id, args, "mismatched")
+                audit_refused_claim(conn, at, record.intent_id, args, "mismatched")
                 return ClaimResult(status="mismatched", intent=record)
             if record.state == "dialing":
                 return ClaimResult(status="in_progress", intent=record)
             if record.state != "pending":
                 return ClaimResult(status="already_done", intent=record)
-            _audit_refused_claim(conn, at, record.intent_id, args, "expired")
+            audit_refused_claim(conn, at, record.intent_id, args, "expired")
             return ClaimResult(status="expired", intent=record)
 
         return await self._run(lambda: self._in_transaction(work))
@@ -183,7 +190,7 @@ class SqliteLedger:
             if isinstance(outcome, RefusedOutcome):
                 # Never a state change: pre-flight runs before the claim, and a refusal seen while
                 # another confirmation holds the claim must not release it (that could dial twice).
-                self._audit(conn, "refusal", at, record, {"rules": list(outcome.rules)})
+                audit_intent(conn, "refusal", at, record, {"rules": list(outcome.rules), "stage": "confirmation"})
                 return record
             if record.state != "dialing":
                 raise LedgerStateError(record.intent_id, record.state, f"record the outcome {outcome.kind}")
@@ -196,7 +203,7 @@ class SqliteLedger:
                 fields["unknown_reason"] = outcome.reason
             assignments = ", ".join(f"{name} = ?" for name in fields)
             conn.execute(f"UPDATE intents SET {assignments} WHERE token_hash = ?", (*fields.values(), key))
-            self._audit(conn, "outcome", at, record, outcome.model_dump())
+            audit_intent(conn, "outcome", at, record, outcome.model_dump())
             return self._get(conn, key)
 
         record = await self._run(lambda: self._in_transaction(work))
@@ -206,20 +213,23 @@ class SqliteLedger:
     async def reconcile(self, token: str, call_id: str | None, *, now: datetime) -> IntentRecord:
         """Settle an unknown outcome: dialed when the call was found, still unknown when not."""
         key, at = token_hash(token), utc(now)
+        return await self._run(lambda: self._in_transaction(lambda conn: settle_unknown(conn, "token_hash", key, call_id, at)))
 
-        def work(conn: sqlite3.Connection) -> IntentRecord:
-            record = self._get(conn, key)
-            if record.state != "unknown":
-                raise LedgerStateError(record.intent_id, record.state, "reconcile")
-            if call_id is not None:
-                conn.execute(
-                    "UPDATE intents SET state = 'dialed', call_id = ?, reconciled_at = ? WHERE token_hash = ?",
-                    (call_id, to_db(at), key),
-                )
-            self._audit(conn, "reconcile", at, record, {"found": call_id is not None, "call_id": call_id})
-            return self._get(conn, key)
+    async def reconcile_intent(self, intent_id: str, call_id: str | None, *, now: datetime) -> IntentRecord:
+        """reconcile() by intent id: start-up has only ids, because tokens are stored hashed."""
+        at = utc(now)
+        return await self._run(
+            lambda: self._in_transaction(lambda conn: settle_unknown(conn, "intent_id", intent_id, call_id, at))
+        )
 
-        return await self._run(lambda: self._in_transaction(work))
+    async def intent_for_call(self, call_id: str) -> IntentRecord | None:
+        """The intent that recorded this vendor call id, so one call is never claimed by two intents."""
+        return await self._run(lambda: self._locked(lambda conn: find_intent_by_call(conn, call_id)))
+
+    async def record_charge(self, call_id: str, credits: float, *, now: datetime) -> bool:
+        """Audit what a call this ledger dialed was charged, once; False if not ours or already audited."""
+        at = utc(now)
+        return await self._run(lambda: self._in_transaction(lambda conn: insert_charge(conn, call_id, credits, at)))
 
     async def abandon_stale_claims(self, *, now: datetime, older_than: timedelta) -> list[IntentRecord]:
         """Mark claims whose process never recorded an outcome as unknown, so they get reconciled."""
@@ -237,7 +247,7 @@ class SqliteLedger:
                     (reason, to_db(at), key),
                 )
                 record = self._get(conn, key)
-                self._audit(conn, "outcome", at, record, {"kind": "unknown", "reason": reason})
+                audit_intent(conn, "outcome", at, record, {"kind": "unknown", "reason": reason})
                 records.append(record)
             return records
 
@@ -320,21 +330,6 @@ class SqliteLedger:
                 location=self.path.parent,
             )
 
-    def _audit(
-        self, conn: sqlite3.Connection, kind: AuditKind, at: datetime, record: IntentRecord, detail: dict[str, JsonValue]
-    ) -> None:
-        """Append an audit entry about an intent, inside the caller's transaction."""
-        insert_audit(
-            conn,
-            kind,
-            at,
-            intent_id=record.intent_id,
-            agent_id=record.args.agent_id,
-            to_number=record.args.to_number,
-            estimate=record.estimated_credits_per_minute,
-            detail=detail,
-        )
-
     def _get(self, conn: sqlite3.Connection, key: str) -> IntentRecord:
         """The intent stored under a token hash, or UnknownTokenError."""
         record = find_intent(conn, key)
@@ -372,14 +367,3 @@ class SqliteLedger:
     async def _run(self, work: Callable[[], _T]) -> _T:
         """Run blocking SQLite work in a worker thread."""
         return await anyio.to_thread.run_sync(work)
-
-
-
-def _audit_refused_claim(
-    conn: sqlite3.Connection, at: datetime, intent_id: str | None, args: DispatchArgs, status: str
-) -> None:
-    """Record a confirmation that confirmed nothing, with the arguments it came with."""
-    insert_audit(
-        conn, "refusal", at, intent_id=intent_id, agent_id=args.agent_id, to_number=args.to_number,
-        detail={"claim": status},
-    )  # fmt: skip

@@ -18,6 +18,7 @@ from server.ledger import (
     LedgerStateError,
     LedgerStore,
     RefusedOutcome,
+    UnknownIntentError,
     UnknownOutcome,
     UnknownTokenError,
 )
@@ -138,7 +139,7 @@ async def test_a_refusal_at_confirmation_leaves_the_token_unused(ledger: SqliteL
     assert record.state == "pending"
     assert (await ledger.claim(intent.token, ARGS, now=T0)).claimed
     refusal = [entry for entry in await ledger.recent_audit() if entry.kind == "refusal"]
-    assert refusal[0].detail == {"rules": ["hours", "cooldown"]}
+    assert refusal[0].detail == {"rules": ["hours", "cooldown"], "stage": "confirmation"}
 
 
 async def test_a_refusal_seen_while_another_confirmation_dials_does_not_release_its_claim(ledger: SqliteLedger) -> None:
@@ -293,3 +294,36 @@ def test_the_sqlite_ledger_implements_every_method_of_the_storage_interface() ->
     for name, member in vars(LedgerStore).items():
         if callable(member) and not name.startswith("_"):
             assert inspect.signature(getattr(SqliteLedger, name)) == inspect.signature(member), name
+
+
+async def test_an_unknown_outcome_is_reconciled_by_its_intent_id_without_the_token(ledger: SqliteLedger) -> None:
+    intent = await ledger.create_intent(ARGS, estimate_per_minute=19.95, now=T0, expires_at=EXPIRES, mode="token")
+    await ledger.claim(intent.token, ARGS, now=T0)
+    await ledger.record_outcome(intent.token, UnknownOutcome(reason="read timeout after sending"), now=T0)
+    (pending,) = await ledger.unreconciled()
+    record = await ledger.reconcile_intent(pending.intent_id, "call_9", now=T0 + timedelta(minutes=1))
+    assert (record.state, record.call_id) == ("dialed", "call_9")
+    assert await ledger.unreconciled() == []
+
+
+async def test_reconciling_by_an_unknown_intent_id_or_a_settled_one_is_an_error(ledger: SqliteLedger) -> None:
+    token = await dialed(ledger, ARGS, T0, "call_1")
+    record = await ledger.get_intent(token)
+    assert record is not None
+    with pytest.raises(UnknownIntentError):
+        await ledger.reconcile_intent("no-such-intent", None, now=T0)
+    with pytest.raises(LedgerStateError):
+        await ledger.reconcile_intent(record.intent_id, "call_2", now=T0)
+
+
+async def test_a_recorded_call_id_leads_back_to_its_intent(ledger: SqliteLedger) -> None:
+    token = await dialed(ledger, ARGS, T0, "call_1")
+    record = await ledger.intent_for_call("call_1")
+    assert record is not None and record == await ledger.get_intent(token)
+    assert await ledger.intent_for_call("call_2") is None
+
+
+async def test_elicited_and_unattended_intents_are_not_audited_as_previews(ledger: SqliteLedger) -> None:
+    for mode in ("elicit", "none"):
+        await ledger.create_intent(ARGS, estimate_per_minute=19.95, now=T0, expires_at=EXPIRES, mode=mode)  # type: ignore[arg-type]
+    assert await ledger.recent_audit() == []

@@ -109,3 +109,17 @@ async def test_the_audit_survives_a_restart(tmp_path: Path) -> None:
     after = SqliteLedger(tmp_path)
     assert [entry.detail for entry in await after.recent_audit()] == [{"action": "accept"}]
     await after.aclose()
+
+
+async def test_a_charge_is_audited_once_and_only_for_a_call_this_ledger_dialed(ledger: SqliteLedger) -> None:
+    intent = await ledger.create_intent(ARGS, estimate_per_minute=19.95, now=T0, expires_at=EXPIRES, mode="token")
+    await ledger.claim(intent.token, ARGS, now=T0)
+    await ledger.record_outcome(intent.token, DialedOutcome(call_id="call_1"), now=T0)
+    later = T0 + timedelta(minutes=3)
+    assert await ledger.record_charge("call_1", 59.85, now=later) is True
+    assert await ledger.record_charge("call_1", 59.85, now=later) is False
+    assert await ledger.record_charge("someone_elses_call", 10.0, now=later) is False
+    charges = [entry for entry in await ledger.recent_audit() if entry.kind == "charge"]
+    assert [(c.intent_id, c.charge_credits, c.to_number, c.detail) for c in charges] == [
+        (intent.intent_id, 59.85, "+14155550134", {"call_id": "call_1"})
+    ]
