@@ -76,8 +76,11 @@ def describe_upstream_error(exc: OutboundCallsError, subject: str | None = None,
         return _sentence(str(exc)) + check
     if isinstance(exc, RequestTimeoutError):
         return "The OutboundCalls API did not answer in time, even after retries. Try again shortly."
-    if isinstance(exc, ConnectionFailedError | TransportError):
+    if isinstance(exc, ConnectionFailedError):
         return f"Could not reach the OutboundCalls API ({exc}). Nothing was changed; try again shortly."
+    if isinstance(exc, TransportError):
+        # Only reads get here (a broken write is OutcomeUnknownError), so nothing changed upstream.
+        return f"The connection to the OutboundCalls API broke before an answer came ({exc}). Nothing was changed; try again shortly."
     if isinstance(exc, ResponseValidationError):
         if after_write:
             return (
