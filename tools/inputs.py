@@ -18,7 +18,9 @@ __all__ = [
 
 # Vendor ids are opaque (`clx...`); this alphabet can never change the path or query sent upstream.
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls, line/paragraph separators, and the bidirectional overrides and isolates
+# that make text display differently from what it is (a name that reads "Ada" but is not).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def check_id(value: str) -> str:
@@ -31,7 +33,7 @@ def check_id(value: str) -> str:
 def check_text(value: str) -> str:
     """Printable text: no control characters (NUL, newlines) reach the vendor."""
     if _CONTROL.search(value):
-        raise ValueError("control characters (NUL, newlines, tabs) are not allowed")
+        raise ValueError("control characters (NUL, newlines, tabs, bidirectional overrides) are not allowed")
     if not value.strip():
         raise ValueError("must not be blank")
     return value
