@@ -8,14 +8,22 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus
 
+from server.call_events import CallEndStore, CallEvents, serve_legacy_subscriptions
 from server.logs import configure_logging
 from server.dispatch import build_policy
 from server.policy import DispatchPolicy
 from server.settings import Settings
+from server.state_dir import resolve_state_dir
+from server.webhooks import add_webhook_route
 from tools import register_tools
+from tools.completions import register_completions
 from tools.deps import ToolDeps
+from tools.prompts import register_prompts
+from tools.resources import register_resources
 
 if TYPE_CHECKING:
     import httpx2
@@ -62,10 +70,14 @@ def build_server(
     # Built now, not in the lifespan: a policy setting that does not parse must stop start-up.
     policy = None if settings.read_only else build_policy(settings)
 
+    bus = InMemorySubscriptionBus()
+    events = CallEvents(store=CallEndStore(lambda: resolve_state_dir(settings)), bus=bus, sleep=sleep or anyio.sleep)
+
     @asynccontextmanager
     async def lifespan(_: MCPServer[ToolDeps]) -> AsyncIterator[ToolDeps]:
         async with AsyncExitStack() as stack:
             deps = await _open_deps(settings, stack, policy, transport=transport, now=clock, sleep=sleep, retry=retry)
+            deps.call_ends = events
             yield deps
 
     mcp: MCPServer[ToolDeps] = MCPServer(
@@ -75,8 +87,15 @@ def build_server(
         instructions=instructions_for(settings),
         lifespan=lifespan,
         log_level=settings.log_level,
+        subscriptions=bus,
     )
     register_tools(mcp, read_only=settings.read_only)
+    register_resources(mcp)
+    register_prompts(mcp)
+    register_completions(mcp)
+    serve_legacy_subscriptions(mcp, events)
+    if settings.webhook_secret is not None:
+        add_webhook_route(mcp, settings.webhook_secret, events, now=clock)
     return mcp
 
 

@@ -17,7 +17,10 @@ READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_h
 ADD = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 DIAL = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
 
-READ_TOOLS = ("get_balance", "list_calls", "get_call", "wait_for_call", "list_agents", "get_agent", "list_contacts", "get_campaign")
+READ_TOOLS = (
+    "get_balance", "list_calls", "get_call", "wait_for_call", "wait_for_calls", "list_agents", "get_agent",
+    "list_contacts", "get_campaign",
+)
 WRITE_TOOLS = ("add_contact", "dispatch_call")
 
 
@@ -31,6 +34,7 @@ def _catalogue() -> list[tuple[Callable[..., Any], ToolAnnotations]]:
         (calls.list_calls, READ),
         (calls.get_call, READ),
         (calls.wait_for_call, READ),
+        (calls.wait_for_calls, READ),
         (contacts.list_contacts, READ),
         (contacts.add_contact, ADD),
         (dispatch.dispatch_call, DIAL),

@@ -6,12 +6,13 @@ from datetime import datetime
 
 from mcp.server.mcpserver import Context
 
+from outboundcalls.account import Account
 from outboundcalls.pricing import MINIMUM_BALANCE_CREDITS
 from tools.deps import ToolDeps, api_of, deps_of
 from tools.errors import upstream_errors
 from tools.results import ToolModel, structured
 
-__all__ = ["Balance", "get_balance"]
+__all__ = ["Balance", "balance_view", "get_balance"]
 
 
 class Balance(ToolModel):
@@ -25,21 +26,24 @@ class Balance(ToolModel):
     sandbox: bool
 
 
+def balance_view(account: Account, *, sandbox: bool) -> Balance:
+    """The assistant's view of the account (also the outboundcalls://account resource)."""
+    sub = account.subscription
+    return Balance(
+        credits=account.credits,
+        can_dispatch=account.credits >= MINIMUM_BALANCE_CREDITS,
+        minimum_credits=MINIMUM_BALANCE_CREDITS,
+        email=account.user.email if account.user else None,
+        plan=sub.plan if sub else None,
+        subscription_status=sub.status if sub else None,
+        renews_at=sub.current_period_end if sub else None,
+        sandbox=sandbox,
+    )
+
+
 async def get_balance(ctx: Context[ToolDeps]) -> Balance:
     """Credit balance, whether a call can be dispatched (needs 25 credits), plan and account email."""
     api = api_of(ctx)
     with upstream_errors():
         account = await api.get_account()
-    sub = account.subscription
-    return structured(
-        Balance(
-            credits=account.credits,
-            can_dispatch=account.credits >= MINIMUM_BALANCE_CREDITS,
-            minimum_credits=MINIMUM_BALANCE_CREDITS,
-            email=account.user.email if account.user else None,
-            plan=sub.plan if sub else None,
-            subscription_status=sub.status if sub else None,
-            renews_at=sub.current_period_end if sub else None,
-            sandbox=deps_of(ctx).sandbox,
-        )
-    )
+    return structured(balance_view(account, sandbox=deps_of(ctx).sandbox))

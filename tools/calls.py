@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from outboundcalls.calls import CallDetail, CallSummary
 from tools.deps import ToolDeps, api_of, deps_of
 from tools.errors import upstream_errors
 from tools.inputs import AgentId, CallId, CampaignId, StatusFilter
+from tools.resources import transcript_uri
 from tools.results import ToolModel, structured
 
-__all__ = ["CallItem", "CallList", "CallView", "Turn", "WaitResult", "get_call", "list_calls", "wait_for_call"]
+if TYPE_CHECKING:
+    from outboundcalls.client import OutboundCallsClient
+
+__all__ = [
+    "CallItem", "CallList", "CallView", "Turn", "WaitManyResult", "WaitResult",
+    "get_call", "list_calls", "wait_for_call", "wait_for_calls",
+]
 
 FIRST_POLL_SECONDS = 1.0
 MAX_POLL_SECONDS = 10.0
+MAX_WAIT_CALLS = 20
+MAX_PARALLEL_GETS = 5
 
 
 class CallItem(ToolModel):
@@ -54,12 +64,19 @@ class CallView(CallItem):
     transcript: list[Turn] | None = None
     transcript_turns: int | None = None
     transcript_truncated: bool | None = None
+    transcript_uri: str | None = None
 
 
 class WaitResult(ToolModel):
     timed_out: bool
     waited_s: float
     call: CallView
+
+
+class WaitManyResult(ToolModel):
+    timed_out: bool
+    waited_s: float
+    calls: list[CallItem]
 
 
 def call_item(c: CallSummary) -> CallItem:
@@ -133,7 +150,11 @@ async def get_call(
     api = api_of(ctx)
     with upstream_errors(f"call_id {call_id!r}"):
         call = await api.get_call(call_id)
-    return structured(call_view(call, include_transcript=include_transcript, max_chars=max_transcript_chars))
+    await _announce_end(deps_of(ctx), call)
+    view = call_view(call, include_transcript=include_transcript, max_chars=max_transcript_chars)
+    if view.transcript_truncated:
+        view.transcript_uri = transcript_uri(call.id)
+    return structured(view)
 
 
 async def wait_for_call(
@@ -144,26 +165,103 @@ async def wait_for_call(
     """Wait until a call ends (progress is reported); on timeout returns its last state with timed_out=true."""
     deps = deps_of(ctx)
     api = api_of(ctx)
-    sleep = deps.sleep or anyio.sleep
     started = deps.now()
     interval = FIRST_POLL_SECONDS
-    polls = 0
-    while True:
-        with upstream_errors(f"call_id {call_id!r}"):
-            call = await api.get_call(call_id)
-        polls += 1
-        waited = (deps.now() - started).total_seconds()
-        await ctx.report_progress(min(waited, timeout_seconds), timeout_seconds, message=f"{call_id}: {call.status}")
-        remaining = timeout_seconds - waited
-        if call.is_terminal or remaining <= 0:
-            view = call_view(call, include_transcript=False, max_chars=None)
-            return structured(WaitResult(timed_out=not call.is_terminal, waited_s=round(waited, 1), call=view))
-        pause = min(interval, remaining)
-        if deps.call_ends is not None:
-            # A webhook can end the wait at once; the poll is only the fallback.
-            await deps.call_ends.wait(call_id, pause)
-        else:
-            await sleep(pause)
-        interval = min(interval * 1.5, MAX_POLL_SECONDS)
+    call: CallDetail | None = None
+    # The wall-clock bound holds even if the API is slow: the request never outlives the timeout asked for.
+    with anyio.move_on_after(timeout_seconds):
+        while True:
+            with upstream_errors(f"call_id {call_id!r}"):
+                call = await api.get_call(call_id)
+            waited = _seconds_since(deps, started)
+            await ctx.report_progress(min(waited, timeout_seconds), timeout_seconds, message=f"{call_id}: {call.status}")
+            remaining = timeout_seconds - waited
+            if call.is_terminal or remaining <= 0:
+                break
+            ended = await _pause(deps, [call_id], min(interval, remaining))
+            if call_id in ended:
+                # The webhook carried the ended call: no further request is needed.
+                call = ended[call_id]
+                await ctx.report_progress(timeout_seconds, timeout_seconds, message=f"{call_id}: {call.status}")
+                break
+            interval = min(interval * 1.5, MAX_POLL_SECONDS)
+    if call is None:
+        raise ToolError(f"The OutboundCalls API did not answer about call {call_id} within {timeout_seconds:g} s. Try again.")
+    await _announce_end(deps, call)
+    view = call_view(call, include_transcript=False, max_chars=None)
+    waited = round(min(_seconds_since(deps, started), timeout_seconds), 1)
+    return structured(WaitResult(timed_out=not call.is_terminal, waited_s=waited, call=view))
 
 
+async def wait_for_calls(
+    ctx: Context[ToolDeps],
+    call_ids: Annotated[list[CallId], Field(min_length=1, max_length=MAX_WAIT_CALLS, description="At most 20.")],
+    timeout_seconds: Annotated[float, Field(gt=0, le=600, description="At most 600.")] = 120,
+) -> WaitManyResult:
+    """Wait until several calls end (progress as each ends); on timeout timed_out=true."""
+    deps = deps_of(ctx)
+    api = api_of(ctx)
+    wanted = list(dict.fromkeys(call_ids))
+    latest: dict[str, CallSummary] = {}
+    pending = set(wanted)
+    started = deps.now()
+    interval = FIRST_POLL_SECONDS
+
+    async def ended(call: CallSummary) -> None:
+        pending.discard(call.id)
+        done = len(wanted) - len(pending)
+        await ctx.report_progress(done, len(wanted), message=f"{call.id}: {call.status} ({done}/{len(wanted)} ended)")
+
+    with anyio.move_on_after(timeout_seconds):
+        while pending:
+            for call in await _get_calls(api, sorted(pending)):
+                latest[call.id] = call
+                if call.is_terminal:
+                    await _announce_end(deps, call)
+                    await ended(call)
+            remaining = timeout_seconds - _seconds_since(deps, started)
+            if not pending or remaining <= 0:
+                break
+            for call in (await _pause(deps, sorted(pending), min(interval, remaining))).values():
+                latest[call.id] = call
+                await ended(call)
+            interval = min(interval * 1.5, MAX_POLL_SECONDS)
+    waited = round(min(_seconds_since(deps, started), timeout_seconds), 1)
+    calls = [call_item(latest[c]) if c in latest else CallItem(id=c, status="unknown") for c in wanted]
+    return structured(WaitManyResult(timed_out=bool(pending), waited_s=waited, calls=calls))
+
+
+async def _get_calls(api: OutboundCallsClient, call_ids: list[str]) -> list[CallDetail]:
+    """Every call's current state, a few requests at a time."""
+    found: dict[str, CallDetail] = {}
+    limiter = anyio.CapacityLimiter(MAX_PARALLEL_GETS)
+
+    async def one(call_id: str) -> None:
+        async with limiter:
+            with upstream_errors(f"call_id {call_id!r}"):
+                found[call_id] = await api.get_call(call_id)
+
+    try:
+        async with anyio.create_task_group() as group:
+            for call_id in call_ids:
+                group.start_soon(one, call_id)
+    except* ToolError as failed:
+        raise failed.exceptions[0] from None
+    return [found[c] for c in call_ids]
+
+
+async def _pause(deps: ToolDeps, call_ids: list[str], seconds: float) -> dict[str, CallDetail]:
+    """Sleep between polls; a webhook ends the pause at once and hands over the ended calls."""
+    if deps.call_ends is not None:
+        return await deps.call_ends.wait(call_ids, seconds)
+    await (deps.sleep or anyio.sleep)(seconds)
+    return {}
+
+
+async def _announce_end(deps: ToolDeps, call: CallSummary) -> None:
+    if call.is_terminal and deps.call_ends is not None and isinstance(call, CallDetail):
+        await deps.call_ends.call_ended(call)
+
+
+def _seconds_since(deps: ToolDeps, started: datetime) -> float:
+    return (deps.now() - started).total_seconds()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -11,6 +11,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 if TYPE_CHECKING:
+    from outboundcalls.calls import CallDetail
     from outboundcalls.client import OutboundCallsClient
 
     from tools.dispatch_models import DispatchArgs, DispatchResult, Prepared, Preview
@@ -48,9 +49,15 @@ class Dispatcher(Protocol):
 
 
 class CallEndWaiter(Protocol):
-    """Wakes a waiter when a call's end is known without polling (webhooks)."""
+    """Call ends known without polling (webhooks) or seen by a tool: waited on, and announced."""
 
-    async def wait(self, call_id: str, timeout: float) -> bool: ...
+    async def wait(self, call_ids: Sequence[str], timeout: float) -> dict[str, CallDetail]:
+        """Return once one of these calls is known to have ended, or after timeout; the ended ones known."""
+        ...
+
+    async def call_ended(self, call: CallDetail) -> None:
+        """Announce a call seen in a terminal status: wakes its waiters, notifies subscribers once."""
+        ...
 
 
 @dataclass

@@ -24,6 +24,7 @@ VALID_ARGS: dict[str, dict[str, Any]] = {
     "list_calls": {},
     "get_call": {"call_id": "call_1"},
     "wait_for_call": {"call_id": "call_1"},
+    "wait_for_calls": {"call_ids": ["call_1"]},
     "list_agents": {},
     "get_agent": {"agent_id": "agent_1"},
     "list_contacts": {},

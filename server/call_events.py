@@ -1,0 +1,227 @@
+"""Call ends: stored when a webhook brings them, waited on by the wait tools, published to subscribers.
+
+A call ends once. Its end is learned either from the vendor's post-call webhook (stored in the
+state directory, so a restarted process or another one sharing the directory knows it too) or by
+a tool observing a terminal status. Either way every waiter on that call wakes at once, and every
+client subscribed to the call's resources is told, on both protocol eras.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import closing
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import anyio.to_thread
+from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
+
+from outboundcalls.calls import CallDetail
+from tools.resources import SCHEME, call_uri, transcript_uri
+
+if TYPE_CHECKING:
+    from mcp.server.context import ServerRequestContext
+    from mcp.server.mcpserver import MCPServer
+
+__all__ = ["CALL_ENDS_FILENAME", "CallEndStore", "CallEvents", "serve_legacy_subscriptions"]
+
+log = logging.getLogger("outboundcalls.call_events")
+
+CALL_ENDS_FILENAME: Final = "call_ends.sqlite3"
+# Ended calls kept in memory (without transcripts) so waiters need no request; older ones are in the store.
+MEMORY_LIMIT: Final = 512
+# A handshake-era subscriber that never reads must not stall the publisher.
+NOTIFY_TIMEOUT_SECONDS: Final = 2.0
+MAX_LEGACY_SUBSCRIPTIONS: Final = 10_000
+
+_SCHEMA = """CREATE TABLE IF NOT EXISTS call_ends (
+    call_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    event TEXT,
+    received_at TEXT NOT NULL,
+    call_json TEXT NOT NULL
+)"""
+
+
+class CallEndStore:
+    """Call ends received by webhook, one row per call in a SQLite file in the state directory."""
+
+    def __init__(self, directory: Callable[[], Path]) -> None:
+        # Resolved on first use: building the server must not touch the disk (a host may only list tools).
+        self._directory = directory
+        self._path: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        if self._path is None:
+            self._path = self._directory() / CALL_ENDS_FILENAME
+        return self._path
+
+    async def record(self, call: CallDetail, *, event: str | None, received_at: datetime) -> None:
+        """Store (or replace) the end of one call as the webhook carried it."""
+        row = (call.id, call.status, event, received_at.isoformat(), call.model_dump_json(by_alias=True))
+        await anyio.to_thread.run_sync(self._write, row)
+
+    async def get(self, call_id: str) -> CallDetail | None:
+        """The stored end of a call, if a webhook brought one."""
+        if not self.path.exists():
+            return None
+        text = await anyio.to_thread.run_sync(self._read, call_id)
+        return None if text is None else CallDetail.model_validate_json(text)
+
+    def _connect(self) -> sqlite3.Connection:
+        fresh = not self.path.exists()
+        conn = sqlite3.connect(self.path, timeout=5.0)
+        if fresh:
+            # Transcripts are personal data: readable by the owner only.
+            os.chmod(self.path, 0o600)
+        conn.execute(_SCHEMA)
+        return conn
+
+    def _write(self, row: tuple[str, str, str | None, str, str]) -> None:
+        with closing(self._connect()) as conn, conn:
+            conn.execute("INSERT OR REPLACE INTO call_ends VALUES (?, ?, ?, ?, ?)", row)
+
+    def _read(self, call_id: str) -> str | None:
+        with closing(self._connect()) as conn:
+            found = conn.execute("SELECT call_json FROM call_ends WHERE call_id = ?", (call_id,)).fetchone()
+        return None if found is None else str(found[0])
+
+
+class CallEvents:
+    """Implements tools.deps.CallEndWaiter; also keeps the handshake era's resource subscribers."""
+
+    def __init__(
+        self,
+        *,
+        store: CallEndStore,
+        bus: SubscriptionBus,
+        sleep: Callable[[float], Awaitable[Any]] = anyio.sleep,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self._sleep = sleep
+        self._ended: OrderedDict[str, CallDetail] = OrderedDict()
+        self._waiters: dict[str, set[anyio.Event]] = {}
+        self._subscribers: dict[str, dict[int, Any]] = {}
+
+    async def received(self, call: CallDetail, *, event: str | None, at: datetime) -> None:
+        """A webhook brought this call's end: store it, then wake and notify."""
+        await self.store.record(call, event=event, received_at=at)
+        await self.call_ended(call)
+
+    async def call_ended(self, call: CallDetail) -> None:
+        """A call is known to have ended: wake its waiters and notify subscribers, the first time only."""
+        if not call.is_terminal:
+            return
+        first = call.id not in self._ended
+        self._remember(call)
+        for event in self._waiters.get(call.id, ()):
+            event.set()
+        if first:
+            await self._publish(call.id)
+
+    async def wait(self, call_ids: Sequence[str], timeout: float) -> dict[str, CallDetail]:
+        """Wait until one of these calls ends or `timeout` passes; the ended ones known by then."""
+        known = await self._known(call_ids)
+        if known:
+            return known
+        woken = anyio.Event()
+        for call_id in call_ids:
+            self._waiters.setdefault(call_id, set()).add(woken)
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def nap() -> None:
+                    await self._sleep(timeout)
+                    group.cancel_scope.cancel()
+
+                group.start_soon(nap)
+                await woken.wait()
+                group.cancel_scope.cancel()
+        finally:
+            for call_id in call_ids:
+                waiting = self._waiters.get(call_id)
+                if waiting is not None:
+                    waiting.discard(woken)
+                    if not waiting:
+                        del self._waiters[call_id]
+        return {c: self._ended[c] for c in call_ids if c in self._ended}
+
+    def subscribe(self, uri: str, session: Any) -> None:
+        """Remember a handshake-era session that asked to hear when this resource changes."""
+        if sum(len(s) for s in self._subscribers.values()) >= MAX_LEGACY_SUBSCRIPTIONS:
+            raise OverflowError("too many resource subscriptions")
+        self._subscribers.setdefault(uri, {})[_connection_key(session)] = session
+
+    def unsubscribe(self, uri: str, session: Any) -> None:
+        """Forget a handshake-era subscription."""
+        sessions = self._subscribers.get(uri)
+        if sessions is not None:
+            sessions.pop(_connection_key(session), None)
+            if not sessions:
+                del self._subscribers[uri]
+
+    async def _known(self, call_ids: Sequence[str]) -> dict[str, CallDetail]:
+        known = {c: self._ended[c] for c in call_ids if c in self._ended}
+        if known:
+            return known
+        for call_id in call_ids:
+            stored = await self.store.get(call_id)
+            if stored is not None and stored.is_terminal:
+                self._remember(stored)
+                known[call_id] = self._ended[call_id]
+        return known
+
+    def _remember(self, call: CallDetail) -> None:
+        self._ended[call.id] = call.model_copy(update={"transcript": []})
+        self._ended.move_to_end(call.id)
+        while len(self._ended) > MEMORY_LIMIT:
+            self._ended.popitem(last=False)
+
+    async def _publish(self, call_id: str) -> None:
+        for uri in (call_uri(call_id), transcript_uri(call_id)):
+            await self.bus.publish(ResourceUpdated(uri=uri))
+            # A call ends once: its subscribers have nothing more to hear, so they are dropped.
+            for session in self._subscribers.pop(uri, {}).values():
+                with anyio.move_on_after(NOTIFY_TIMEOUT_SECONDS):
+                    try:
+                        await session.send_resource_updated(uri)
+                    except Exception as exc:  # noqa: BLE001 - a gone subscriber must not fail the publisher
+                        log.info("could not notify a subscriber of %s: %s", uri, type(exc).__name__)
+
+
+def _connection_key(session: Any) -> int:
+    # ServerSession is built per request; its connection identifies the client across requests.
+    return id(getattr(session, "_connection", session))
+
+
+def serve_legacy_subscriptions(mcp: MCPServer[Any], events: CallEvents) -> None:
+    """Serve resources/subscribe on the handshake era; MCPServer has no public hook for it (SDK 2.3)."""
+    import mcp_types as types
+    from mcp.shared.exceptions import MCPError
+
+    async def on_subscribe(ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams) -> types.EmptyResult:
+        uri = str(params.uri)
+        if not uri.startswith(SCHEME):
+            raise MCPError(types.INVALID_PARAMS, f"only {SCHEME} resources can be subscribed to", {"uri": uri})
+        try:
+            events.subscribe(uri, ctx.session)
+        except OverflowError:
+            raise MCPError(types.INVALID_REQUEST, "too many resource subscriptions on this server") from None
+        return types.EmptyResult()
+
+    async def on_unsubscribe(ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams) -> types.EmptyResult:
+        events.unsubscribe(str(params.uri), ctx.session)
+        return types.EmptyResult()
+
+    lowlevel = mcp._lowlevel_server  # noqa: SLF001 - the brief's documented hook for handshake-era subscriptions
+    lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, on_subscribe)
+    lowlevel.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, on_unsubscribe)
