@@ -1,0 +1,255 @@
+"""`python -m bench [--quick]`: our server against the floor, side by side, one table on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+
+from bench.http_reads import HttpServer, free_port, run_clients
+from bench.peers import find_peers
+from bench.report import Row, Table, latency_row, spread_row
+from bench.startup import LEGACY, MODERN, listing_size, measure_startup, spawn_once
+from bench.stats import percentile, ratio
+from bench.stdio_rpc import StdioServer, child_env, peak_rss_mib
+from bench.tool_calls import RunFigures, measure_tool_calls
+from bench.upstream import Upstream
+
+ROOT = Path(__file__).resolve().parent.parent
+OURS = [sys.executable, "-m", "server"]
+FLOOR = [sys.executable, "-m", "bench.floor_server"]
+# A policy that refuses nothing the benchmark does, so every dispatch is dialed.
+PERMISSIVE = {
+    "OUTBOUNDCALLS_CALLING_HOURS": "00:00-24:00",
+    "OUTBOUNDCALLS_REDIAL_COOLDOWN_MINUTES": "0",
+    "OUTBOUNDCALLS_MAX_CALLS_PER_DAY": "1000000",
+    "OUTBOUNDCALLS_MAX_CREDITS_PER_DAY": "1000000000",
+}
+TARGET_SPAWN = 1.10
+TARGET_BYTES_PER_TOOL = 700
+TARGET_MODEL_BYTES_PER_TOOL = 400
+TARGET_LIST_CALLS_BYTES_PER_CALL = 200
+TARGET_RSS = 1.15
+TARGET_HTTP = 0.8
+# The fewest upstream requests each call needs: one read; a preview reads the agent and the
+# balance; a confirmation only posts the call (its pre-flight reads are reused).
+MINIMUM_UPSTREAM = {"get_balance": 1, "list_calls (20)": 1, "list_calls (200)": 1,
+                    "get_call (long transcript)": 1, "preview": 2, "confirm": 1}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and a 5 s HTTP window (about a minute)")
+    parser.add_argument("--rounds", type=int, default=None, help="spawn rounds per side and era (default 10; quick 3)")
+    parser.add_argument("--call-rounds", type=int, default=None, help="tool-call rounds (default 5; quick 2)")
+    parser.add_argument("--calls", type=int, default=None, help="calls per tool per round (default 40; quick 15)")
+    parser.add_argument("--dispatches", type=int, default=None, help="confirmed dispatches per round (default 8; quick 4)")
+    parser.add_argument("--http-seconds", type=float, default=None, help="HTTP window per side (default 30; quick 5)")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent HTTP clients (default 50)")
+    parser.add_argument("--no-http", action="store_true", help="skip the HTTP load")
+    parser.add_argument("--no-peers", action="store_true", help="skip other vendors' servers even when installed")
+    return parser
+
+
+def _pick(value: int | float | None, full: float, quick: float, is_quick: bool) -> float:
+    return value if value is not None else (quick if is_quick else full)
+
+
+def _progress(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kib = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+        memory = f"{mem_kib / 1024 / 1024:.1f} GiB"
+    except (OSError, StopIteration, ValueError):
+        memory = "unknown memory"
+    import os
+
+    return f"{os.cpu_count()} CPUs ({cpu}), {memory}, Python {platform.python_version()}, {platform.system()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every measurement and print the table."""
+    args = _parser().parse_args(argv)
+    q = args.quick
+    rounds = int(_pick(args.rounds, 10, 3, q))
+    call_rounds = int(_pick(args.call_rounds, 5, 2, q))
+    calls = int(_pick(args.calls, 40, 15, q))
+    dispatches = int(_pick(args.dispatches, 8, 4, q))
+    http_seconds = float(_pick(args.http_seconds, 30, 5, q))
+    # Installed packages come with bytecode (pip compiles it); give our sources the same footing.
+    for package in ("server", "tools", "outboundcalls", "bench"):
+        compileall.compile_dir(ROOT / package, quiet=1)
+    started = datetime.now(UTC)
+    tables: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-state-") as state_dir, Upstream() as upstream:
+        env = child_env({**upstream.server_env(), **PERMISSIVE, "OUTBOUNDCALLS_STATE_DIR": state_dir})
+        floor_env = child_env()
+
+        def ours(era: str) -> StdioServer:
+            return StdioServer(OURS, era=era, env=env, cwd=str(ROOT))
+
+        def floor(era: str) -> StdioServer:
+            return StdioServer(FLOOR, era=era, env=floor_env, cwd=str(ROOT))
+
+        _progress(f"sandbox at {upstream.base_url}; spawning each side {rounds}x per era")
+        startup = measure_startup({"ours": ours, "floor": floor}, rounds, progress=_progress)
+        _progress(f"tool calls: {call_rounds} rounds of {calls} calls per tool, {dispatches} dispatches")
+        with ours(LEGACY) as our_server, floor(LEGACY) as floor_server:
+            run = measure_tool_calls(our_server, floor_server, upstream, rounds=call_rounds, calls_per_round=calls,
+                                     dispatches_per_round=dispatches, progress=_progress)
+        tables.append(_stdio_table(startup, run))
+        tables.append(_listing_table(startup["ours"].listing))
+        if not args.no_http:
+            tables.append(_http_table(env, floor_env, clients=args.clients, seconds=http_seconds))
+        if not args.no_peers:
+            tables.append(_peers_table(startup))
+    print(f"## python -m bench{' --quick' if q else ''}: {started:%Y-%m-%d %H:%M} UTC\n")
+    print(f"Machine: {_machine()}")
+    print(f"Rounds: {rounds} spawns per side and era; {call_rounds} x {calls} calls per tool; "
+          f"{call_rounds * dispatches} confirmed dispatches; HTTP {http_seconds:g} s per side, {args.clients} clients.\n")
+    print("\n\n".join(tables))
+    return 0
+
+
+def _stdio_table(startup: dict, run: RunFigures) -> str:
+    table = Table("stdio (ours = `python -m server` against the sandbox on a loopback socket; floor = bench/floor_server.py)")
+    for era, first in ((LEGACY, "initialize"), (MODERN, "server/discover")):
+        o, f = startup["ours"], startup["floor"]
+        table.add(spread_row(f"spawn -> {first} [{era}]", o.first_answer[era], f.first_answer[era]))
+        table.add(spread_row(f"spawn -> tools/list [{era}]", o.tools_list[era], f.tools_list[era], max_ratio=TARGET_SPAWN))
+    ol, fl = startup["ours"].listing, startup["floor"].listing
+    table.add(Row("tools/list bytes (tools)", f"{ol.total:,} ({ol.tools})", f"{fl.total:,} ({fl.tools})"))
+    table.add(Row("tools/list bytes per tool", f"{ol.total / ol.tools:.0f}", f"{fl.total / fl.tools:.0f}",
+                  ratio(ol.total / ol.tools, fl.total / fl.tools), f"<= {TARGET_BYTES_PER_TOOL}",
+                  ol.total / ol.tools <= TARGET_BYTES_PER_TOOL))
+    table.add(Row("  what the model reads (name, description, inputSchema) per tool", f"{ol.model / ol.tools:.0f}",
+                  f"{fl.model / fl.tools:.0f}", None, f"<= {TARGET_MODEL_BYTES_PER_TOOL}",
+                  ol.model / ol.tools <= TARGET_MODEL_BYTES_PER_TOOL))
+    table.add(Row("  the rest (outputSchema, annotations) per tool", f"{ol.rest / ol.tools:.0f}", f"{fl.rest / fl.tools:.0f}"))
+    table.add(Row("tools with outputSchema / annotations", f"{ol.output_schemas}/{ol.tools} / {ol.annotated}/{ol.tools}",
+                  f"{fl.output_schemas}/{fl.tools} / {fl.annotated}/{fl.tools}"))
+    echo = run.calls["echo"].latencies_ms
+    for key, label in (("get_balance", "get_balance"), ("list_calls (20)", "list_calls (20)"),
+                       ("list_calls (200)", "list_calls (200)"), ("get_call (long transcript)", "get_call (200 turns)"),
+                       ("preview", "dispatch_call preview"), ("confirm", "dispatch_call confirmed")):
+        fig = run.calls[key]
+        table.add(latency_row(label, fig.latencies_ms, echo, fig.round_trip_ms or None))
+    echo_cpu = run.calls["echo"].cpu_per_call
+    for key, fig in run.calls.items():
+        if key != "echo":
+            table.add(Row(f"{fig.label}: server CPU per call (ms)", f"{fig.cpu_per_call:.2f}", f"{echo_cpu:.2f}",
+                          ratio(fig.cpu_per_call, echo_cpu)))
+    for key, fig in run.calls.items():
+        if key == "echo":
+            continue
+        per_call = max(fig.upstream) if fig.upstream else 0
+        paths = ", ".join(fig.upstream_paths)
+        minimum = MINIMUM_UPSTREAM[key]
+        table.add(Row(f"{fig.label}: upstream requests per call (most seen)", f"{per_call} ({paths})", "",
+                      None, f"<= {minimum}", per_call <= minimum))
+    for key in ("list_calls (20)", "list_calls (200)", "get_call (long transcript)"):
+        fig = run.calls[key]
+        if fig.items:
+            target = f"<= {TARGET_LIST_CALLS_BYTES_PER_CALL}" if fig.item_kind == "call" else ""
+            per_item = fig.text_bytes / fig.items
+            table.add(Row(f"{fig.label}: result bytes per {fig.item_kind} (text the model reads; whole answer)",
+                          f"{per_item:.0f}; {fig.wire_bytes / fig.items:.0f}", "", None, target,
+                          per_item <= TARGET_LIST_CALLS_BYTES_PER_CALL if target else None))
+    errors = sum(fig.errors for fig in run.calls.values())
+    table.add(Row("tool errors during the run", str(errors), "", None, "0", errors == 0))
+    rss_o, rss_f = run.peak_rss_mib["ours"], run.peak_rss_mib["floor"]
+    r = ratio(rss_o, rss_f)
+    table.add(Row("peak RSS after the run (MiB, VmHWM)", f"{rss_o or 0:.1f}", f"{rss_f or 0:.1f}", r,
+                  f"<= {TARGET_RSS:.2f}x", None if r is None else r <= TARGET_RSS))
+    return table.render()
+
+
+def _listing_table(listing) -> str:  # noqa: ANN001 - a ListingSize
+    lines = ["### tools/list bytes per tool (ours)", "", "| tool | bytes |", "|---|---|"]
+    lines += [f"| {name} | {size:,} |" for name, size in listing.per_tool.items()]
+    return "\n".join(lines)
+
+
+def _http_table(env: dict[str, str], floor_env: dict[str, str], *, clients: int, seconds: float) -> str:
+    table = Table(f"streamable HTTP, {clients} concurrent sessions (2025-11-25), uvicorn on loopback")
+    results = {"ours": [], "floor": []}
+    sides = {
+        "ours": (lambda port: OURS + ["--transport", "http", "--port", str(port)], env, "get_balance", {}),
+        "floor": (lambda port: FLOOR + ["--http", str(port)], floor_env, "echo", {"text": "hello"}),
+    }
+    for round_no, order in enumerate((("floor", "ours"), ("ours", "floor"))):
+        for name in order:
+            argv, side_env, tool, arguments = sides[name]
+            port = free_port()
+            with HttpServer(argv(port), port, env=side_env) as server:
+                _progress(f"HTTP round {round_no + 1}/2: {name}, {seconds / 2:g} s")
+                figures = anyio.run(lambda: run_clients(server.url, tool, arguments, clients=clients, seconds=seconds / 2))
+            results[name].append(figures)
+    merged = {}
+    for name, runs in results.items():
+        lat = [x for f in runs for x in f.latencies_ms]
+        merged[name] = (len(lat) / sum(f.seconds for f in runs), lat, sum(f.errors for f in runs),
+                        next((f.first_error for f in runs if f.first_error), None))
+    (o_tp, o_lat, o_err, o_why), (f_tp, f_lat, f_err, f_why) = merged["ours"], merged["floor"]
+    r = ratio(o_tp, f_tp)
+    table.add(Row("reads per second (ours get_balance, floor echo)", f"{o_tp:,.0f}", f"{f_tp:,.0f}", r,
+                  f">= {TARGET_HTTP:.2f}x", None if r is None else r >= TARGET_HTTP))
+    table.add(Row("latency p50 / p99 (ms)", f"{percentile(o_lat, 50):.1f} / {percentile(o_lat, 99):.1f}" if o_lat else "-",
+                  f"{percentile(f_lat, 50):.1f} / {percentile(f_lat, 99):.1f}" if f_lat else "-",
+                  ratio(percentile(o_lat, 50), percentile(f_lat, 50)) if o_lat and f_lat else None))
+    table.add(Row("errors", f"{o_err}" + (f" ({o_why})" if o_why else ""), f"{f_err}" + (f" ({f_why})" if f_why else ""),
+                  None, "0", o_err == 0))
+    return table.render()
+
+
+def _peers_table(startup: dict) -> str:
+    lines = ["### peers (stdio, 2025-11-25, started with a dummy key and no network)", "",
+             "| server | spawn -> tools/list (ms) | tools/list bytes | bytes/tool | outputSchema | annotations | peak RSS (MiB) |",
+             "|---|---|---|---|---|---|---|"]
+    for name in ("ours", "floor"):
+        s = startup[name]
+        ls = s.listing
+        lines.append(f"| {name} | {percentile(s.tools_list[LEGACY], 50):,.0f} | {ls.total:,} | {ls.total / ls.tools:,.0f} | "
+                     f"{ls.output_schemas}/{ls.tools} | {ls.annotated}/{ls.tools} | |")
+    notes = []
+    for peer in find_peers():
+        if peer.argv is None:
+            notes.append(f"- {peer.name} skipped: {peer.missing}")
+            continue
+        try:
+            times, rss, listing = [], None, None
+            for _ in range(3):
+                server = StdioServer(peer.argv, env=child_env(peer.env))
+                with server:
+                    first = server.handshake()
+                    first.result  # noqa: B018
+                    listed = server.request("tools/list")
+                    listing = listing_size(listed.result["tools"])
+                    times.append(listed.since_spawn * 1000)
+                    rss = peak_rss_mib(server.pid)
+        except (RuntimeError, OSError, ValueError) as exc:
+            notes.append(f"- {peer.name} failed to start: {exc}")
+            continue
+        assert listing is not None
+        lines.append(f"| {peer.name} | {percentile(times, 50):,.0f} | {listing.total:,} | {listing.total / listing.tools:,.0f} | "
+                     f"{listing.output_schemas}/{listing.tools} | {listing.annotated}/{listing.tools} | {rss or 0:.1f} |")
+    return "\n".join(lines + [""] + notes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Spawn -> first answer and spawn -> tools/list over stdio, both eras; what tools/list costs in bytes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.stdio_rpc import LEGACY, MODERN, StdioServer
+
+__all__ = ["ListingSize", "StartupTimes", "listing_size", "measure_startup"]
+
+ERAS = (LEGACY, MODERN)
+MODEL_KEYS = ("name", "description", "inputSchema")
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+@dataclass(frozen=True)
+class ListingSize:
+    """tools/list in bytes: all of it, and the part a host puts in the model's context."""
+
+    tools: int
+    total: int
+    model: int  # name, description, inputSchema
+    output_schemas: int
+    annotated: int
+    per_tool: dict[str, int]
+
+    @property
+    def rest(self) -> int:
+        """outputSchema, annotations and anything else a host keeps for itself."""
+        return self.total - self.model
+
+
+def listing_size(tools: Sequence[dict[str, Any]]) -> ListingSize:
+    """Measure a tools/list result's tool array, each tool as sent (compact JSON)."""
+    per_tool = {tool["name"]: _size(tool) for tool in tools}
+    model = sum(_size({k: tool[k] for k in MODEL_KEYS if k in tool}) for tool in tools)
+    return ListingSize(
+        tools=len(tools),
+        total=sum(per_tool.values()),
+        model=model,
+        output_schemas=sum(1 for tool in tools if tool.get("outputSchema")),
+        annotated=sum(1 for tool in tools if tool.get("annotations")),
+        per_tool=per_tool,
+    )
+
+
+@dataclass
+class StartupTimes:
+    """Milliseconds from spawn, per era, one entry per round."""
+
+    first_answer: dict[str, list[float]] = field(default_factory=lambda: {era: [] for era in ERAS})
+    tools_list: dict[str, list[float]] = field(default_factory=lambda: {era: [] for era in ERAS})
+    listing: ListingSize | None = None
+
+
+def spawn_once(server: StdioServer) -> tuple[float, float, list[dict[str, Any]]]:
+    """(spawn -> handshake answer, spawn -> tools/list answer) in ms, and the tools."""
+    with server:
+        first = server.handshake()
+        first.result  # noqa: B018 - raises on a JSON-RPC error
+        listed = server.request("tools/list")
+        tools: list[dict[str, Any]] = listed.result["tools"]
+    return first.since_spawn * 1000, listed.since_spawn * 1000, tools
+
+
+def measure_startup(
+    sides: dict[str, Callable[[str], StdioServer]], rounds: int, *, progress: Callable[[str], None]
+) -> dict[str, StartupTimes]:
+    """Spawn each side `rounds` times per era, interleaving sides and alternating who goes first."""
+    times = {name: StartupTimes() for name in sides}
+    names = list(sides)
+    for round_no in range(rounds):
+        order = names if round_no % 2 == 0 else names[::-1]
+        for era in ERAS:
+            for name in order:
+                first, listed, tools = spawn_once(sides[name](era))
+                times[name].first_answer[era].append(first)
+                times[name].tools_list[era].append(listed)
+                if times[name].listing is None and era == LEGACY:
+                    times[name].listing = listing_size(tools)
+        progress(f"startup round {round_no + 1}/{rounds}")
+    return times

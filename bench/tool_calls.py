@@ -1,0 +1,157 @@
+"""Per-tool latency over stdio against the sandbox on a loopback socket; upstream requests; result sizes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.stdio_rpc import Reply, StdioServer, cpu_ms
+from bench.upstream import Upstream
+
+__all__ = ["CallFigures", "RunFigures", "measure_tool_calls"]
+
+ECHO = "echo"
+WARMUP_CALLS = 5
+
+
+@dataclass
+class CallFigures:
+    """One kind of call: its latencies, its upstream cost, and the size of what it returned."""
+
+    label: str
+    latencies_ms: list[float] = field(default_factory=list)
+    upstream: list[int] = field(default_factory=list)  # API requests per call
+    upstream_paths: list[str] = field(default_factory=list)  # of the first call
+    wire_bytes: int = 0  # the whole JSON-RPC answer
+    text_bytes: int = 0  # the text block, which is what a host shows the model
+    items: int | None = None  # calls listed, or transcript turns returned
+    item_kind: str = ""
+    round_trip_ms: list[float] = field(default_factory=list)  # the same upstream request, sent directly
+    errors: int = 0
+    cpu_ms: float = 0.0  # server CPU over all calls (robust to load, unlike wall time)
+
+    @property
+    def cpu_per_call(self) -> float:
+        """Server CPU per call, in ms."""
+        return self.cpu_ms / len(self.latencies_ms) if self.latencies_ms else 0.0
+
+
+@dataclass
+class RunFigures:
+    """Everything one latency run measured, per side."""
+
+    calls: dict[str, CallFigures]
+    peak_rss_mib: dict[str, float | None]
+
+
+def _text(reply: Reply) -> str:
+    blocks = reply.result.get("content") or []
+    return "".join(block.get("text", "") for block in blocks if block.get("type") == "text")
+
+
+def _record(figures: CallFigures, reply: Reply, upstream: Upstream | None, before: int) -> dict[str, Any]:
+    figures.latencies_ms.append(reply.seconds * 1000)
+    result = reply.result
+    if result.get("isError"):
+        figures.errors += 1
+    if upstream is not None:
+        if not figures.upstream_paths and not figures.upstream:
+            figures.upstream_paths = upstream.requests_since(before)
+        figures.upstream.append(upstream.request_count() - before)
+    if not figures.wire_bytes:
+        figures.wire_bytes = reply.raw_bytes
+        figures.text_bytes = len(_text(reply).encode())
+    structured: dict[str, Any] = result.get("structuredContent") or {}
+    return structured
+
+
+@dataclass
+class _Case:
+    label: str
+    tool: str
+    arguments: dict[str, Any]
+    items: Callable[[dict[str, Any]], int | None] = lambda _: None
+    item_kind: str = ""
+    direct: tuple[str, dict[str, str] | None] | None = None
+
+
+def _cases(ids: Any) -> list[_Case]:
+    long_call = ids.long_transcript_call_id
+    return [
+        _Case("get_balance", "get_balance", {}, direct=("/me", None)),
+        _Case("list_calls (20)", "list_calls", {"limit": 20}, lambda s: len(s.get("calls", [])), "call",
+              ("/calls", {"limit": "20"})),
+        _Case("list_calls (200)", "list_calls", {"limit": 200}, lambda s: len(s.get("calls", [])), "call",
+              ("/calls", {"limit": "200"})),
+        _Case("get_call (long transcript)", "get_call", {"call_id": long_call},
+              lambda s: len(s.get("transcript") or []), "turn", (f"/calls/{long_call}", None)),
+    ]
+
+
+def measure_tool_calls(
+    ours: StdioServer,
+    floor: StdioServer,
+    upstream: Upstream,
+    *,
+    rounds: int,
+    calls_per_round: int,
+    dispatches_per_round: int,
+    progress: Callable[[str], None],
+) -> RunFigures:
+    """Interleave rounds of the floor's echo and each of our tools; both servers stay up throughout."""
+    from outboundcalls.sandbox import Sandbox
+
+    ids = Sandbox(seed=0).seed_ids  # the standalone sandbox is seeded the same way (seed 0)
+    cases = _cases(ids)
+    echo = CallFigures("echo (floor)")
+    figures = {case.label: CallFigures(case.label, item_kind=case.item_kind) for case in cases}
+    preview = CallFigures("dispatch_call preview")
+    confirm = CallFigures("dispatch_call confirmed")
+    for server in (ours, floor):
+        server.handshake().result  # noqa: B018
+        server.request("tools/list").result  # noqa: B018
+    for _ in range(WARMUP_CALLS):
+        floor.call_tool(ECHO, {"text": "hello"})
+        for case in cases:
+            ours.call_tool(case.tool, case.arguments)
+    dial_no = 0
+    for round_no in range(rounds):
+        cpu = cpu_ms(floor.pid)
+        for _ in range(calls_per_round):
+            _record(echo, floor.call_tool(ECHO, {"text": "hello"}), None, 0)
+        echo.cpu_ms += cpu_ms(floor.pid) - cpu
+        for case in cases:
+            fig = figures[case.label]
+            cpu = cpu_ms(ours.pid)
+            for _ in range(calls_per_round):
+                before = upstream.request_count()
+                structured = _record(fig, ours.call_tool(case.tool, case.arguments), upstream, before)
+                if fig.items is None:
+                    fig.items = case.items(structured)
+            fig.cpu_ms += cpu_ms(ours.pid) - cpu
+        for _ in range(dispatches_per_round):
+            dial_no += 1
+            args = {"agent_id": ids.deployed_agent_id, "to_number": f"+1415555{dial_no % 10000:04d}"}
+            before, cpu = upstream.request_count(), cpu_ms(ours.pid)
+            shown = _record(preview, ours.call_tool("dispatch_call", args), upstream, before)
+            preview.cpu_ms += cpu_ms(ours.pid) - cpu
+            token = (shown.get("preview") or {}).get("confirmation_token")
+            if token is None:
+                raise RuntimeError(f"dispatch_call gave no preview token: {json.dumps(shown)[:300]}")
+            before, cpu = upstream.request_count(), cpu_ms(ours.pid)
+            done = _record(confirm, ours.call_tool("dispatch_call", {**args, "confirmation_token": token}),
+                           upstream, before)
+            confirm.cpu_ms += cpu_ms(ours.pid) - cpu
+            if done.get("status") != "dialed":
+                raise RuntimeError(f"the confirmed dispatch did not dial: {json.dumps(done)[:300]}")
+        progress(f"tool-call round {round_no + 1}/{rounds}")
+    for case in cases:
+        if case.direct is not None:
+            path, params = case.direct
+            figures[case.label].round_trip_ms = upstream.round_trip_ms(path, params)
+    rss = {"ours": ours.peak_rss_mib(), "floor": floor.peak_rss_mib()}
+    return RunFigures(calls={"echo": echo, **figures, "preview": preview, "confirm": confirm}, peak_rss_mib=rss)
+
+
