@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ ENV_PREFIX = "OUTBOUNDCALLS_"
 DEFAULT_BASE_URL = "https://outboundcalls.ai/api/v1"
 ConfirmMode = Literal["auto", "elicit", "token", "none"]
 DEFAULT_NUMBER_TYPES = "FIXED_LINE,MOBILE,FIXED_LINE_OR_MOBILE,TOLL_FREE,VOIP"
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{24,128}")
 KNOWN_NUMBER_TYPES = frozenset(
     {
         "FIXED_LINE", "MOBILE", "FIXED_LINE_OR_MOBILE", "TOLL_FREE", "PREMIUM_RATE", "SHARED_COST",
@@ -118,6 +120,14 @@ class Settings(BaseSettings):
     def _key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().strip():
             return None
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # It is the webhook's only credential and sits in a URL path: long, and URL-safe as is.
+        if value is not None and not _WEBHOOK_SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError("must be 24 to 128 characters of A-Z, a-z, 0-9, - and _ (e.g. `openssl rand -hex 24`)")
         return value
 
     @model_validator(mode="after")
