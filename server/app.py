@@ -12,11 +12,12 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
+from server.audit_resource import register_audit_resource
 from server.call_events import CallEndStore, CallEvents, serve_legacy_subscriptions
 from server.logs import configure_logging
-from server.dispatch import build_policy
 from server.policy import DispatchPolicy
 from server.settings import Settings
+from server.startup import build_policy
 from server.state_dir import resolve_state_dir
 from server.webhooks import add_webhook_route
 from tools import register_tools
@@ -96,6 +97,7 @@ def build_server(
     serve_legacy_subscriptions(mcp, events)
     if settings.webhook_secret is not None:
         add_webhook_route(mcp, settings.webhook_secret, events, now=clock)
+    register_audit_resource(mcp, settings)
     return mcp
 
 
@@ -134,7 +136,7 @@ async def _open_deps(
         sleep=sleep,
     )
     if api is not None and policy is not None:
-        from server.dispatch import open_dispatcher
+        from server.dispatch_setup import open_dispatcher
 
         deps.dispatcher = await open_dispatcher(settings, stack, api=api, policy=policy, now=now)
     return deps

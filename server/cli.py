@@ -77,6 +77,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from server.audit_cli import print_audit
 
         return print_audit(settings, limit=args.limit, as_json=args.json)
+    from server.startup import STARTUP_ERRORS, check_startup
+
+    try:
+        # Before serving: a policy that does not parse, or that differs from a live process's on the
+        # same ledger, stops start-up naming it, instead of failing inside the transport.
+        check_startup(settings)
+    except STARTUP_ERRORS as exc:
+        print(f"outboundcalls-mcp: configuration error: {exc}", file=sys.stderr)
+        return 2
     if args.transport == "http":
         from server.http import serve_http
 
@@ -86,9 +95,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve_stdio(settings: Settings) -> int:
     from server.app import build_server
+    from server.startup import find_startup_error
 
     _announce(settings)
-    build_server(settings).run("stdio")
+    try:
+        build_server(settings).run("stdio")
+    except Exception as exc:
+        # Another process may have joined the ledger with another policy since the check above.
+        found = find_startup_error(exc)
+        if found is None:
+            raise
+        print(f"outboundcalls-mcp: configuration error: {found}", file=sys.stderr)
+        return 2
     return 0
 
 

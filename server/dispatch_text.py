@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from server.ledger import DispatchArgs as BoundArgs
 from server.preflight import AgentFacts, PreflightResult
 from tools.dispatch_models import Preview
 
-__all__ = ["describe_refusals", "local_time_text", "preview_view", "question_text"]
+__all__ = [
+    "TOKEN_EXPIRED",
+    "TOKEN_UNKNOWN",
+    "describe_refusals",
+    "local_time_text",
+    "other_arguments",
+    "outcome_unknown",
+    "preview_view",
+    "question_text",
+]
 
 SANDBOX_PREFIX = "[SANDBOX: simulated call, no real phone rings, no real credits] "
 
@@ -54,9 +65,39 @@ def question_text(view: Preview, preflight: PreflightResult, *, sandbox: bool) -
     return (SANDBOX_PREFIX + text) if sandbox else text
 
 
-def describe_refusals(preflight: PreflightResult, *, at_confirmation: bool = False) -> str:
-    """Every refusing rule with its value and setting; at confirmation, that the token stays unused."""
-    text = preflight.refusal_text()
-    if at_confirmation:
-        text += "\nThe confirmation token was not used and stays valid until it expires."
-    return text
+TOKEN_UNKNOWN = (
+    "confirmation_token is not one this server issued (or it was altered). Nothing was dialed. "
+    "Call dispatch_call without a token to get a new preview."
+)
+TOKEN_EXPIRED = (
+    "This confirmation_token has expired (tokens last 5 minutes). Nothing was dialed. "
+    "Call dispatch_call without a token to preview again."
+)
+_AFTER = {
+    "preview": "",
+    "token": "\nThe confirmation token was not used and stays valid until it expires.",
+    "answer": "\nThe person's yes was not acted on: the rules are checked again right before dialing.",
+}
+
+
+def describe_refusals(preflight: PreflightResult, *, stage: Literal["preview", "token", "answer"] = "preview") -> str:
+    """Every refusing rule with its value and setting, and what became of the token or the answer."""
+    return preflight.refusal_text() + _AFTER[stage]
+
+
+def other_arguments(bound: BoundArgs) -> str:
+    """Why a token presented with other arguments confirms nothing."""
+    return (
+        "This confirmation_token was issued for other arguments "
+        f"(agent {bound.agent_id}, to {bound.to_number}); it confirms nothing here and stays "
+        "valid for its own arguments. Nothing was dialed."
+    )
+
+
+def outcome_unknown(to_number: str) -> str:
+    """What the assistant is told when a dial's outcome is unknown and the call was not found."""
+    return (
+        f"The request to call {to_number} left, but no answer came back, and no matching call was found. "
+        "The call may or may not have been placed. Nothing was retried; the number is held until this is "
+        "reconciled or the redial cooldown ends. Check list_calls in a minute."
+    )

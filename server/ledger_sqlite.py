@@ -56,7 +56,7 @@ from server.ledger_sql import (
 )
 from server.preflight import estimate_per_call
 
-__all__ = ["LEDGER_FILENAME", "SqliteLedger"]
+__all__ = ["LEDGER_FILENAME", "SqliteLedger", "read_audit"]
 
 LEDGER_FILENAME: Final = "ledger.sqlite3"
 TOKEN_BYTES: Final = 24
@@ -367,3 +367,14 @@ class SqliteLedger:
     async def _run(self, work: Callable[[], _T]) -> _T:
         """Run blocking SQLite work in a worker thread."""
         return await anyio.to_thread.run_sync(work)
+
+
+async def read_audit(state_dir: Path, limit: int = 50) -> list[AuditEntry]:
+    """The most recent audit entries in a state directory, newest first; none (and no file made) if it has no ledger."""
+    if not (state_dir / LEDGER_FILENAME).exists():
+        return []
+    ledger = SqliteLedger(state_dir)
+    try:
+        return await ledger.recent_audit(limit)
+    finally:
+        await ledger.aclose()

@@ -19,12 +19,6 @@ DEFAULT_BASE_URL = "https://outboundcalls.ai/api/v1"
 ConfirmMode = Literal["auto", "elicit", "token", "none"]
 DEFAULT_NUMBER_TYPES = "FIXED_LINE,MOBILE,FIXED_LINE_OR_MOBILE,TOLL_FREE,VOIP"
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{24,128}")
-KNOWN_NUMBER_TYPES = frozenset(
-    {
-        "FIXED_LINE", "MOBILE", "FIXED_LINE_OR_MOBILE", "TOLL_FREE", "PREMIUM_RATE", "SHARED_COST",
-        "VOIP", "PERSONAL_NUMBER", "PAGER", "UAN", "VOICEMAIL", "UNKNOWN",
-    }
-)
 
 
 class SettingsError(ValueError):
@@ -95,9 +89,12 @@ class Settings(BaseSettings):
     @field_validator("allowed_number_types")
     @classmethod
     def _number_types(cls, value: frozenset[str]) -> frozenset[str]:
-        bad = sorted(value - KNOWN_NUMBER_TYPES)
+        # Imported only when the owner sets the types: reading settings stays cheap at start-up.
+        from outboundcalls.numbers import NUMBER_TYPE_NAMES
+
+        bad = sorted(value - NUMBER_TYPE_NAMES)
         if bad:
-            raise ValueError(f"unknown number types {', '.join(bad)}; known: {', '.join(sorted(KNOWN_NUMBER_TYPES))}")
+            raise ValueError(f"unknown number types {', '.join(bad)}; known: {', '.join(sorted(NUMBER_TYPE_NAMES))}")
         return value
 
     @field_validator("default_region")

@@ -35,8 +35,16 @@ class Dispatcher(Protocol):
         """Record the intent and return the preview carrying its confirmation token."""
         ...
 
+    async def record_question(self, prepared: Prepared, *, era: str) -> None:
+        """Audit the confirmation question as it is put to the person."""
+        ...
+
     async def record_answer(self, prepared: Prepared, answer: str) -> None:
         """Audit what the person answered (accept, decline, cancel, error)."""
+        ...
+
+    async def refuse(self, prepared: Prepared, reason: str) -> None:
+        """Audit a refusal that is no pre-flight rule (a required question the client cannot show)."""
         ...
 
     async def dial(self, prepared: Prepared, *, via: str) -> DispatchResult:

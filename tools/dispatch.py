@@ -19,6 +19,11 @@ __all__ = ["can_elicit_form", "dispatch_call"]
 
 log = logging.getLogger("outboundcalls.dispatch")
 
+CANNOT_ELICIT = (
+    "This client cannot show a confirmation form, and the owner requires one (OUTBOUNDCALLS_CONFIRM=elicit). "
+    "Nothing was dialed. Use a client that supports elicitation, or ask the owner to allow the token flow."
+)
+
 
 class NotAsked(BaseModel):
     """Why no question was put to the person on this request."""
@@ -74,14 +79,16 @@ async def ask_consent(
         return NotAsked(why="token_mode")
     if not can_elicit_form(ctx):
         if mode == "elicit":
-            raise ToolError(
-                "This client cannot show a confirmation form, and the owner requires one (OUTBOUNDCALLS_CONFIRM=elicit). "
-                "Nothing was dialed. Use a client that supports elicitation, or ask the owner to allow the token flow."
-            )
+            await dispatcher.refuse(prepared, "cannot_elicit")
+            raise ToolError(CANNOT_ELICIT)
         return NotAsked(why="cannot_elicit")
     if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        # This resolver runs again on the round that carries the answer; the question was asked once.
+        if not ctx.input_responses:
+            await dispatcher.record_question(prepared, era=str(ctx.protocol_version))
         return Elicit(prepared.question, DialConsent)
     # Handshake era: ask here so that a failed question is a refusal, never a protocol error and never consent.
+    await dispatcher.record_question(prepared, era=str(ctx.protocol_version))
     try:
         answer = await ctx.elicit(prepared.question, DialConsent)
     except Exception as exc:  # noqa: BLE001 - any failure to get an answer means no consent

@@ -1,0 +1,70 @@
+"""Safe dispatch for a server's lifespan: the ledger joined, stopped dials reconciled, the lease kept."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+
+from server.ledger import LedgerStore, PolicyMismatchError
+
+if TYPE_CHECKING:
+    from outboundcalls.client import OutboundCallsClient
+    from server.dispatch import DispatchService
+    from server.policy import DispatchPolicy
+    from server.settings import Settings
+
+__all__ = ["HEARTBEAT_SECONDS", "keep_policy_lease", "open_dispatcher"]
+
+log = logging.getLogger("outboundcalls.dispatch")
+
+# Well inside the ledger's five-minute policy lease, so a live process never looks gone.
+HEARTBEAT_SECONDS: Final = 60.0
+
+
+async def open_dispatcher(
+    settings: Settings,
+    stack: AsyncExitStack,
+    *,
+    api: OutboundCallsClient,
+    policy: DispatchPolicy,
+    now: Callable[[], datetime],
+) -> DispatchService:
+    """Open the ledger, join it with this policy, reconcile what a stopped process left, keep the lease."""
+    from server.dispatch import DispatchService
+    from server.ledger_sqlite import SqliteLedger
+    from server.state_dir import resolve_state_dir
+
+    ledger = SqliteLedger(resolve_state_dir(settings))
+    stack.push_async_callback(ledger.aclose)
+    await ledger.ensure_policy_fingerprint(policy.fingerprint(), policy.settings_summary(), now=now())
+    service = DispatchService(api=api, policy=policy, ledger=ledger, default_region=settings.default_region,
+                              sandbox=settings.sandbox, now=now)
+    await service.recover()
+    tasks = await stack.enter_async_context(anyio.create_task_group())
+    stack.callback(tasks.cancel_scope.cancel)
+    tasks.start_soon(keep_policy_lease, ledger, now)
+    return service
+
+
+async def keep_policy_lease(
+    ledger: LedgerStore,
+    now: Callable[[], datetime],
+    *,
+    interval: float = HEARTBEAT_SECONDS,
+    sleep: Callable[[float], Awaitable[Any]] = anyio.sleep,
+) -> None:
+    """Renew this process's policy lease until cancelled; a failed renewal is logged, never fatal."""
+    # Wall-clock sleep on purpose: a test's injected sleep advances a manual clock instead.
+    while True:
+        await sleep(interval)
+        try:
+            await ledger.heartbeat(now=now())
+        except PolicyMismatchError as exc:
+            log.error("policy lease lost: %s", exc)
+        except Exception:
+            log.exception("could not renew the policy lease")
