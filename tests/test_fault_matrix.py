@@ -131,9 +131,11 @@ class Outcome:
     rig: Rig
 
 
-async def run_case(tmp_path: Path, tool: ToolCase, upstream: Upstream, mode: str, *, sandbox: Sandbox | None = None) -> Outcome:
+async def run_case(
+    tmp_path: Path, tool: ToolCase, upstream: Upstream, mode: str, *, sandbox: Sandbox | None = None, **settings: Any
+) -> Outcome:
     """Call one tool with one fault armed on every matching request; the preview step runs clean."""
-    rig = make_rig(tmp_path, sandbox=sandbox)
+    rig = make_rig(tmp_path, sandbox=sandbox, **settings)
     args = tool.args(rig.sandbox.seed_ids)
     method = "POST" if tool.writes else None
     async with rig.client(mode, **tool.client_kwargs) as client:

@@ -1,0 +1,186 @@
+"""The API key is a SecretStr from the environment or the bundle's sensitive config, and nothing ever shows it.
+
+The whole fault matrix runs with a live-looking key, and everything it produces is scanned: tool
+results, every log record at DEBUG (seen before any redaction), client exceptions with their
+chains and tracebacks, the audit trail and the ledger file itself, and a crash report.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import secrets
+import string
+import traceback
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx2
+import pytest
+from pydantic import SecretStr
+
+from outboundcalls.client import OutboundCallsClient
+from outboundcalls.errors import OutboundCallsError
+from outboundcalls.retry import RetryPolicy
+from outboundcalls.sandbox import SANDBOX_BASE_URL, Fault, ManualClock, Sandbox
+from server.app import build_server
+from server.cli import _parser
+from server.ledger_sqlite import LEDGER_FILENAME, SqliteLedger
+from server.settings import Settings, load_settings
+from server.state_dir import resolve_state_dir
+from tests.harness import NOON_NEW_YORK, make_settings
+from tests.test_fault_matrix import FAULTS, TOOLS, Upstream, run_case
+
+pytestmark = pytest.mark.anyio
+
+KEY = "oc_live_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Everything(logging.Handler):
+    """Every record at every level, formatted with its traceback, as the first handler sees it."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def log_lines() -> Iterator[list[str]]:
+    """The text of every log record during the test, from the root logger at DEBUG."""
+    root = logging.getLogger()
+    handler = Everything()
+    # First in line: a redacting filter on the product's handler must not hide a leak from this scan.
+    root.handlers.insert(0, handler)
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        yield handler.lines
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def sandbox_with_key() -> Sandbox:
+    """A sandbox that accepts only KEY."""
+    return Sandbox(api_key=KEY, clock=ManualClock(datetime.fromisoformat(NOON_NEW_YORK)))
+
+
+def test_the_command_line_has_no_way_to_pass_a_key() -> None:
+    """Arguments show up in `ps` and shell history, so the key never is one."""
+    options = [opt for action in _parser()._actions for opt in action.option_strings]
+    assert not [opt for opt in options if "key" in opt or "token" in opt or "secret" in opt]
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["--api-key", KEY])
+
+
+def test_the_key_comes_from_the_environment_as_a_secret_that_hides_in_every_rendering() -> None:
+    """load_settings reads OUTBOUNDCALLS_API_KEY into a SecretStr; repr, str and dumps show no key."""
+    settings = load_settings({"OUTBOUNDCALLS_API_KEY": KEY})
+    assert isinstance(settings.api_key, SecretStr)
+    assert settings.api_key.get_secret_value() == KEY
+    renderings = [repr(settings), str(settings), settings.model_dump_json(), repr(settings.model_dump())]
+    assert not [text for text in renderings if KEY in text]
+
+
+def test_the_bundle_marks_the_key_sensitive_and_passes_it_only_through_the_environment() -> None:
+    """The host stores it in the OS keychain and hands it over as OUTBOUNDCALLS_API_KEY, never in args."""
+    manifest = json.loads((ROOT / "manifest.json").read_text())
+    assert manifest["user_config"]["api_key"]["sensitive"] is True
+    config = manifest["server"]["mcp_config"]
+    assert config["env"]["OUTBOUNDCALLS_API_KEY"] == "${user_config.api_key}"
+    assert not [arg for arg in config["args"] if "api_key" in arg]
+
+
+async def test_client_exceptions_under_every_fault_never_carry_the_key() -> None:
+    """repr, str and the formatted chain of every client error, for every fault and method."""
+    sandbox = sandbox_with_key()
+    ids = sandbox.seed_ids
+
+    async def no_wait(seconds: float) -> None:
+        return None
+
+    retry = RetryPolicy(sleep=no_wait)
+    seen: list[str] = []
+    async with OutboundCallsClient(KEY, base_url=SANDBOX_BASE_URL, transport=sandbox.transport(), retry=retry) as api:
+        seen.append(repr(api))
+        calls = [
+            api.get_account, api.list_calls, api.list_agents, api.list_contacts,
+            lambda: api.get_call(ids.completed_call_id), lambda: api.get_agent(ids.deployed_agent_id),
+            lambda: api.get_campaign(ids.campaign_id),
+        ]  # fmt: skip
+        for upstream in FAULTS:
+            for method in calls:
+                sandbox.faults.clear()
+                sandbox.faults.add(Fault(times=None, **upstream.fault))
+                with pytest.raises(OutboundCallsError) as raised:
+                    await method()
+                exc = raised.value
+                seen += [repr(exc), str(exc), "".join(traceback.format_exception(exc))]
+    assert len(seen) > 100
+    assert not [text for text in seen if KEY in text]
+
+
+@pytest.mark.parametrize("upstream", FAULTS, ids=[f.name for f in FAULTS])
+async def test_the_fault_matrix_run_with_a_live_key_leaks_it_nowhere(
+    tmp_path: Path, upstream: Upstream, log_lines: list[str]
+) -> None:
+    """Every tool under this fault: results, DEBUG logs, the audit trail and the ledger file stay clean."""
+    produced: list[str] = []
+    ledgers: list[Path] = []
+    for index, tool in enumerate(TOOLS):
+        state = tmp_path / str(index)
+        out = await run_case(state, tool, upstream, "legacy", sandbox=sandbox_with_key(), api_key=KEY, log_level="DEBUG")
+        assert out.rig.sandbox.requests, "nothing reached the API"
+        assert not [r for r in out.rig.sandbox.requests if r.status == 401 and upstream.name != "401"], "key refused"
+        produced += [out.text, repr(out.result), repr(out.rig.settings)]
+        ledger = SqliteLedger(resolve_state_dir(out.rig.settings))
+        try:
+            produced += [repr(entry) for entry in await ledger.recent_audit(limit=1000)]
+        finally:
+            await ledger.aclose()
+        ledgers.append(resolve_state_dir(out.rig.settings) / LEDGER_FILENAME)
+    assert [line for line in log_lines if line.startswith("DEBUG")], "DEBUG records were not captured"
+    produced += log_lines
+    assert not [text for text in produced if KEY in text]
+    assert not [path for path in ledgers if path.exists() and KEY.encode() in path.read_bytes()]
+
+
+class Exploding(httpx2.AsyncBaseTransport):
+    """An upstream adapter failing with a message that holds the key: the worst case for a crash report."""
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        raise RuntimeError(f"adapter state dump: authorization=Bearer {KEY}")
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_a_crash_report_is_logged_with_its_traceback_and_the_key_redacted(
+    tmp_path: Path, mode: str, log_lines: list[str]
+) -> None:
+    """The SDK logs an unexpected tool exception with its traceback; the product's handler writes it scrubbed."""
+    from mcp import Client
+
+    settings: Settings = make_settings(tmp_path, api_key=KEY, log_level="DEBUG")
+    server = build_server(settings, transport=Exploding())
+    product = next(h for h in logging.getLogger().handlers if getattr(h, "_outboundcalls", False))
+    assert isinstance(product, logging.StreamHandler)
+    written = io.StringIO()
+    previous = product.setStream(written)
+    try:
+        async with Client(server, mode=mode) as client:
+            result = await client.call_tool("get_balance", {})
+    finally:
+        product.setStream(previous)
+    assert result.is_error
+    assert [block.text for block in result.content if hasattr(block, "text")] == ["Error executing tool get_balance"]
+    report = written.getvalue()
+    assert "Traceback" in report and "RuntimeError: adapter state dump: authorization=Bearer ***" in report
+    assert KEY not in report
+    # The raw record did hold the key (this scan sees records before redaction): the filter did the work.
+    assert any(KEY in line for line in log_lines)
