@@ -37,6 +37,21 @@ def check_exposure(settings: Settings, host: str) -> None:
             f"refusing to listen on {host}: a non-loopback address needs OUTBOUNDCALLS_HTTP_TOKEN, "
             "because anyone who reaches this port could place calls; set a long random token or bind 127.0.0.1"
         )
+    if _is_wildcard(host) and not settings.http_allowed_hosts:
+        # Clients send the name or address they dialed, never 0.0.0.0: every request would get 421.
+        raise SettingsError(
+            f"refusing to listen on {host}: the DNS-rebinding guard admits only Host headers it knows, and no "
+            "client addresses this server as a wildcard; set OUTBOUNDCALLS_HTTP_ALLOWED_HOSTS to the names or "
+            "addresses clients use (e.g. mcp.example.com,192.168.1.20), or bind that one address"
+        )
+
+
+def _is_wildcard(host: str) -> bool:
+    """Whether a bind address means every interface (0.0.0.0, ::)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
 
 
 class BearerTokenMiddleware:

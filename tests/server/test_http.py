@@ -127,8 +127,30 @@ def test_a_loopback_bind_needs_no_token(host: str) -> None:
     check_exposure(Settings.model_validate({}), host)
 
 
-def test_a_non_loopback_bind_with_a_token_may_start() -> None:
-    check_exposure(Settings.model_validate({"http_token": TOKEN}), "0.0.0.0")
+@pytest.mark.parametrize(
+    ("host", "allowed"), [("192.168.1.20", ""), ("0.0.0.0", "192.168.1.20"), ("::", "mcp.example.com")]
+)
+def test_a_non_loopback_bind_with_a_token_may_start(host: str, allowed: str) -> None:
+    check_exposure(Settings.model_validate({"http_token": TOKEN, "http_allowed_hosts": allowed}), host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "[::]"])
+def test_a_wildcard_bind_without_allowed_hosts_refuses_to_start_since_every_request_would_get_421(host: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        check_exposure(Settings.model_validate({"http_token": TOKEN}), host)
+    assert "OUTBOUNDCALLS_HTTP_ALLOWED_HOSTS" in str(raised.value)
+
+
+async def test_a_wildcard_bind_serves_clients_that_use_an_allowed_host(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path, http_token=TOKEN, http_allowed_hosts="192.168.1.20")
+    app = build_http_app(rig.settings, rig.server, host="0.0.0.0", port=8765)
+    headers = MCP_HEADERS | {"authorization": f"Bearer {TOKEN}"}
+    async with rig.server.session_manager.run():
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app)) as http:
+            known = await http.post("http://192.168.1.20:8765/mcp", json=LIST_TOOLS, headers=headers)
+            unknown = await http.post("http://192.168.1.21:8765/mcp", json=LIST_TOOLS, headers=headers)
+    # The known Host gets past the guard (to the MCP layer's own answer); the other does not.
+    assert known.status_code != 421 and unknown.status_code == 421
 
 
 def test_serve_http_on_a_public_address_without_a_token_exits_2_before_listening(
