@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import mcp_types as types
 import pytest
+from mcp import Client
 from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
-from outboundcalls.sandbox import Fault
-from tests.harness import Rig, connected
+from outboundcalls.sandbox import Fault, ManualClock, Sandbox
+from server.app import build_server
+from tests.harness import NOON_NEW_YORK, Rig, connected, make_settings
 
 pytestmark = pytest.mark.anyio
 
 TO = "+14155550134"
-Answer = Callable[[ClientRequestContext, types.ElicitRequestParams], Awaitable[types.ElicitResult | types.ErrorData]]
 
 
 class Person:
@@ -246,3 +248,18 @@ async def test_a_402_after_the_balance_dropped_since_the_preview_says_the_balanc
     assert result.is_error and "402" in _text(result) and "at least 25" in _text(result)
     assert rig.sandbox.dispatched == 0
     assert "balance is 10 credits" in _text(result)
+
+
+async def test_against_the_real_api_neither_question_nor_preview_claims_the_sandbox(tmp_path: Path, mode: str) -> None:
+    sandbox = Sandbox(clock=ManualClock(datetime.fromisoformat(NOON_NEW_YORK)))  # stands in for the real API
+    server = build_server(make_settings(tmp_path, sandbox=False), transport=sandbox.transport(), now=sandbox.clock.now)
+    person = Person("decline")
+    args = {"agent_id": sandbox.seed_ids.deployed_agent_id, "to_number": TO}
+    async with Client(server, mode=mode, elicitation_callback=person) as asked:
+        await asked.call_tool("dispatch_call", args)
+    async with Client(server, mode=mode) as unasked:
+        previewed = await unasked.call_tool("dispatch_call", args)
+    assert "SANDBOX" not in person.asked[0].message
+    assert previewed.structured_content is not None
+    assert previewed.structured_content["preview"]["sandbox"] is False
+    assert "SANDBOX" not in str(previewed.structured_content)
