@@ -27,7 +27,7 @@ TYPES = {"string": ("str", "SecretStr", "frozenset", "Literal"), "boolean": ("bo
 
 
 def _references(key: str) -> list[str]:
-    return [name for name, value in ENV.items() if REFERENCE.fullmatch(value) and REFERENCE.fullmatch(value)[1] == key]  # type: ignore[index]
+    return [name for name, value in ENV.items() if (match := REFERENCE.fullmatch(value)) and match[1] == key]
 
 
 @pytest.mark.parametrize("key", sorted(USER_CONFIG))
