@@ -1,0 +1,87 @@
+"""What the safe-dispatch tests share: arguments, answers a person gives, and reading results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import mcp_types as types
+from mcp import Client
+from mcp.client.session import ClientRequestContext
+
+from outboundcalls.sandbox import ManualClock, Sandbox
+from server.ledger import AuditEntry
+from server.ledger_sqlite import read_audit
+from server.state_dir import resolve_state_dir
+from tests.harness import Rig
+
+ERAS = ["legacy", "auto"]  # the handshake era (today's hosts) and 2026-07-28
+US_NUMBER = "+14155550134"  # San Francisco: 09:00 at the harness's noon in New York
+OTHER_US_NUMBER = "+14155550135"
+PREMIUM_NUMBER = "+19005550100"
+
+
+def sandbox_at(moment: str) -> Sandbox:
+    """A fresh sandbox whose manual clock starts at an ISO time."""
+    return Sandbox(clock=ManualClock(datetime.fromisoformat(moment)))
+
+
+def dispatch_args(rig: Rig, to_number: str = US_NUMBER, **extra: Any) -> dict[str, Any]:
+    """dispatch_call arguments through the sandbox's deployed agent."""
+    return {"agent_id": rig.sandbox.seed_ids.deployed_agent_id, "to_number": to_number, **extra}
+
+
+def text_of(result: types.CallToolResult) -> str:
+    """A tool result's text, as the assistant reads it."""
+    return " ".join(block.text for block in result.content if isinstance(block, types.TextContent))
+
+
+async def preview_token(client: Client, args: dict[str, Any]) -> str:
+    """Ask for a preview (token flow) and return its confirmation token."""
+    result = await client.call_tool("dispatch_call", args)
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None
+    assert result.structured_content["status"] == "needs_confirmation", result.structured_content
+    token = result.structured_content["preview"]["confirmation_token"]
+    assert isinstance(token, str)
+    return token
+
+
+async def confirm(client: Client, args: dict[str, Any], token: str) -> types.CallToolResult:
+    """Confirm a preview with its token."""
+    return await client.call_tool("dispatch_call", {**args, "confirmation_token": token})
+
+
+def call_id_of(result: types.CallToolResult) -> str:
+    """The call id of a dialed result."""
+    assert not result.is_error, text_of(result)
+    content = result.structured_content
+    assert content is not None and content["status"] == "dialed", content
+    call_id = content["call"]["id"]
+    assert isinstance(call_id, str)
+    return call_id
+
+
+class Person:
+    """An elicitation callback that answers every question the same way and counts the questions."""
+
+    def __init__(self, action: str = "accept", confirm: bool = True) -> None:
+        self.action = action
+        self.confirm = confirm
+        self.questions: list[str] = []
+
+    async def __call__(self, context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        assert isinstance(params, types.ElicitRequestFormParams)
+        self.questions.append(params.message)
+        content = {"confirm": self.confirm} if self.action == "accept" else None
+        return types.ElicitResult(action=self.action, content=content)  # type: ignore[arg-type]
+
+
+async def audit_of(rig: Rig, limit: int = 100) -> list[AuditEntry]:
+    """The rig's audit trail, oldest first."""
+    return list(reversed(await read_audit(resolve_state_dir(rig.settings), limit)))
+
+
+def kinds(entries: list[AuditEntry]) -> list[str]:
+    """The audit entries' kinds, in order."""
+    return [entry.kind for entry in entries]

@@ -1,0 +1,184 @@
+"""Confirmation tokens under attack and under load: one token, at most one POST /calls, ever."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import mcp_types as types
+import pytest
+
+from server.ledger import PolicyMismatchError
+from server.startup import find_startup_error
+from tests.harness import connected, make_rig
+from tests.server.dispatch_kit import (
+    ERAS,
+    OTHER_US_NUMBER,
+    PREMIUM_NUMBER,
+    audit_of,
+    call_id_of,
+    confirm,
+    dispatch_args,
+    preview_token,
+    text_of,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_preview_alone_never_posts_a_call(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path)
+    async with connected(rig, mode) as client:
+        await preview_token(client, dispatch_args(rig))
+    assert rig.posts() == 0
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_replayed_token_returns_the_same_call_and_posts_once(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path)
+    args = dispatch_args(rig)
+    async with connected(rig, mode) as client:
+        token = await preview_token(client, args)
+        first = call_id_of(await confirm(client, args, token))
+        replays = [await confirm(client, args, token) for _ in range(3)]
+    assert [call_id_of(r) for r in replays] == [first] * 3
+    assert all("not dialed again" in text_of(r) for r in replays)
+    assert rig.posts() == 1
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_an_expired_token_confirms_nothing(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path)
+    args = dispatch_args(rig)
+    async with connected(rig, mode) as client:
+        token = await preview_token(client, args)
+        await rig.sandbox.advance(5 * 60)  # tokens last exactly 5 minutes
+        result = await confirm(client, args, token)
+    assert result.is_error and "expired" in text_of(result)
+    assert rig.posts() == 0
+    assert (await audit_of(rig))[-1].detail == {"claim": "expired"}
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_token_just_inside_its_five_minutes_still_dials(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path)
+    args = dispatch_args(rig)
+    async with connected(rig, mode) as client:
+        token = await preview_token(client, args)
+        await rig.sandbox.advance(5 * 60 - 1)
+        call_id_of(await confirm(client, args, token))
+    assert rig.posts() == 1
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_tampered_token_confirms_nothing(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path)
+    args = dispatch_args(rig)
+    async with connected(rig, mode) as client:
+        token = await preview_token(client, args)
+        tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
+        forged = await confirm(client, args, tampered)
+        invented = await confirm(client, args, "x" * len(token))
+    assert forged.is_error and "not one this server issued" in text_of(forged)
+    assert invented.is_error
+    assert rig.posts() == 0
+    assert (await audit_of(rig))[-1].kind == "refusal"
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_token_for_other_arguments_confirms_nothing_and_stays_valid_for_its_own(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path)
+    args = dispatch_args(rig)
+    async with connected(rig, mode) as client:
+        token = await preview_token(client, args)
+        for other in (
+            dispatch_args(rig, OTHER_US_NUMBER),
+            dispatch_args(rig, PREMIUM_NUMBER),
+            {**args, "agent_id": rig.sandbox.seed_ids.deployed_agent_ids[1]},
+            {**args, "phone_number_id": rig.sandbox.seed_ids.phone_number_id},
+        ):
+            refused = await confirm(client, other, token)
+            assert refused.is_error and "issued for other arguments" in text_of(refused), other
+        assert rig.posts() == 0
+        call_id_of(await confirm(client, args, token))
+    assert rig.posts() == 1
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_the_same_number_written_another_way_is_the_same_argument(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path)
+    async with connected(rig, mode) as client:
+        token = await preview_token(client, dispatch_args(rig, "+1 (415) 555-0134"))
+        call_id_of(await confirm(client, dispatch_args(rig, "415.555.0134"), token))
+    assert rig.posts() == 1
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_two_confirmations_of_one_token_at_once_place_one_call_and_both_get_it(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path)
+    args = dispatch_args(rig)
+    results: list[types.CallToolResult] = []
+    async with connected(rig, mode) as client:
+        token = await preview_token(client, args)
+
+        async def confirm_once() -> None:
+            results.append(await confirm(client, args, token))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(confirm_once)
+            tg.start_soon(confirm_once)
+    assert len({call_id_of(r) for r in results}) == 1
+    assert rig.posts() == 1
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_token_survives_a_restart_between_preview_and_confirmation(tmp_path: Path, mode: str) -> None:
+    before = make_rig(tmp_path)
+    args = dispatch_args(before)
+    async with connected(before, mode) as client:
+        token = await preview_token(client, args)
+    after = make_rig(tmp_path, sandbox=before.sandbox)  # a new server process on the same state directory
+    async with connected(after, mode) as client:
+        call_id = call_id_of(await confirm(client, args, token))
+        again = call_id_of(await confirm(client, args, token))
+    assert again == call_id
+    assert before.posts() == 1
+
+
+async def test_two_servers_sharing_a_state_directory_confirm_one_token_into_one_call(tmp_path: Path) -> None:
+    first = make_rig(tmp_path)
+    second = make_rig(tmp_path, sandbox=first.sandbox)
+    args = dispatch_args(first)
+    results: list[types.CallToolResult] = []
+    async with connected(first, "legacy") as one, connected(second, "auto") as other:
+        token = await preview_token(one, args)
+
+        async def confirm_on(client: object) -> None:
+            results.append(await confirm(client, args, token))  # type: ignore[arg-type]
+
+        async with anyio.create_task_group() as tg:
+            for client in (one, other, one, other):
+                tg.start_soon(confirm_on, client)
+    assert len({call_id_of(r) for r in results}) == 1
+    assert first.posts() == 1
+
+
+async def test_a_second_live_server_with_another_policy_on_the_same_state_directory_refuses_to_start(
+    tmp_path: Path,
+) -> None:
+    running = make_rig(tmp_path)
+    changed = make_rig(tmp_path, sandbox=running.sandbox, max_calls_per_day=7, redial_cooldown_minutes=5)
+    async with connected(running) as client:
+        for mode in ERAS:
+            with pytest.raises(BaseException) as raised:
+                async with connected(changed, mode):
+                    pass  # pragma: no cover - start-up must fail
+            error = find_startup_error(raised.value)
+            assert isinstance(error, PolicyMismatchError)
+            assert set(error.changes) == {"OUTBOUNDCALLS_MAX_CALLS_PER_DAY", "OUTBOUNDCALLS_REDIAL_COOLDOWN_MINUTES"}
+            assert "50 there, 7 here" in str(error)
+        call_id_of(await confirm(client, dispatch_args(running), await preview_token(client, dispatch_args(running))))
+    assert running.posts() == 1
+    async with connected(changed) as client:  # once the other has stopped, the new policy may take over
+        await preview_token(client, dispatch_args(changed, OTHER_US_NUMBER))
