@@ -1,0 +1,68 @@
+"""The design card's rules, checked on the source: layers point one way, env is read in one place, modules stay small."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("outboundcalls", "tools", "server")
+# What each layer may not import: server -> tools -> outboundcalls, never back up.
+FORBIDDEN = {
+    "outboundcalls": ("mcp", "mcp_types", "tools", "server"),
+    "tools": ("server",),
+    "server": (),
+}
+MAX_MODULE_LINES = 400
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def _imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_a_layer_never_imports_the_layers_above_it(package: str) -> None:
+    offending = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in _modules(package)
+        for name in _imported(path)
+        if name.split(".")[0] in FORBIDDEN[package]
+    }
+    assert not offending
+
+
+def test_only_the_settings_module_reads_the_environment() -> None:
+    readers = sorted(
+        str(path.relative_to(ROOT))
+        for package in PACKAGES
+        for path in _modules(package)
+        if "os.environ" in path.read_text(encoding="utf-8") or "os.getenv" in path.read_text(encoding="utf-8")
+    )
+    assert readers == ["server/settings.py"]
+
+
+def test_no_product_module_is_over_400_lines() -> None:
+    big = {
+        str(path.relative_to(ROOT)): n
+        for package in (*PACKAGES, "bench")
+        for path in _modules(package)
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not big
+
+
+def test_no_module_is_named_for_no_concept() -> None:
+    vague = [p for pkg in PACKAGES for p in _modules(pkg) if p.stem in {"utils", "helpers", "misc", "common"}]
+    assert not vague
