@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -35,7 +36,7 @@ from server.ledger import (
     UnknownOutcome,
 )
 from server.ledger import DispatchArgs as BoundArgs
-from server.policy import DispatchPolicy
+from server.policy import DEPLOYED_STATUS, DispatchPolicy
 from server.preflight import AgentFacts, PreflightResult
 from server.reconcile import Reconciler
 from tools.calls import call_item
@@ -45,14 +46,17 @@ from tools.errors import describe_upstream_error
 if TYPE_CHECKING:
     from outboundcalls.client import OutboundCallsClient
 
-__all__ = ["FACTS_TTL", "TOKEN_TTL", "DispatchService"]
+__all__ = ["FACTS_TTL", "QUESTION_TTL", "TOKEN_TTL", "DispatchService"]
 
 log = logging.getLogger("outboundcalls.dispatch")
 
 TOKEN_TTL = timedelta(minutes=5)
 # Upstream facts (agent, balance) are reused this long, so a preview and its confirmation cost
-# no second round of reads, and a modern-era question is rendered identically on every round.
+# no second round of reads.
 FACTS_TTL = timedelta(seconds=60)
+# A question is worded the same for this long (a modern-era answer counts only for the exact
+# question asked, and a person may take minutes); the rules are evaluated afresh every time.
+QUESTION_TTL = TOKEN_TTL
 WAIT_FOR_OTHER_CLAIM_SECONDS = 30.0
 
 
@@ -95,15 +99,17 @@ class DispatchService:
         self.now = now
         self.reconciler = Reconciler(api=api, ledger=ledger, now=now)
         self._facts: dict[str, _Facts] = {}
-        self._prepared: dict[DispatchArgs, Prepared] = {}
+        self._prepared: dict[DispatchArgs, tuple[datetime, Prepared]] = {}
 
     async def prepare(self, args: DispatchArgs) -> Prepared:
-        """Run pre-flight; a refusal is a tool error naming every rule, and is audited."""
+        """Run pre-flight (always: a cap or cooldown may have just been reached); a refusal is audited."""
         now = self.now()
-        cached = self._prepared.get(args)
-        if cached is not None and now - _handle(cached).facts.read_at < FACTS_TTL:
-            return cached
-        facts = await self._read_facts(args.agent_id, now)
+        if _e164_or_none(args.to_number, self.default_region) is None:
+            # An undialable number (letters, look-alike digits, 911) is refused on its own: nothing is read for it.
+            facts = _Facts(agent=AgentFacts(agent_id=args.agent_id, exists=True, status=DEPLOYED_STATUS),
+                           balance=math.inf, read_at=now)
+        else:
+            facts = await self._read_facts(args.agent_id, now)
         preflight = await self._evaluate(args.to_number, facts, now)
         number = preflight.number
         if not preflight.allowed or number is None:
@@ -111,11 +117,16 @@ class DispatchService:
             raise ToolError(describe_refusals(preflight))
         bound = BoundArgs(agent_id=args.agent_id, to_number=number.e164,
                           phone_number_id=args.phone_number_id, contact_id=args.contact_id)
+        handle = _Handle(bound=bound, preflight=preflight, facts=facts)
+        self._prepared = {k: v for k, v in self._prepared.items() if now - v[0] < QUESTION_TTL}
+        shown = self._prepared.get(args)
+        if shown is not None:
+            # The same words as before: a modern-era answer counts only for the question as it was shown.
+            return shown[1].model_copy(update={"handle": handle})
         view = preview_view(bound, preflight, facts.agent, facts.balance, sandbox=self.sandbox)
         prepared = Prepared(args=args, view=view, question=question_text(view, preflight, sandbox=self.sandbox),
-                            handle=_Handle(bound=bound, preflight=preflight, facts=facts))
-        self._prepared = {k: v for k, v in self._prepared.items() if now - _handle(v).facts.read_at < FACTS_TTL}
-        self._prepared[args] = prepared
+                            handle=handle)
+        self._prepared[args] = (now, prepared)
         return prepared
 
     async def offer_token(self, prepared: Prepared) -> Preview:
@@ -274,7 +285,7 @@ class DispatchService:
                     await self.ledger.record_outcome(token, DialedOutcome(call_id=found.id), now=self.now())
                     return self._dialed(found, handle, note=" (the API answered 502, but the call was created)")
                 await self._fail(token, exc.status, exc.message)
-                raise ToolError(describe_upstream_error(exc) + " The call was not placed.") from exc
+                raise ToolError(describe_upstream_error(exc) + text.NOT_PLACED) from exc
             except InsufficientCreditsError as exc:
                 await self._fail(token, 402, exc.message)
                 raise ToolError(
@@ -284,7 +295,7 @@ class DispatchService:
             except (APIStatusError, ConnectionFailedError) as exc:
                 # A definite answer, or a request that never left: no call exists.
                 await self._fail(token, exc.status if isinstance(exc, APIStatusError) else None, str(exc)[:300])
-                raise ToolError(describe_upstream_error(exc) + " The call was not placed.") from exc
+                raise ToolError(describe_upstream_error(exc, text.DIAL_SUBJECT) + text.NOT_PLACED) from exc
             except OutboundCallsError as exc:
                 # The request left and no usable answer came back (timeout, drop, a 2xx body we cannot read).
                 return await self._settle_unknown(token, handle, reason=f"{type(exc).__name__}: {exc}")

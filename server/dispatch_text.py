@@ -9,6 +9,8 @@ from server.preflight import AgentFacts, PreflightResult
 from tools.dispatch_models import Preview
 
 __all__ = [
+    "DIAL_SUBJECT",
+    "NOT_PLACED",
     "TOKEN_EXPIRED",
     "TOKEN_UNKNOWN",
     "describe_refusals",
@@ -65,6 +67,9 @@ def question_text(view: Preview, preflight: PreflightResult, *, sandbox: bool) -
     return (SANDBOX_PREFIX + text) if sandbox else text
 
 
+NOT_PLACED = " The call was not placed. Once that is resolved, call dispatch_call again: it needs a new confirmation."
+# A 404 to POST /calls names none of the ids it was given, so all of them are suspects.
+DIAL_SUBJECT = "The agent, the caller id (phone_number_id) or the contact"
 TOKEN_UNKNOWN = (
     "confirmation_token is not one this server issued (or it was altered). Nothing was dialed. "
     "Call dispatch_call without a token to get a new preview."
@@ -97,7 +102,7 @@ def other_arguments(bound: BoundArgs) -> str:
 def outcome_unknown(to_number: str) -> str:
     """What the assistant is told when a dial's outcome is unknown and the call was not found."""
     return (
-        f"The request to call {to_number} left, but no answer came back, and no matching call was found. "
+        f"The request to call {to_number} left, but no usable answer came back, and no matching call was found. "
         "The call may or may not have been placed. Nothing was retried; the number is held until this is "
         "reconciled or the redial cooldown ends. Check list_calls in a minute."
     )

@@ -1,0 +1,204 @@
+"""When POST /calls goes wrong: failed is recorded, unknown is reconciled and never retried."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from outboundcalls.sandbox import Fault
+from server.ledger import DispatchArgs
+from server.ledger_sqlite import SqliteLedger
+from server.state_dir import resolve_state_dir
+from tests.harness import Rig, connected, make_rig
+from tests.server.dispatch_kit import (
+    ERAS,
+    US_NUMBER,
+    audit_of,
+    call_id_of,
+    confirm,
+    dispatch_args,
+    preview_token,
+    text_of,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+def post_fails(rig: Rig, **fault: object) -> None:
+    """Arm one fault on the next POST /calls."""
+    rig.sandbox.faults.add(Fault(method="POST", path="/calls", **fault))  # type: ignore[arg-type]
+
+
+def lookups(rig: Rig) -> int:
+    """How many GET /calls the server made (reconciliation looks the call up there)."""
+    return rig.sandbox.count("GET", "/calls")
+
+
+async def confirmed(client: Client, rig: Rig, number: str = US_NUMBER):  # type: ignore[no-untyped-def]
+    """Preview and confirm by token; the raw result."""
+    args = dispatch_args(rig, number)
+    return await confirm(client, args, await preview_token(client, args))
+
+
+def created_call(rig: Rig) -> str:
+    """The id of the one call the sandbox created during the test."""
+    (call_id,) = [c.id for c in rig.sandbox.state.calls.values() if c.to_number == US_NUMBER]
+    return call_id
+
+
+async def outcome_details(rig: Rig) -> list[dict[str, object]]:
+    return [dict(entry.detail) for entry in await audit_of(rig) if entry.kind in ("outcome", "reconcile")]
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_402_is_a_failed_dial_that_holds_nothing(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path)
+    post_fails(rig, kind="status", status=402)
+    async with connected(rig, mode) as client:
+        result = await confirmed(client, rig)
+        assert result.is_error and "Insufficient credits (402)" in text_of(result) and "Nothing was dialed" in text_of(result)
+        assert (rig.posts(), rig.sandbox.dispatched) == (1, 0)
+        call_id_of(await confirmed(client, rig))  # failed is not a dial: no cooldown, no hold
+    assert (rig.posts(), rig.sandbox.dispatched) == (2, 1)
+    assert (await outcome_details(rig))[0]["status"] == 402
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_502_without_a_call_is_looked_up_once_then_recorded_as_failed(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path)
+    post_fails(rig, kind="status", status=502)
+    async with connected(rig, mode) as client:
+        result = await confirmed(client, rig)
+    assert result.is_error and "502" in text_of(result) and "not placed" in text_of(result)
+    assert (rig.posts(), rig.sandbox.dispatched, lookups(rig)) == (1, 0, 1)
+    assert (await outcome_details(rig))[0] == {"kind": "failed", "status": 502, "message": "Upstream telephony provider error"}
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_502_when_the_call_was_created_anyway_reports_that_call(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path)
+    post_fails(rig, kind="status", status=502, after_processing=True)
+    async with connected(rig, mode) as client:
+        result = await confirmed(client, rig)
+        again = await client.call_tool("dispatch_call", dispatch_args(rig))  # a dial: the cooldown has started
+    call_id = call_id_of(result)
+    assert "502, but the call was created" in text_of(result)
+    assert (rig.posts(), rig.sandbox.dispatched) == (1, 1)
+    assert rig.sandbox.call_json(call_id)["toNumber"] == US_NUMBER
+    assert again.is_error and "- cooldown:" in text_of(again)
+    assert (await outcome_details(rig))[0] == {"kind": "dialed", "call_id": call_id}
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_timeout_before_sending_posts_nothing_and_holds_nothing(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path)
+    post_fails(rig, kind="timeout_before_send")
+    async with connected(rig, mode) as client:
+        result = await confirmed(client, rig)
+        assert result.is_error and "not placed" in text_of(result)
+        assert rig.posts() == 0
+        call_id_of(await confirmed(client, rig))
+    assert (rig.posts(), rig.sandbox.dispatched) == (1, 1)
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_timeout_after_the_call_was_created_is_reconciled_to_that_call(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path)
+    post_fails(rig, kind="hang", after_processing=True)
+    async with connected(rig, mode) as client:
+        args = dispatch_args(rig)
+        token = await preview_token(client, args)
+        result = await confirm(client, args, token)
+        replay = await confirm(client, args, token)
+    call_id = call_id_of(result)
+    assert "answer was lost, but the call was found" in text_of(result)
+    assert call_id_of(replay) == call_id
+    assert (rig.posts(), rig.sandbox.dispatched, lookups(rig)) == (1, 1, 1)
+    details = await outcome_details(rig)
+    assert details[0]["kind"] == "unknown" and details[1] == {"found": True, "call_id": call_id}
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_timeout_when_no_call_was_created_holds_the_number_and_never_retries(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path)
+    post_fails(rig, kind="hang")
+    async with connected(rig, mode) as client:
+        args = dispatch_args(rig)
+        token = await preview_token(client, args)
+        result = await confirm(client, args, token)
+        replay = await confirm(client, args, token)
+        held = await client.call_tool("dispatch_call", args)
+        assert (rig.posts(), rig.sandbox.dispatched) == (1, 0)
+        await rig.sandbox.advance(60 * 60)  # the hold ends with the cooldown
+        call_id_of(await confirmed(client, rig))
+    assert not result.is_error and result.structured_content is not None
+    assert result.structured_content["status"] == "outcome_unknown"
+    assert "Nothing was retried" in text_of(result) and "held" in text_of(result)
+    assert replay.structured_content is not None and replay.structured_content["status"] == "outcome_unknown"
+    assert held.is_error and "- unknown_outcome_hold:" in text_of(held) and "- cooldown:" in text_of(held)
+    assert (rig.posts(), rig.sandbox.dispatched) == (2, 1)
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_held_number_is_looked_up_again_and_freed_of_its_hold_once_the_call_is_found(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path)
+    post_fails(rig, kind="drop", after_processing=True)  # the call is created, the answer is lost
+    rig.sandbox.faults.add(Fault(kind="status", status=400, method="GET", path="/calls", times=None))
+    async with connected(rig, mode) as client:
+        args = dispatch_args(rig)
+        token = await preview_token(client, args)
+        unknown = await confirm(client, args, token)
+        assert unknown.structured_content is not None and unknown.structured_content["status"] == "outcome_unknown"
+        rig.sandbox.faults.clear()
+        again = await client.call_tool("dispatch_call", args)
+        replay = await confirm(client, args, token)
+    assert again.is_error and "- cooldown:" in text_of(again) and "unknown_outcome_hold" not in text_of(again)
+    assert call_id_of(replay) == created_call(rig)
+    assert (rig.posts(), rig.sandbox.dispatched) == (1, 1)
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_start_up_reconciles_an_unknown_outcome_by_its_intent(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path)
+    post_fails(rig, kind="drop", after_processing=True)
+    rig.sandbox.faults.add(Fault(kind="status", status=400, method="GET", path="/calls", times=None))
+    async with connected(rig, mode) as client:
+        args = dispatch_args(rig)
+        token = await preview_token(client, args)
+        assert (await confirm(client, args, token)).structured_content["status"] == "outcome_unknown"  # type: ignore[index]
+    rig.sandbox.faults.clear()
+    restarted = make_rig(tmp_path, sandbox=rig.sandbox)
+    async with connected(restarted, mode) as client:
+        reconciled = [e for e in await audit_of(rig) if e.kind == "reconcile"]
+        replay = await confirm(client, args, token)
+    assert reconciled[-1].detail == {"found": True, "call_id": created_call(rig)}
+    assert call_id_of(replay) == created_call(rig)
+    assert (rig.posts(), rig.sandbox.dispatched) == (1, 1)
+
+
+async def test_start_up_settles_a_claim_left_dialing_by_a_stopped_process(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    now = rig.sandbox.clock.now()
+    ledger = SqliteLedger(resolve_state_dir(rig.settings))
+    found_args = DispatchArgs(agent_id=rig.sandbox.seed_ids.deployed_agent_id, to_number=US_NUMBER)
+    lost_args = DispatchArgs(agent_id=rig.sandbox.seed_ids.deployed_agent_id, to_number="+14155550136")
+    tokens = []
+    for args in (found_args, lost_args):
+        intent = await ledger.create_intent(args, estimate_per_minute=19.95, now=now, expires_at=now + timedelta(minutes=5), mode="token")
+        assert (await ledger.claim(intent.token, args, now=now)).claimed
+        tokens.append(intent.token)
+    await ledger.aclose()  # the process stops here, after its POST for the first intent only
+    async with rig.sandbox.http_client() as http:
+        await http.post("/calls", json={"agentId": found_args.agent_id, "toNumber": US_NUMBER})
+    await rig.sandbox.advance(11 * 60)
+    async with connected(rig) as client:
+        found = await confirm(client, dispatch_args(rig), tokens[0])
+        lost = await confirm(client, dispatch_args(rig, "+14155550136"), tokens[1])
+        held = await client.call_tool("dispatch_call", dispatch_args(rig, "+14155550136"))
+    assert call_id_of(found) == created_call(rig)
+    assert lost.structured_content is not None and lost.structured_content["status"] == "outcome_unknown"
+    assert held.is_error and "unknown_outcome_hold" in text_of(held)
+    assert (rig.posts(), rig.sandbox.dispatched) == (1, 1)
