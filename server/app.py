@@ -79,6 +79,8 @@ def build_server(
         async with AsyncExitStack() as stack:
             deps = await _open_deps(settings, stack, policy, transport=transport, now=clock, sleep=sleep, retry=retry)
             deps.call_ends = events
+            if deps.dispatcher is not None:  # charges known at a call's end go into the audit trail
+                stack.callback(events.add_listener(deps.dispatcher.record_charge))
             yield deps
 
     mcp: MCPServer[ToolDeps] = MCPServer(

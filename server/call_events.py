@@ -111,6 +111,12 @@ class CallEvents:
         self._ended: OrderedDict[str, CallDetail] = OrderedDict()
         self._waiters: dict[str, set[anyio.Event]] = {}
         self._subscribers: dict[str, dict[int, Any]] = {}
+        self._listeners: list[Callable[[CallDetail], Awaitable[Any]]] = []
+
+    def add_listener(self, listener: Callable[[CallDetail], Awaitable[Any]]) -> Callable[[], None]:
+        """Call listener with each call the first time it is known to have ended; returns its remover."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     async def received(self, call: CallDetail, *, event: str | None, at: datetime) -> None:
         """A webhook brought this call's end: store it, then wake and notify."""
@@ -127,6 +133,11 @@ class CallEvents:
             event.set()
         if first:
             await self._publish(call.id)
+            for listener in list(self._listeners):
+                try:
+                    await listener(call)
+                except Exception:  # a listener (the audit of charges) must not fail the call's end
+                    log.exception("a call-end listener failed for %s", call.id)
 
     async def wait(self, call_ids: Sequence[str], timeout: float) -> dict[str, CallDetail]:
         """Wait until one of these calls ends or `timeout` passes; the ended ones known by then."""

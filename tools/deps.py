@@ -11,7 +11,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 if TYPE_CHECKING:
-    from outboundcalls.calls import CallDetail
+    from outboundcalls.calls import CallDetail, CallSummary
     from outboundcalls.client import OutboundCallsClient
 
     from tools.dispatch_models import DispatchArgs, DispatchResult, Prepared, Preview
@@ -53,6 +53,10 @@ class Dispatcher(Protocol):
 
     async def dial_with_token(self, args: DispatchArgs, token: str) -> DispatchResult:
         """Confirm a previewed dispatch by its token: dial once, or return the recorded outcome."""
+        ...
+
+    async def record_charge(self, call: CallSummary) -> bool:
+        """Audit what an ended call this server dialed was charged, once."""
         ...
 
 
