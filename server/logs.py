@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 from server.settings import Settings
 
-__all__ = ["RedactSecrets", "configure_logging"]
+__all__ = ["RedactSecrets", "StderrHandler", "configure_logging"]
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -37,13 +38,32 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to sys.stderr as it is when each record is written, unless a stream was set explicitly."""
+
+    # Bound once to the sys.stderr of the first build_server, the handler kept writing to a stream
+    # that a host or a test had since replaced and closed ("I/O operation on closed file").
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pinned = None
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return self._pinned if self._pinned is not None else sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        self._pinned = None if value is sys.stderr else value
+
+
 def configure_logging(settings: Settings) -> None:
     """Route all logs to stderr at the configured level; stdout belongs to the protocol."""
     secrets = [s.get_secret_value() for s in (settings.api_key, settings.http_token, settings.webhook_secret) if s]
     root = logging.getLogger()
     handler = next((h for h in root.handlers if getattr(h, "_outboundcalls", False)), None)
     if handler is None:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = StderrHandler()
         handler._outboundcalls = True  # type: ignore[attr-defined]
         handler.setFormatter(logging.Formatter(FORMAT))
         root.addHandler(handler)
