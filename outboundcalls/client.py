@@ -117,17 +117,33 @@ class OutboundCallsClient:
         self._api_key = key
         self._base_url = str(url).rstrip("/")
         self._retry = retry if retry is not None else RetryPolicy()
-        self._http = httpx2.AsyncClient(
-            base_url=self._base_url,
-            transport=transport,
-            timeout=_timeouts(timeout),
-            headers={
-                "Authorization": f"Bearer {raw}",
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-            },
-            follow_redirects=False,
-        )
+        self._timeout = _timeouts(timeout)
+        self._transport = transport
+        self._pool: httpx2.AsyncClient | None = None
+        self._closed = False
+
+    @property
+    def _http(self) -> httpx2.AsyncClient:
+        """The pooled HTTP client, built on the first request.
+
+        Building it loads the connection stack and the TLS trust store (about 0.1 s), which a
+        server spawned only to list its tools never needs.
+        """
+        if self._pool is None:
+            if self._closed:
+                raise RuntimeError("Cannot send a request, as the client has been closed.")
+            self._pool = httpx2.AsyncClient(
+                base_url=self._base_url,
+                transport=self._transport,
+                timeout=self._timeout,
+                headers={
+                    "Authorization": f"Bearer {self._api_key.get_secret_value()}",
+                    "User-Agent": USER_AGENT,
+                    "Accept": "application/json",
+                },
+                follow_redirects=False,
+            )
+        return self._pool
 
     @property
     def base_url(self) -> str:
@@ -150,7 +166,11 @@ class OutboundCallsClient:
 
     async def aclose(self) -> None:
         """Close the pooled connections (and the injected transport)."""
-        await self._http.aclose()
+        self._closed = True
+        if self._pool is not None:
+            await self._pool.aclose()
+        elif self._transport is not None:
+            await self._transport.aclose()
 
     async def get_account(self) -> Account:
         """Your user info, credit balance and active subscription."""
