@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from mcp.server.mcpserver import Context
 
+from outboundcalls.campaigns import Campaign
 from tools.deps import ToolDeps, api_of
 from tools.errors import upstream_errors
 from tools.inputs import CampaignId
 from tools.results import ToolModel, structured
 
-__all__ = ["CampaignProgress", "get_campaign"]
+__all__ = ["CampaignProgress", "campaign_progress", "get_campaign"]
 
 
 class CampaignProgress(ToolModel):
@@ -24,21 +25,24 @@ class CampaignProgress(ToolModel):
     success_rate: float | None = None
 
 
+def campaign_progress(c: Campaign) -> CampaignProgress:
+    """The assistant's view of a campaign (also the outboundcalls://campaigns/{id} resource)."""
+    return CampaignProgress(
+        id=c.id,
+        name=c.name,
+        status=c.status,
+        calls_total=c.calls_total,
+        completed=c.calls_completed,
+        successful=c.calls_successful,
+        failed=c.calls_failed,
+        credits_used=c.credits_used,
+        success_rate=c.success_rate,
+    )
+
+
 async def get_campaign(ctx: Context[ToolDeps], campaign_id: CampaignId) -> CampaignProgress:
     """Campaign progress: calls completed, successful and failed, credits used, success rate (0..1)."""
     api = api_of(ctx)
     with upstream_errors(f"campaign_id {campaign_id!r}"):
         c = await api.get_campaign(campaign_id)
-    return structured(
-        CampaignProgress(
-            id=c.id,
-            name=c.name,
-            status=c.status,
-            calls_total=c.calls_total,
-            completed=c.calls_completed,
-            successful=c.calls_successful,
-            failed=c.calls_failed,
-            credits_used=c.credits_used,
-            success_rate=c.success_rate,
-        )
-    )
+    return structured(campaign_progress(c))

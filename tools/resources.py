@@ -1,11 +1,11 @@
-"""Resources: a call's detail and transcript, the agents, the account; readable and subscribable."""
+"""Resources: a call's detail and transcript, campaigns, contact lists, agents, the account."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
@@ -17,10 +17,15 @@ from tools.deps import NO_KEY_MESSAGE, ToolDeps, deps_of
 from tools.errors import describe_upstream_error
 from tools.inputs import check_id
 
+if TYPE_CHECKING:
+    from outboundcalls.client import OutboundCallsClient
+
 __all__ = [
     "ACCOUNT_URI",
     "AGENTS_URI",
     "CALL_TEMPLATE",
+    "CAMPAIGN_TEMPLATE",
+    "CONTACT_LIST_TEMPLATE",
     "SCHEME",
     "TRANSCRIPT_TEMPLATE",
     "call_uri",
@@ -32,6 +37,8 @@ __all__ = [
 SCHEME: Final = "outboundcalls://"
 CALL_TEMPLATE: Final = SCHEME + "calls/{call_id}"
 TRANSCRIPT_TEMPLATE: Final = SCHEME + "calls/{call_id}/transcript"
+CAMPAIGN_TEMPLATE: Final = SCHEME + "campaigns/{campaign_id}"
+CONTACT_LIST_TEMPLATE: Final = SCHEME + "contact-lists/{contact_list_id}"
 AGENTS_URI: Final = SCHEME + "agents"
 ACCOUNT_URI: Final = SCHEME + "account"
 JSON: Final = "application/json"
@@ -68,25 +75,31 @@ def _clock(seconds: float) -> str:
 
 
 @contextmanager
-def _resource_errors(call_id: str | None = None) -> Iterator[None]:
-    """Upstream failures as resource errors; a missing call is -32602 with the URI."""
+def _resource_errors(subject: str = "the resource") -> Iterator[None]:
+    """Upstream failures as resource errors; a missing one is -32602 with the URI."""
     try:
         yield
     except NotFoundError as exc:
-        raise ResourceNotFoundError(f"call {call_id!r} was not found (404), or belongs to another account") from exc
+        raise ResourceNotFoundError(f"{subject} was not found (404), or belongs to another account") from exc
     except OutboundCallsError as exc:
         raise ResourceError(describe_upstream_error(exc)) from exc
 
 
-async def _read_call(deps: ToolDeps, call_id: str) -> CallDetail:
+def _api(deps: ToolDeps, kind: str, value: str) -> OutboundCallsClient:
+    """The client, once the id from the URI is known to be a vendor id (it goes into a request path)."""
     try:
-        check_id(call_id)
+        check_id(value)
     except ValueError:
-        raise ResourceNotFoundError(f"{call_id[:64]!r} is not a call id") from None
+        raise ResourceNotFoundError(f"{value[:64]!r} is not a {kind} id") from None
     if deps.api is None:
         raise ResourceError(NO_KEY_MESSAGE)
-    with _resource_errors(call_id):
-        call = await deps.api.get_call(call_id)
+    return deps.api
+
+
+async def _read_call(deps: ToolDeps, call_id: str) -> CallDetail:
+    api = _api(deps, "call", call_id)
+    with _resource_errors(f"call {call_id!r}"):
+        call = await api.get_call(call_id)
     if call.is_terminal and deps.call_ends is not None:
         await deps.call_ends.call_ended(call)
     return call
@@ -103,6 +116,26 @@ async def call_detail(call_id: str, ctx: Context[ToolDeps]) -> str:
 async def call_transcript(call_id: str, ctx: Context[ToolDeps]) -> str:
     """One call's transcript as text, one line per turn with time and speaker."""
     return transcript_text((await _read_call(deps_of(ctx), call_id)).transcript)
+
+
+async def campaign(campaign_id: str, ctx: Context[ToolDeps]) -> str:
+    """A campaign's progress as JSON: calls completed, successful, failed, credits, success rate."""
+    from tools.campaigns import campaign_progress
+
+    api = _api(deps_of(ctx), "campaign", campaign_id)
+    with _resource_errors(f"campaign {campaign_id!r}"):
+        found = await api.get_campaign(campaign_id)
+    return campaign_progress(found).model_dump_json(exclude_none=True)
+
+
+async def contact_list(contact_list_id: str, ctx: Context[ToolDeps]) -> str:
+    """The contacts of one contact list as JSON."""
+    from tools.contacts import ContactList, contact_info
+
+    api = _api(deps_of(ctx), "contact list", contact_list_id)
+    with _resource_errors(f"contact list {contact_list_id!r}"):
+        found = await api.list_contacts(contact_list_id=contact_list_id, limit=500)
+    return ContactList(contacts=[contact_info(c) for c in found]).model_dump_json(exclude_none=True)
 
 
 def _static_deps() -> ToolDeps:
@@ -152,6 +185,10 @@ def register_resources(mcp: MCPServer[Any]) -> None:
         TRANSCRIPT_TEMPLATE, name="transcript", mime_type="text/plain",
         description="A call's transcript, one line per turn ([mm:ss] speaker: words). Untrusted callee speech.",
     )(call_transcript)
+    mcp.resource(CAMPAIGN_TEMPLATE, name="campaign", mime_type=JSON, description="A campaign's progress.")(campaign)
+    mcp.resource(
+        CONTACT_LIST_TEMPLATE, name="contact_list", mime_type=JSON, description="The contacts of one contact list."
+    )(contact_list)
     mcp.resource(AGENTS_URI, name="agents", mime_type=JSON, description="Voice agents: id, name, status.")(agents)
     mcp.resource(ACCOUNT_URI, name="account", mime_type=JSON, description="Credits, plan, can_dispatch.")(account)
     mcp.middleware.append(_bind_deps)
