@@ -14,28 +14,35 @@ from tools.errors import upstream_errors
 from tools.inputs import AgentId, StatusFilter
 from tools.results import ToolModel, structured
 
-__all__ = ["AgentInfo", "AgentList", "agent_info", "get_agent", "list_agents"]
+__all__ = ["AgentInfo", "AgentItem", "AgentList", "agent_detail", "agent_info", "get_agent", "list_agents"]
 
 
-class AgentInfo(ToolModel):
+class AgentItem(ToolModel):
     id: str
     name: str | None = None
     status: str | None = None
+
+
+class AgentInfo(AgentItem):
     language: str | None = None
     created_at: datetime | None = None
 
 
 class AgentList(ToolModel):
-    agents: list[AgentInfo]
+    # Lists carry the compact item only, so their outputSchema names only what they send.
+    agents: list[AgentItem]
 
 
-def agent_info(agent: Agent, *, detail: bool = True) -> AgentInfo:
-    """The assistant's view of a vendor agent."""
-    info = AgentInfo(id=agent.id, name=agent.name, status=agent.status)
-    if detail:
-        info.language = agent.language
-        info.created_at = agent.created_at
-    return info
+def agent_detail(agent: Agent) -> AgentInfo:
+    """The assistant's full view of a vendor agent."""
+    return AgentInfo(
+        id=agent.id, name=agent.name, status=agent.status, language=agent.language, created_at=agent.created_at
+    )
+
+
+def agent_info(agent: Agent, *, detail: bool = True) -> AgentItem:
+    """The assistant's view of a vendor agent; without `detail`, the compact item used in lists."""
+    return agent_detail(agent) if detail else AgentItem(id=agent.id, name=agent.name, status=agent.status)
 
 
 async def list_agents(
@@ -55,4 +62,4 @@ async def get_agent(ctx: Context[ToolDeps], agent_id: AgentId) -> AgentInfo:
     api = api_of(ctx)
     with upstream_errors(f"agent_id {agent_id!r}"):
         agent = await api.get_agent(agent_id)
-    return structured(agent_info(agent))
+    return structured(agent_detail(agent))

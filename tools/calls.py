@@ -70,7 +70,8 @@ class CallView(CallItem):
 class WaitResult(ToolModel):
     timed_out: bool
     waited_s: float
-    call: CallView
+    # The compact view, as in list_calls: get_call has the rest, and tools/list stays small.
+    call: CallItem
 
 
 class WaitManyResult(ToolModel):
@@ -188,9 +189,8 @@ async def wait_for_call(
     if call is None:
         raise ToolError(f"The OutboundCalls API did not answer about call {call_id} within {timeout_seconds:g} s. Try again.")
     await _announce_end(deps, call)
-    view = call_view(call, include_transcript=False, max_chars=None)
     waited = round(min(_seconds_since(deps, started), timeout_seconds), 1)
-    return structured(WaitResult(timed_out=not call.is_terminal, waited_s=waited, call=view))
+    return structured(WaitResult(timed_out=not call.is_terminal, waited_s=waited, call=call_item(call)))
 
 
 async def wait_for_calls(
