@@ -40,7 +40,7 @@ from server.policy import DEPLOYED_STATUS, DispatchPolicy
 from server.preflight import AgentFacts, PreflightResult
 from server.reconcile import Reconciler
 from tools.calls import call_item
-from tools.dispatch_models import DispatchArgs, DispatchResult, Prepared, Preview
+from tools.dispatch_models import DispatchArgs, DispatchResult, PreflightRefused, Prepared, Preview
 from tools.errors import describe_upstream_error
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class DispatchService:
         number = preflight.number
         if not preflight.allowed or number is None:
             await self._audit_refusal(args, preflight, stage="preview")
-            raise ToolError(describe_refusals(preflight))
+            raise PreflightRefused(describe_refusals(preflight), preflight.refusals)
         bound = BoundArgs(agent_id=args.agent_id, to_number=number.e164,
                           phone_number_id=args.phone_number_id, contact_id=args.contact_id)
         handle = _Handle(bound=bound, preflight=preflight, facts=facts)
@@ -129,14 +129,14 @@ class DispatchService:
         self._prepared[args] = (now, prepared)
         return prepared
 
-    async def offer_token(self, prepared: Prepared) -> Preview:
+    async def offer_token(self, prepared: Prepared, *, batch_id: str | None = None, token: str | None = None) -> Preview:
         """Record a pending intent (audited as the preview); its token, bound to these exact arguments, confirms it once."""
         handle = _handle(prepared)
         now = self.now()
         with _same_policy():
             intent = await self.ledger.create_intent(
                 handle.bound, estimate_per_minute=handle.preflight.estimated_credits_per_minute,
-                now=now, expires_at=now + TOKEN_TTL, mode="token",
+                now=now, expires_at=now + TOKEN_TTL, mode="token", batch_id=batch_id, token=token,
             )
         return prepared.view.model_copy(update={"confirmation_token": intent.token, "expires_at": intent.expires_at})
 
@@ -152,20 +152,21 @@ class DispatchService:
         """Audit a refusal that is no pre-flight rule (the owner requires a question this client cannot show)."""
         await self._audit(prepared, "refusal", {"reason": reason, "setting": "OUTBOUNDCALLS_CONFIRM"})
 
-    async def dial(self, prepared: Prepared, *, via: str) -> DispatchResult:
+    async def dial(self, prepared: Prepared, *, via: str, batch_id: str | None = None) -> DispatchResult:
         """Dial a dispatch the person just confirmed (or that runs unattended): one intent, one claim, one POST."""
         handle = _handle(prepared)
         now = self.now()
         with _same_policy():
             intent = await self.ledger.create_intent(
                 handle.bound, estimate_per_minute=handle.preflight.estimated_credits_per_minute,
-                now=now, expires_at=now + TOKEN_TTL, mode="none" if via == "unattended" else "elicit",
+                now=now, expires_at=now + TOKEN_TTL, mode="none" if via == "unattended" else "elicit", batch_id=batch_id,
             )
         # Pre-flight again right before the claim: the question may have taken minutes.
         preflight = await self._evaluate(prepared.args.to_number, handle.facts, self.now())
         if not preflight.allowed:
             await self.ledger.record_outcome(intent.token, RefusedOutcome(rules=list(preflight.rules)), now=self.now())
-            raise ToolError(describe_refusals(preflight, stage="answer" if via != "unattended" else "preview"))
+            raise PreflightRefused(describe_refusals(preflight, stage="answer" if via != "unattended" else "preview"),
+                                   preflight.refusals)
         with _same_policy():
             claim = await self.ledger.claim(intent.token, handle.bound, now=self.now())
         if not claim.claimed:  # pragma: no cover - a fresh intent is only ever claimed here
@@ -181,7 +182,7 @@ class DispatchService:
                                            detail={"claim": "unknown_token"})
             raise ToolError(text.TOKEN_UNKNOWN)
         if record.state != "pending":
-            return await self._recorded(record)
+            return await self._settled(token, record)
         bound = None if e164 is None else BoundArgs(agent_id=args.agent_id, to_number=e164,
                                                     phone_number_id=args.phone_number_id, contact_id=args.contact_id)
         if bound is None or bound.args_hash() != record.args.args_hash():
@@ -200,7 +201,7 @@ class DispatchService:
                 # Refused only because a concurrent confirmation of this very token just dialed.
                 return await self._settled(token, current)
             await self.ledger.record_outcome(token, RefusedOutcome(rules=list(preflight.rules)), now=self.now())
-            raise ToolError(describe_refusals(preflight, stage="token"))
+            raise PreflightRefused(describe_refusals(preflight, stage="token"), preflight.refusals)
         with _same_policy():
             claim = await self.ledger.claim(token, bound, now=self.now())
         if claim.status == "claimed":

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import anyio
+import httpx2
 import mcp_types as types
 from mcp import Client
 from mcp.client.session import ClientRequestContext
@@ -12,8 +15,9 @@ from mcp.client.session import ClientRequestContext
 from outboundcalls.sandbox import ManualClock, Sandbox
 from server.ledger import AuditEntry
 from server.ledger_sqlite import read_audit
+from server.app import build_server
 from server.state_dir import resolve_state_dir
-from tests.harness import Rig
+from tests.harness import NOON_NEW_YORK, Rig, make_settings
 
 ERAS = ["legacy", "auto"]  # the handshake era (today's hosts) and 2026-07-28
 US_NUMBER = "+14155550134"  # San Francisco: 09:00 at the harness's noon in New York
@@ -85,3 +89,30 @@ async def audit_of(rig: Rig, limit: int = 100) -> list[AuditEntry]:
 def kinds(entries: list[AuditEntry]) -> list[str]:
     """The audit entries' kinds, in order."""
     return [entry.kind for entry in entries]
+
+
+class Gate(httpx2.AsyncBaseTransport):
+    """Holds the next matching request at the door until released, so a race can be staged in order."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport, method: str, path_end: str) -> None:
+        self.inner, self.method, self.path_end = inner, method, path_end
+        self.armed = False
+        self.arrived = anyio.Event()
+        self.released = anyio.Event()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        """Pass the request on, after waiting for release if it is the one held."""
+        if self.armed and request.method == self.method and request.url.path.endswith(self.path_end):
+            self.armed = False
+            self.arrived.set()
+            await self.released.wait()
+        return await self.inner.handle_async_request(request)
+
+
+def gated_rig(state_dir: Path, method: str, path_end: str, **overrides: Any) -> tuple[Rig, Gate]:
+    """A rig whose API requests pass through a Gate (armed by the test)."""
+    sandbox = sandbox_at(NOON_NEW_YORK)
+    settings = make_settings(state_dir, **overrides)
+    gate = Gate(sandbox.transport(), method, path_end)
+    server = build_server(settings, transport=gate, now=sandbox.clock.now, sleep=sandbox.advance)
+    return Rig(sandbox=sandbox, settings=settings, server=server), gate

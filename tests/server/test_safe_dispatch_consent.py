@@ -157,3 +157,20 @@ async def test_a_refused_dispatch_is_never_asked_about_in_any_mode(tmp_path: Pat
         assert person.questions == [] and result.structured_content is None
         assert rig.posts() == 0
         assert kinds(await audit_of(rig)) == ["refusal"]
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_yes_given_after_calling_hours_closed_dials_nothing(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path)
+
+    class SlowPerson(Person):
+        async def __call__(self, context, params):  # type: ignore[no-untyped-def]
+            await rig.sandbox.advance(12 * 3600)  # the person answers at 21:00 in San Francisco
+            return await super().__call__(context, params)
+
+    person = SlowPerson("accept")
+    async with connected(rig, mode, elicitation_callback=person) as client:
+        result = await client.call_tool("dispatch_call", dispatch_args(rig))
+    assert result.is_error and "- hours:" in text_of(result) and "21:00 in America/Los_Angeles" in text_of(result)
+    assert len(person.questions) == 1
+    assert rig.posts() == 0

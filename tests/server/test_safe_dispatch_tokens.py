@@ -7,6 +7,7 @@ from pathlib import Path
 import anyio
 import mcp_types as types
 import pytest
+from mcp import Client
 
 from server.ledger import PolicyMismatchError
 from server.startup import find_startup_error
@@ -19,6 +20,7 @@ from tests.server.dispatch_kit import (
     call_id_of,
     confirm,
     dispatch_args,
+    gated_rig,
     preview_token,
     text_of,
 )
@@ -129,6 +131,53 @@ async def test_two_confirmations_of_one_token_at_once_place_one_call_and_both_ge
             tg.start_soon(confirm_once)
             tg.start_soon(confirm_once)
     assert len({call_id_of(r) for r in results}) == 1
+    assert rig.posts() == 1
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_confirmation_arriving_while_the_first_is_still_dialing_waits_and_gets_its_call(
+    tmp_path: Path, mode: str
+) -> None:
+    rig, gate = gated_rig(tmp_path, "POST", "/calls")
+    args = dispatch_args(rig)
+    results: list[types.CallToolResult] = []
+    async with connected(rig, mode) as client:
+        token = await preview_token(client, args)
+        gate.armed = True
+
+        async def confirm_once() -> None:
+            results.append(await confirm(client, args, token))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(confirm_once)
+            await gate.arrived.wait()  # the first has claimed the token and its POST is in flight
+            tg.start_soon(confirm_once)
+            await anyio.wait_all_tasks_blocked()
+            gate.released.set()
+    assert len({call_id_of(r) for r in results}) == 1 and len(results) == 2
+    assert rig.posts() == 1
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_confirmation_whose_rules_were_checked_after_the_other_dialed_returns_that_call(
+    tmp_path: Path, mode: str
+) -> None:
+    rig, gate = gated_rig(tmp_path, "GET", "/me")
+    args = dispatch_args(rig)
+    results: list[types.CallToolResult] = []
+    async with connected(rig, mode) as first, connected(rig, mode) as second:  # two lifespans, two services
+        token = await preview_token(first, args)  # `first` now knows the agent and balance; `second` does not
+        gate.armed = True
+
+        async def confirm_on(client: Client) -> None:
+            results.append(await confirm(client, args, token))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(confirm_on, second)
+            await gate.arrived.wait()  # `second` saw the token pending and is reading the balance
+            await confirm_on(first)  # `first` dials meanwhile: the number's cooldown has begun
+            gate.released.set()  # `second`'s rules now refuse the cooldown, but its token was just used
+    assert len({call_id_of(r) for r in results}) == 1 and len(results) == 2
     assert rig.posts() == 1
 
 

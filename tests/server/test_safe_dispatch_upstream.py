@@ -202,3 +202,16 @@ async def test_start_up_settles_a_claim_left_dialing_by_a_stopped_process(tmp_pa
     assert lost.structured_content is not None and lost.structured_content["status"] == "outcome_unknown"
     assert held.is_error and "unknown_outcome_hold" in text_of(held)
     assert (rig.posts(), rig.sandbox.dispatched) == (1, 1)
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_reconciliation_never_claims_a_call_another_dispatch_already_recorded(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path, redial_cooldown_minutes=0)  # the owner allows calling a number back at once
+    async with connected(rig, mode) as client:
+        earlier = call_id_of(await confirmed(client, rig))
+        post_fails(rig, kind="hang")  # the second request leaves and no call is created
+        result = await confirmed(client, rig)
+    assert result.structured_content is not None and result.structured_content["status"] == "outcome_unknown"
+    assert earlier not in text_of(result)
+    assert (await outcome_details(rig))[-1] == {"found": False, "call_id": None}
+    assert (rig.posts(), rig.sandbox.dispatched) == (2, 1)
