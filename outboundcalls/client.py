@@ -92,6 +92,11 @@ def _timeouts(timeout: float) -> httpx2.Timeout:
     return httpx2.Timeout(connect=quick, read=timeout, write=timeout, pool=quick)
 
 
+# httpx2 keeps 20 idle connections by default: a server answering more concurrent reads than that
+# (streamable HTTP, many sessions) closed and reopened connections on every call.
+_LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=100)
+
+
 class OutboundCallsClient:
     """Async client for the OutboundCalls REST API; use with `async with` or call `aclose()`."""
 
@@ -142,6 +147,7 @@ class OutboundCallsClient:
                     "Accept": "application/json",
                 },
                 follow_redirects=False,
+                limits=_LIMITS,
             )
         return self._pool
 

@@ -1,10 +1,12 @@
-"""The client builds its connection pool on the first request, so a server spawned to list tools never pays for it."""
+"""The client's connection pool: built on the first request (a server spawned to list tools never pays for it), and kept."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import anyio
+import anyio.abc
 import httpx2
 import pytest
 
@@ -62,3 +64,52 @@ async def test_a_closed_client_sends_nothing() -> None:
     with pytest.raises(RuntimeError, match="closed"):
         await client.get_account()
     assert transport.requests == 0
+
+
+class BarrierServer:
+    """A loopback HTTP/1.1 server that answers once `size` requests wait at once, counting connections."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.connections = 0
+        self.waiting = 0
+        self.release = anyio.Event()
+
+    async def handle(self, stream: anyio.abc.SocketStream) -> None:
+        self.connections += 1
+        buffer = b""
+        async with stream:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    try:
+                        buffer += await stream.receive()
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        return
+                _, buffer = buffer.split(b"\r\n\r\n", 1)
+                self.waiting += 1
+                if self.waiting % self.size == 0:
+                    self.release.set()
+                await self.release.wait()
+                if self.waiting % self.size == 0:
+                    self.release = anyio.Event()
+                body = b'{"credits": 3}'
+                head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+                await stream.send(head.encode() + body)
+
+
+async def test_concurrent_requests_keep_their_connections_for_the_next_burst() -> None:
+    burst = 40
+    server = BarrierServer(burst)
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as group:
+        group.start_soon(listener.serve, server.handle)
+        async with OutboundCallsClient(KEY, base_url=f"http://127.0.0.1:{port}/api/v1") as client:
+            for _ in range(2):
+                with anyio.fail_after(20):
+                    async with anyio.create_task_group() as calls:
+                        for _ in range(burst):
+                            calls.start_soon(client.get_account)
+        group.cancel_scope.cancel()
+    # 40 at once need 40 connections; the second burst reuses them instead of opening more.
+    assert server.connections == burst
