@@ -5,6 +5,8 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -97,8 +99,15 @@ def _security(settings: Settings, host: str, port: int) -> Any:
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
-def build_http_app(settings: Settings, mcp: MCPServer[Any], *, host: str = "127.0.0.1", port: int = 8765) -> ASGIApp:
-    """The ASGI app served over HTTP: MCP at /mcp, guarded."""
+def build_http_app(
+    settings: Settings,
+    mcp: MCPServer[Any],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    clock: Callable[[], float] = time.monotonic,
+) -> ASGIApp:
+    """The ASGI app served over HTTP: MCP at /mcp, guarded; `clock` paces the rate limit."""
     check_exposure(settings, host)
     app: ASGIApp = mcp.streamable_http_app(
         streamable_http_path=MCP_PATH,
@@ -108,6 +117,11 @@ def build_http_app(settings: Settings, mcp: MCPServer[Any], *, host: str = "127.
     )
     if settings.http_token is not None:
         app = BearerTokenMiddleware(app, settings.http_token.get_secret_value())
+    if settings.http_rate_limit:
+        from server.rate_limit import RateLimitMiddleware, TokenBuckets
+
+        # Outermost, so that failed bearer guesses spend the guesser's budget too.
+        app = RateLimitMiddleware(app, TokenBuckets(settings.http_rate_limit, clock=clock), path=MCP_PATH)
     return app
 
 

@@ -49,6 +49,9 @@ class Settings(BaseModel):
     http_allowed_hosts: frozenset[str] = Field(
         default=frozenset(), description="Extra Host header values the HTTP transport accepts (e.g. mcp.example.com)."
     )
+    http_rate_limit: int = Field(
+        default=600, ge=0, description="MCP requests per minute per client address over HTTP (429 beyond); 0 = no limit."
+    )
     webhook_secret: SecretStr | None = Field(default=None, description="Secret path part of the webhook route.")
     # Safe dispatch: consent and policy.
     confirm: ConfirmMode = Field(default="auto", description="auto, elicit, token or none.")
