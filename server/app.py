@@ -13,6 +13,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from server.audit_resource import register_audit_resource
+from server.batch_dispatch import open_batch_dispatcher
 from server.call_events import CallEndStore, CallEvents, serve_legacy_subscriptions
 from server.logs import configure_logging
 from server.policy import DispatchPolicy
@@ -79,6 +80,7 @@ def build_server(
         async with AsyncExitStack() as stack:
             deps = await _open_deps(settings, stack, policy, transport=transport, now=clock, sleep=sleep, retry=retry)
             deps.call_ends = events
+            deps.batch = open_batch_dispatcher(deps.dispatcher, settings)
             if deps.dispatcher is not None:  # charges known at a call's end go into the audit trail
                 stack.callback(events.add_listener(deps.dispatcher.record_charge))
             yield deps

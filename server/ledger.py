@@ -225,8 +225,9 @@ class LedgerStore(Protocol):
         expires_at: datetime,
         mode: ConfirmMode,
         batch_id: str | None = None,
+        token: str | None = None,
     ) -> Intent:
-        """Record a pending intent (audited as a preview in token mode) with a fresh confirmation token."""
+        """Record a pending intent (audited as a preview in token mode) with a fresh token, or a batch-derived one."""
         ...
 
     async def get_intent(self, token: str) -> IntentRecord | None:

@@ -101,6 +101,7 @@ class SqliteLedger:
         expires_at: datetime,
         mode: ConfirmMode,
         batch_id: str | None = None,
+        token: str | None = None,
     ) -> Intent:
         """Record a pending intent and return it with a fresh confirmation token."""
         at, until = utc(now), utc(expires_at)
@@ -108,7 +109,9 @@ class SqliteLedger:
             raise ValueError(f"expires_at {until.isoformat()} is not after now {at.isoformat()}")
         if mode not in get_args(ConfirmMode):
             raise ValueError(f"mode {mode!r} is not one of {', '.join(get_args(ConfirmMode))}")
-        token = secrets.token_urlsafe(TOKEN_BYTES)
+        if token is not None and len(token) < 32:
+            raise ValueError("a supplied token must carry as much entropy as a fresh one (32+ characters)")
+        token = token or secrets.token_urlsafe(TOKEN_BYTES)
         key = token_hash(token)
         per_call = estimate_per_call(estimate_per_minute)
 

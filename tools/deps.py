@@ -14,9 +14,10 @@ if TYPE_CHECKING:
     from outboundcalls.calls import CallDetail, CallSummary
     from outboundcalls.client import OutboundCallsClient
 
+    from tools.batch import BatchArgs, BatchPlan, BatchResult
     from tools.dispatch_models import DispatchArgs, DispatchResult, Prepared, Preview
 
-__all__ = ["NO_KEY_MESSAGE", "CallEndWaiter", "Dispatcher", "ToolDeps", "api_of", "deps_of"]
+__all__ = ["NO_KEY_MESSAGE", "BatchDispatcher", "CallEndWaiter", "Dispatcher", "ToolDeps", "api_of", "deps_of"]
 
 NO_KEY_MESSAGE = (
     "No OutboundCalls API key is configured. The owner must set OUTBOUNDCALLS_API_KEY "
@@ -60,6 +61,38 @@ class Dispatcher(Protocol):
         ...
 
 
+class BatchDispatcher(Protocol):
+    """dispatch_calls' path: every destination through the same pre-flight and ledger, one confirmation."""
+
+    async def plan(self, args: BatchArgs) -> BatchPlan:
+        """Pre-flight every destination; refusals are listed, never fatal (only a batch over the limit is)."""
+        ...
+
+    async def record_question(self, plan: BatchPlan, *, era: str) -> None:
+        """Audit the one question as it is put to the person."""
+        ...
+
+    async def record_answer(self, plan: BatchPlan, answer: str) -> None:
+        """Audit what the person answered, for every ready destination."""
+        ...
+
+    async def offer_token(self, plan: BatchPlan) -> BatchResult:
+        """Record pending intents for the ready destinations; one token confirms them all."""
+        ...
+
+    async def dial(self, plan: BatchPlan, *, via: str) -> BatchResult:
+        """Dial each ready destination once, in order, through the ledger."""
+        ...
+
+    async def dial_with_token(self, args: BatchArgs, token: str) -> BatchResult:
+        """Confirm a previewed batch by its token: each destination dialed once, or its recorded outcome."""
+        ...
+
+    def not_dialed(self, plan: BatchPlan, message: str) -> BatchResult:
+        """The plan reported with nothing dialed."""
+        ...
+
+
 class CallEndWaiter(Protocol):
     """Call ends known without polling (webhooks) or seen by a tool: waited on, and announced."""
 
@@ -84,6 +117,7 @@ class ToolDeps:
     now: Callable[[], datetime] = field(default=datetime.now)
     sleep: Callable[[float], Awaitable[Any]] | None = None
     call_ends: CallEndWaiter | None = None
+    batch: BatchDispatcher | None = None
 
 
 def deps_of(ctx: Context[ToolDeps]) -> ToolDeps:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from collections.abc import Sequence
+from typing import Literal, Protocol
 
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.calls import CallItem
 from tools.results import ToolModel
 
-__all__ = ["DialConsent", "DispatchArgs", "DispatchResult", "DispatchStatus", "Prepared", "Preview"]
+__all__ = [
+    "DialConsent", "DispatchArgs", "DispatchResult", "DispatchStatus", "NamedRefusal", "PreflightRefused", "Prepared",
+    "Preview",
+]
 
 DispatchStatus = Literal["dialed", "needs_confirmation", "not_dialed", "outcome_unknown"]
 
@@ -62,3 +67,21 @@ class Prepared(BaseModel):
     view: Preview
     question: str
     handle: object = None
+
+
+class NamedRefusal(Protocol):
+    """One refusing rule as pre-flight names it (server.preflight.Refusal)."""
+
+    @property
+    def rule(self) -> str: ...
+
+    @property
+    def value(self) -> str: ...
+
+
+class PreflightRefused(ToolError):
+    """Pre-flight refused a destination: the message names every rule; a batch lists `refusals` per destination."""
+
+    def __init__(self, message: str, refusals: Sequence[NamedRefusal]) -> None:
+        super().__init__(message)
+        self.refusals = tuple(refusals)

@@ -31,6 +31,7 @@ VALID_ARGS: dict[str, dict[str, Any]] = {
     "get_campaign": {"campaign_id": "campaign_1"},
     "add_contact": {"contact_list_id": "list_1", "phone": "+14155550134"},
     "dispatch_call": {"agent_id": "agent_1", "to_number": "+14155550134"},
+    "dispatch_calls": {"agent_id": "agent_1", "to_numbers": ["+14155550134"]},
 }
 
 

@@ -66,6 +66,7 @@ EXPECTED_ANNOTATIONS = {
     },
     "add_contact": {"readOnlyHint": False, "destructiveHint": False, "idempotentHint": False, "openWorldHint": True},
     "dispatch_call": {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": False, "openWorldHint": True},
+    "dispatch_calls": {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": False, "openWorldHint": True},
 }
 
 
