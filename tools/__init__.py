@@ -8,6 +8,7 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
+from pydantic import BaseModel, ConfigDict
 
 from tools.schema import compact_schema
 
@@ -51,6 +52,13 @@ def register_tools(mcp: MCPServer[Any], *, read_only: bool) -> None:
         description = inspect.cleandoc(fn.__doc__ or "")
         mcp.add_tool(fn, description=description, annotations=annotations, structured_output=True)
     for tool in mcp._tool_manager.list_tools():  # noqa: SLF001 - no public hook to post-process schemas
+        tool.fn_metadata.arg_model = _refusing_unknown(tool.fn_metadata.arg_model)
         tool.parameters = compact_schema(tool.parameters)
         if tool.output_schema is not None:
             tool.__dict__["output_schema"] = compact_schema(tool.output_schema, output=True)
+
+
+def _refusing_unknown(arg_model: type[BaseModel]) -> type[BaseModel]:
+    """The SDK's argument model, refusing unknown names: its default ignores them, so `limt=5` would be a silent 20."""
+    config = ConfigDict(**{**arg_model.model_config, "extra": "forbid"})
+    return type(arg_model.__name__, (arg_model,), {"model_config": config, "__module__": arg_model.__module__})
