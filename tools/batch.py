@@ -48,7 +48,7 @@ class BatchResult(ToolModel):
     status: Literal["dialed", "needs_confirmation", "not_dialed"]
     message: str
     destinations: list[Destination]
-    est_credits_per_min: float | None = Field(default=None, description="All ready calls together; an estimate.")
+    est_credits_per_min: float | None = None  # all ready calls together; an estimate
     confirmation_token: str | None = None
     expires_at: datetime | None = None
 
@@ -141,8 +141,8 @@ async def dispatch_calls(
     phone_number_id: Annotated[OptionalId | None, Field(description="Caller id to use.")] = None,
     confirmation_token: Annotated[Token | None, Field(description="From the preview, once the person said yes.")] = None,
 ) -> BatchResult:
-    """Place real calls to several numbers with one agent (costs credits), after one confirmation for all.
-    Refused destinations are listed with the reason; each one is dialed at most once."""
+    """Place real calls to several numbers with one agent (costs credits) after one confirmation for all;
+    refused numbers are listed with why."""
     batch = _batch(ctx)
     args = BatchArgs(agent_id=agent_id, to_numbers=tuple(to_numbers), phone_number_id=phone_number_id)
     data = consent.data if consent.action == "accept" else None
