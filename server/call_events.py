@@ -73,7 +73,12 @@ class CallEndStore:
         """The stored end of a call, if a webhook brought one."""
         if not self.path.exists():
             return None
-        text = await anyio.to_thread.run_sync(self._read, call_id)
+        try:
+            text = await anyio.to_thread.run_sync(self._read, call_id)
+        except (OSError, sqlite3.Error) as exc:
+            # The store only saves a request; an unreadable one must not break a wait.
+            log.warning("could not read stored call ends: %s", type(exc).__name__)
+            return None
         return None if text is None else CallDetail.model_validate_json(text)
 
     def _connect(self) -> sqlite3.Connection:
@@ -120,7 +125,11 @@ class CallEvents:
 
     async def received(self, call: CallDetail, *, event: str | None, at: datetime) -> None:
         """A webhook brought this call's end: store it, then wake and notify."""
-        await self.store.record(call, event=event, received_at=at)
+        try:
+            await self.store.record(call, event=event, received_at=at)
+        except (OSError, sqlite3.Error) as exc:
+            # Waiters and subscribers still hear of it; only a later process would miss it.
+            log.warning("could not store the end of call %s: %s", call.id, type(exc).__name__)
         await self.call_ended(call)
 
     async def call_ended(self, call: CallDetail) -> None:

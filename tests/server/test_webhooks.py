@@ -125,6 +125,24 @@ async def test_a_received_call_end_is_stored_in_the_state_directory(hook: HookRi
     assert (resolve_state_dir(hook.settings) / "call_ends.sqlite3").stat().st_mode & 0o077 == 0
 
 
+async def test_a_store_that_cannot_be_written_still_ends_the_wait(hook: HookRig) -> None:
+    (resolve_state_dir(hook.settings) / "call_ends.sqlite3").mkdir()  # not a database: every write fails
+    call_id = await _place_call(hook.sandbox)
+    outcome: dict[str, Any] = {}
+    async with Client(hook.server) as client:
+        async with anyio.create_task_group() as group:
+
+            async def wait() -> None:
+                outcome["result"] = await client.call_tool("wait_for_call", {"call_id": call_id, "timeout_seconds": 600})
+
+            group.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            deliveries = await hook.sandbox.advance(120)
+    assert [d.status_code for d in deliveries] == [200]
+    assert outcome["result"].structured_content["call"]["status"] == "completed"
+    assert hook.gets(call_id) == 1
+
+
 async def test_the_wrapped_form_with_an_event_name_is_accepted(tmp_path: Path) -> None:
     hook = make_hook_rig(tmp_path, wrapped=True)
     call_id = await _place_call(hook.sandbox)
