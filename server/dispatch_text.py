@@ -67,7 +67,7 @@ def question_text(view: Preview, preflight: PreflightResult, *, sandbox: bool) -
     return (SANDBOX_PREFIX + text) if sandbox else text
 
 
-NOT_PLACED = " The call was not placed. Once that is resolved, call dispatch_call again: it needs a new confirmation."
+NOT_PLACED = " The call was not placed. Once that is resolved, dispatch it again: that needs a new confirmation."
 # A 404 to POST /calls names none of the ids it was given, so all of them are suspects.
 DIAL_SUBJECT = "The agent, the caller id (phone_number_id) or the contact"
 TOKEN_UNKNOWN = (
