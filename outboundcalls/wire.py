@@ -37,6 +37,8 @@ class WireModel(BaseModel):
         serialize_by_alias=True,
         # Ids are opaque strings; a vendor that sends 123 instead of "123" is still understood.
         coerce_numbers_to_str=True,
+        # Validators are built on first use: a server spawned to list its tools parses no response.
+        defer_build=True,
     )
 
 
