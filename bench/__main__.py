@@ -16,7 +16,7 @@ import anyio
 from bench.http_reads import HttpServer, free_port, run_clients
 from bench.peers import find_peers
 from bench.report import Row, Table, latency_row, spread_row
-from bench.startup import LEGACY, MODERN, listing_size, measure_startup, spawn_once
+from bench.startup import LEGACY, MODERN, listing_size, measure_startup
 from bench.stats import percentile, ratio
 from bench.stdio_rpc import StdioServer, child_env, peak_rss_mib
 from bench.tool_calls import RunFigures, measure_tool_calls
@@ -132,6 +132,7 @@ def _stdio_table(startup: dict, run: RunFigures) -> str:
         o, f = startup["ours"], startup["floor"]
         table.add(spread_row(f"spawn -> {first} [{era}]", o.first_answer[era], f.first_answer[era]))
         table.add(spread_row(f"spawn -> tools/list [{era}]", o.tools_list[era], f.tools_list[era], max_ratio=TARGET_SPAWN))
+        table.add(spread_row(f"  server CPU until tools/list [{era}]", o.tools_list_cpu[era], f.tools_list_cpu[era]))
     ol, fl = startup["ours"].listing, startup["floor"].listing
     table.add(Row("tools/list bytes (tools)", f"{ol.total:,} ({ol.tools})", f"{fl.total:,} ({fl.tools})"))
     table.add(Row("tools/list bytes per tool", f"{ol.total / ol.tools:.0f}", f"{fl.total / fl.tools:.0f}",

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.stdio_rpc import LEGACY, MODERN, StdioServer
+from bench.stdio_rpc import LEGACY, MODERN, StdioServer, cpu_ms
 
 __all__ = ["ListingSize", "StartupTimes", "listing_size", "measure_startup"]
 
@@ -56,17 +56,20 @@ class StartupTimes:
 
     first_answer: dict[str, list[float]] = field(default_factory=lambda: {era: [] for era in ERAS})
     tools_list: dict[str, list[float]] = field(default_factory=lambda: {era: [] for era in ERAS})
+    # CPU the server used until it answered tools/list: the work itself, much less disturbed by load.
+    tools_list_cpu: dict[str, list[float]] = field(default_factory=lambda: {era: [] for era in ERAS})
     listing: ListingSize | None = None
 
 
-def spawn_once(server: StdioServer) -> tuple[float, float, list[dict[str, Any]]]:
-    """(spawn -> handshake answer, spawn -> tools/list answer) in ms, and the tools."""
+def spawn_once(server: StdioServer) -> tuple[float, float, float, list[dict[str, Any]]]:
+    """(spawn -> handshake answer, spawn -> tools/list answer, CPU until then) in ms, and the tools."""
     with server:
         first = server.handshake()
         first.result  # noqa: B018 - raises on a JSON-RPC error
         listed = server.request("tools/list")
+        cpu = cpu_ms(server.pid)
         tools: list[dict[str, Any]] = listed.result["tools"]
-    return first.since_spawn * 1000, listed.since_spawn * 1000, tools
+    return first.since_spawn * 1000, listed.since_spawn * 1000, cpu, tools
 
 
 def measure_startup(
@@ -79,9 +82,10 @@ def measure_startup(
         order = names if round_no % 2 == 0 else names[::-1]
         for era in ERAS:
             for name in order:
-                first, listed, tools = spawn_once(sides[name](era))
+                first, listed, cpu, tools = spawn_once(sides[name](era))
                 times[name].first_answer[era].append(first)
                 times[name].tools_list[era].append(listed)
+                times[name].tools_list_cpu[era].append(cpu)
                 if times[name].listing is None and era == LEGACY:
                     times[name].listing = listing_size(tools)
         progress(f"startup round {round_no + 1}/{rounds}")
