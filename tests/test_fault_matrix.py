@@ -30,6 +30,7 @@ pytestmark = pytest.mark.anyio
 
 RETRY_AFTER = 7.0
 DESTINATION = "+14155550123"
+BATCH = ("+14155550123", "+14155550124")
 # A guard, not a measurement: a tool that hangs fails the test instead of stalling CI.
 HANG_GUARD_SECONDS = 30
 
@@ -105,6 +106,10 @@ def _dispatch_args(ids: SeedIds) -> dict[str, Any]:
     return {"agent_id": ids.deployed_agent_id, "to_number": DESTINATION}
 
 
+def _batch_args(ids: SeedIds) -> dict[str, Any]:
+    return {"agent_id": ids.deployed_agent_id, "to_numbers": list(BATCH)}
+
+
 TOOLS: tuple[ToolCase, ...] = (
     ToolCase("get_balance", lambda ids: {}),
     ToolCase("list_calls", lambda ids: {"limit": 5}),
@@ -115,9 +120,12 @@ TOOLS: tuple[ToolCase, ...] = (
     ToolCase("list_contacts", lambda ids: {"contact_list_id": ids.contact_list_id, "limit": 5}),
     ToolCase("add_contact", lambda ids: {"contact_list_id": ids.contact_list_id, "phone": DESTINATION}, writes=True),
     ToolCase("get_campaign", lambda ids: {"campaign_id": ids.campaign_id}),
+    ToolCase("wait_for_calls", lambda ids: {"call_ids": [ids.completed_call_id, ids.long_transcript_call_id]}),
     ToolCase("dispatch_call", _dispatch_args, flow="preview"),
     ToolCase("dispatch_call", _dispatch_args, writes=True, flow="token"),
     ToolCase("dispatch_call", _dispatch_args, writes=True, flow="elicit", client_kwargs={"elicitation_callback": approve}),
+    ToolCase("dispatch_calls", _batch_args, flow="preview"),
+    ToolCase("dispatch_calls", _batch_args, writes=True, flow="token"),
 )
 
 
@@ -143,7 +151,8 @@ async def run_case(
             preview = await client.call_tool(tool.name, args)
             assert not preview.is_error, preview.content
             assert preview.structured_content is not None
-            args = {**args, "confirmation_token": preview.structured_content["preview"]["confirmation_token"]}
+            found = preview.structured_content.get("preview", preview.structured_content)
+            args = {**args, "confirmation_token": found["confirmation_token"]}
         rig.sandbox.faults.add(Fault(times=None, method=method, **upstream.fault))
         with anyio.fail_after(HANG_GUARD_SECONDS):
             result = await client.call_tool(tool.name, args)
@@ -170,7 +179,14 @@ async def test_every_upstream_failure_reaches_the_assistant_as_an_actionable_too
 
     says = upstream.write_says if tool.writes and upstream.write_says else upstream.says
     text = out.text.lower()
-    if tool.name == "dispatch_call" and tool.writes and upstream.uncertain:
+    dials = tool.writes and tool.name.startswith("dispatch_")
+    if tool.name == "dispatch_calls" and tool.writes:
+        # A batch reports per destination: each one failed (or has an unknown fate), with its reason.
+        assert out.result.structured_content is not None, out.text
+        assert out.result.structured_content["status"] == "not_dialed"
+        expected = "outcome_unknown" if upstream.uncertain else "failed"
+        assert [d["status"] for d in out.result.structured_content["destinations"]] == [expected] * len(BATCH)
+    elif tool.name == "dispatch_call" and tool.writes and upstream.uncertain:
         assert not out.result.is_error, out.text
         assert out.result.structured_content is not None
         assert out.result.structured_content["status"] == "outcome_unknown"
@@ -182,7 +198,8 @@ async def test_every_upstream_failure_reaches_the_assistant_as_an_actionable_too
         assert phrase in text, f"{phrase!r} missing from: {out.text}"
     assert any(word in text for word in ActionWords), out.text
     assert "traceback" not in text
-    assert out.posts <= (1 if tool.writes and tool.name == "dispatch_call" else 0)
+    # At most one POST per destination, and none at all for a tool that does not dial.
+    assert out.posts <= ((len(BATCH) if tool.name == "dispatch_calls" else 1) if dials else 0)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
-    if tool.name == "dispatch_call":
+    if tool.name.startswith("dispatch_"):
         assert dialing_intents(out.rig) == 0
