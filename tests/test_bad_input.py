@@ -190,6 +190,15 @@ CASES: tuple[Case, ...] = (
     refuse("confirmation_token too short", "dispatch_call", dial(confirmation_token="short"), "confirmation_token"),
     refuse("confirmation_token traversal", "dispatch_call", dial(confirmation_token="../" * 10), "confirmation_token"),
     refuse("confirmation_token 100 kB", "dispatch_call", dial(confirmation_token="A" * 100_000), "confirmation_token"),
+    # Batch tools: list shapes and sizes.
+    refuse("to_numbers empty", "dispatch_calls", fixed(agent_id="clx1", to_numbers=[]), "to_numbers"),
+    refuse("to_numbers a string", "dispatch_calls", fixed(agent_id="clx1", to_numbers=NUMBER), "to_numbers"),
+    refuse("to_numbers over the limit", "dispatch_calls", fixed(agent_id="clx1", to_numbers=[NUMBER] * 201), "to_numbers"),
+    refuse("to_numbers with a 100 kB entry", "dispatch_calls", fixed(agent_id="clx1", to_numbers=[NUMBER, BIG]), "to_numbers"),
+    refuse("batch agent_id traversal", "dispatch_calls", fixed(agent_id="../calls", to_numbers=[NUMBER]), "agent_id"),
+    refuse("call_ids empty", "wait_for_calls", fixed(call_ids=[]), "call_ids"),
+    refuse("call_ids with traversal", "wait_for_calls", fixed(call_ids=["ok", "../me"]), "call_ids"),
+    refuse("call_ids over the limit", "wait_for_calls", fixed(call_ids=[f"c{i}" for i in range(21)]), "call_ids"),
     # Unknown arguments.
     refuse("unknown argument", "get_balance", fixed(verbose=True), "verbose", "extra"),
     refuse("misspelt argument", "list_calls", fixed(limt=5), "limt", "extra"),
