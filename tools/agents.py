@@ -48,7 +48,7 @@ def agent_info(agent: Agent, *, detail: bool = True) -> AgentItem:
 async def list_agents(
     ctx: Context[ToolDeps],
     status: Annotated[StatusFilter | None, Field(description="deployed, draft or paused.")] = None,
-    limit: Annotated[int, Field(ge=1, le=200, description="At most 200.")] = 50,
+    limit: Annotated[int, Field(ge=1, le=200)] = 50,
 ) -> AgentList:
     """Voice agents with id, name and status; only deployed agents can dial."""
     api = api_of(ctx)

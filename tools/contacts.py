@@ -54,7 +54,7 @@ def contact_info(c: Contact) -> ContactInfo:
 async def list_contacts(
     ctx: Context[ToolDeps],
     contact_list_id: ContactListId | None = None,
-    limit: Annotated[int, Field(ge=1, le=500, description="At most 500.")] = 50,
+    limit: Annotated[int, Field(ge=1, le=500)] = 50,
 ) -> ContactList:
     """Contacts, optionally from one contact list."""
     api = api_of(ctx)

@@ -39,10 +39,12 @@ def check_text(value: str) -> str:
     return value
 
 
-CallId = Annotated[str, AfterValidator(check_id), Field(description="Call id.")]
+# A description that only restates the argument's name ("Call id.") is left out: it costs every
+# turn's context and tells the assistant nothing; one that says where the id comes from is kept.
+CallId = Annotated[str, AfterValidator(check_id)]
 AgentId = Annotated[str, AfterValidator(check_id), Field(description="Agent id (list_agents).")]
-ContactListId = Annotated[str, AfterValidator(check_id), Field(description="Contact list id.")]
-CampaignId = Annotated[str, AfterValidator(check_id), Field(description="Campaign id.")]
+ContactListId = Annotated[str, AfterValidator(check_id)]
+CampaignId = Annotated[str, AfterValidator(check_id)]
 OptionalId = Annotated[str, AfterValidator(check_id)]
 ShortText = Annotated[str, AfterValidator(check_text), Field(max_length=200)]
 
