@@ -16,6 +16,7 @@ from tests.server.dispatch_kit import (
     ERAS,
     OTHER_US_NUMBER,
     PREMIUM_NUMBER,
+    Person,
     audit_of,
     call_id_of,
     confirm,
@@ -231,3 +232,19 @@ async def test_a_second_live_server_with_another_policy_on_the_same_state_direct
     assert running.posts() == 1
     async with connected(changed) as client:  # once the other has stopped, the new policy may take over
         await preview_token(client, dispatch_args(changed, OTHER_US_NUMBER))
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_server_whose_lease_lapsed_while_another_policy_joined_refuses_to_dial(tmp_path: Path, mode: str) -> None:
+    running = make_rig(tmp_path)
+    changed = make_rig(tmp_path, sandbox=running.sandbox, max_calls_per_day=7)
+    async with connected(running, mode) as client, connected(running, mode, elicitation_callback=Person()) as asking:
+        await running.sandbox.advance(6 * 60)  # no heartbeat for longer than the 5-minute lease (a suspended laptop)
+        async with connected(changed, mode) as other:  # so another policy may join the ledger
+            preview = await client.call_tool("dispatch_call", dispatch_args(running))
+            answered = await asking.call_tool("dispatch_call", dispatch_args(running))
+            assert not (await other.call_tool("get_balance", {})).is_error
+    for refused in (preview, answered):
+        assert refused.is_error and "different policy" in text_of(refused)
+        assert "OUTBOUNDCALLS_MAX_CALLS_PER_DAY: 7 there, 50 here" in text_of(refused)
+    assert running.posts() == 0
