@@ -24,6 +24,7 @@ __all__ = [
     "PhoneNumber",
     "ShortNumber",
     "classify_short_number",
+    "e164_or_none",
     "is_emergency",
     "normalize_region",
     "parse_phone",
@@ -158,6 +159,14 @@ def parse_phone(raw: str, default_region: str = "US") -> PhoneNumber:
         national=phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL),
         country_code=parsed.country_code,
     )
+
+
+def e164_or_none(raw: str, default_region: str = "US") -> str | None:
+    """The number in E.164, or None when it is not a dialable number."""
+    try:
+        return parse_phone(raw, default_region).e164
+    except InvalidPhoneNumberError:
+        return None
 
 
 def classify_short_number(raw: str, default_region: str = "US") -> ShortNumber | None:

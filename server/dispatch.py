@@ -15,6 +15,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import JsonValue
 
 from outboundcalls.calls import CallSummary, NewCall
+from outboundcalls.numbers import e164_or_none
 from outboundcalls.errors import (
     APIStatusError,
     ConnectionFailedError,
@@ -104,7 +105,7 @@ class DispatchService:
     async def prepare(self, args: DispatchArgs) -> Prepared:
         """Run pre-flight (always: a cap or cooldown may have just been reached); a refusal is audited."""
         now = self.now()
-        if _e164_or_none(args.to_number, self.default_region) is None:
+        if e164_or_none(args.to_number, self.default_region) is None:
             # An undialable number (letters, look-alike digits, 911) is refused on its own: nothing is read for it.
             facts = _Facts(agent=AgentFacts(agent_id=args.agent_id, exists=True, status=DEPLOYED_STATUS),
                            balance=math.inf, read_at=now)
@@ -176,7 +177,7 @@ class DispatchService:
     async def dial_with_token(self, args: DispatchArgs, token: str) -> DispatchResult:
         """Confirm by token: dial once, or return what the token already did."""
         record = await self.ledger.get_intent(token)
-        e164 = _e164_or_none(args.to_number, self.default_region)
+        e164 = e164_or_none(args.to_number, self.default_region)
         if record is None:
             await self.ledger.append_audit("refusal", at=self.now(), agent_id=args.agent_id, to_number=e164,
                                            detail={"claim": "unknown_token"})
@@ -228,7 +229,7 @@ class DispatchService:
         return await self._recorded(record)
 
     async def _evaluate(self, raw: str, facts: _Facts, now: datetime) -> PreflightResult:
-        e164 = _e164_or_none(raw, self.default_region)
+        e164 = e164_or_none(raw, self.default_region)
         usage = await self.ledger.usage(e164, now=now)
         if e164 is not None and usage.unknown_outcome_at is not None:
             # The number is held by an unknown outcome: look for that call first, so a found call frees it.
@@ -237,6 +238,16 @@ class DispatchService:
         return self.policy.evaluate(
             raw=raw, default_region=self.default_region, now=now, agent=facts.agent, balance=facts.balance, usage=usage
         )
+
+    async def _current_balance(self, *, fallback: float) -> float:
+        """The balance now (a 402 means it changed since the preview); the cached one if it cannot be read."""
+        try:
+            balance = (await self.api.get_account()).credits
+        except OutboundCallsError:
+            return fallback
+        for agent_id, facts in self._facts.items():
+            self._facts[agent_id] = replace(facts, balance=balance)
+        return balance
 
     async def _read_facts(self, agent_id: str, now: datetime) -> _Facts:
         cached = self._facts.get(agent_id)
@@ -289,8 +300,9 @@ class DispatchService:
                 raise ToolError(describe_upstream_error(exc) + text.NOT_PLACED) from exc
             except InsufficientCreditsError as exc:
                 await self._fail(token, 402, exc.message)
+                balance = await self._current_balance(fallback=handle.facts.balance)
                 raise ToolError(
-                    f"Insufficient credits (402): the balance is {handle.facts.balance:g} credits and the vendor "
+                    f"Insufficient credits (402): the balance is {balance:g} credits and the vendor "
                     "requires at least 25 to dispatch. Nothing was dialed; top up in the OutboundCalls dashboard."
                 ) from exc
             except (APIStatusError, ConnectionFailedError) as exc:
@@ -381,12 +393,3 @@ def _handle(prepared: Prepared) -> _Handle:
     if not isinstance(handle, _Handle):  # pragma: no cover - Prepared only comes from this service
         raise TypeError("not a prepared dispatch of this service")
     return handle
-
-
-def _e164_or_none(raw: str, region: str) -> str | None:
-    from outboundcalls.numbers import InvalidPhoneNumberError, parse_phone
-
-    try:
-        return parse_phone(raw, region).e164
-    except InvalidPhoneNumberError:
-        return None

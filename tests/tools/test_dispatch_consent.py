@@ -238,7 +238,6 @@ async def test_an_unknown_agent_is_a_tool_error_naming_it_and_nothing_is_asked(r
     assert person.asked == [] and rig.posts() == 0
 
 
-@pytest.mark.xfail(strict=True, reason="server/dispatch.py quotes the balance read at preview, not the one that caused the 402")
 async def test_a_402_after_the_balance_dropped_since_the_preview_says_the_balance_now(rig: Rig, mode: str) -> None:
     args = _args(rig)
     async with connected(rig, mode) as client:
