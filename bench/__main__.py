@@ -11,9 +11,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import anyio
 
-from bench.http_reads import HttpServer, free_port, run_clients
+from bench.http_table import HttpSide, http_table
 from bench.peers import find_peers
 from bench.report import Row, Table, latency_row, spread_row
 from bench.startup import LEGACY, MODERN, listing_size, measure_startup
@@ -37,7 +36,6 @@ TARGET_BYTES_PER_TOOL = 700
 TARGET_MODEL_BYTES_PER_TOOL = 400
 TARGET_LIST_CALLS_BYTES_PER_CALL = 200
 TARGET_RSS = 1.15
-TARGET_HTTP = 0.8
 # The fewest upstream requests each call needs: one read; a preview reads the agent and the
 # balance; a confirmation only posts the call (its pre-flight reads are reused).
 MINIMUM_UPSTREAM = {"get_balance": 1, "list_calls (20)": 1, "list_calls (200)": 1,
@@ -115,7 +113,16 @@ def main(argv: list[str] | None = None) -> int:
         tables.append(_stdio_table(startup, run))
         tables.append(_listing_table(startup["ours"].listing))
         if not args.no_http:
-            tables.append(_http_table(env, floor_env, clients=args.clients, seconds=http_seconds))
+            # All sessions come from 127.0.0.1, which the per-address rate limit would count as one client.
+            http_env = {**env, "OUTBOUNDCALLS_HTTP_RATE_LIMIT": "0"}
+            serve_ours = lambda port: OURS + ["--transport", "http", "--port", str(port)]  # noqa: E731
+            sides = {
+                "ours": HttpSide(serve_ours, http_env, "get_balance", {}),
+                "floor": HttpSide(lambda port: FLOOR + ["--http", str(port)], floor_env, "echo", {"text": "hello"}),
+                # The same server, answering without the API: what the transport alone costs us.
+                "ours_local": HttpSide(serve_ours, http_env, "get_call", {"call_id": "not/an/id"}, expect_error=True),
+            }
+            tables.append(http_table(sides, clients=args.clients, seconds=http_seconds, progress=_progress))
         if not args.no_peers:
             tables.append(_peers_table(startup))
     print(f"## python -m bench{' --quick' if q else ''}: {started:%Y-%m-%d %H:%M} UTC\n")
@@ -184,38 +191,6 @@ def _listing_table(listing) -> str:  # noqa: ANN001 - a ListingSize
     lines = ["### tools/list bytes per tool (ours)", "", "| tool | bytes |", "|---|---|"]
     lines += [f"| {name} | {size:,} |" for name, size in listing.per_tool.items()]
     return "\n".join(lines)
-
-
-def _http_table(env: dict[str, str], floor_env: dict[str, str], *, clients: int, seconds: float) -> str:
-    table = Table(f"streamable HTTP, {clients} concurrent sessions (2025-11-25), uvicorn on loopback")
-    results = {"ours": [], "floor": []}
-    sides = {
-        "ours": (lambda port: OURS + ["--transport", "http", "--port", str(port)], env, "get_balance", {}),
-        "floor": (lambda port: FLOOR + ["--http", str(port)], floor_env, "echo", {"text": "hello"}),
-    }
-    for round_no, order in enumerate((("floor", "ours"), ("ours", "floor"))):
-        for name in order:
-            argv, side_env, tool, arguments = sides[name]
-            port = free_port()
-            with HttpServer(argv(port), port, env=side_env) as server:
-                _progress(f"HTTP round {round_no + 1}/2: {name}, {seconds / 2:g} s")
-                figures = anyio.run(lambda: run_clients(server.url, tool, arguments, clients=clients, seconds=seconds / 2))
-            results[name].append(figures)
-    merged = {}
-    for name, runs in results.items():
-        lat = [x for f in runs for x in f.latencies_ms]
-        merged[name] = (len(lat) / sum(f.seconds for f in runs), lat, sum(f.errors for f in runs),
-                        next((f.first_error for f in runs if f.first_error), None))
-    (o_tp, o_lat, o_err, o_why), (f_tp, f_lat, f_err, f_why) = merged["ours"], merged["floor"]
-    r = ratio(o_tp, f_tp)
-    table.add(Row("reads per second (ours get_balance, floor echo)", f"{o_tp:,.0f}", f"{f_tp:,.0f}", r,
-                  f">= {TARGET_HTTP:.2f}x", None if r is None else r >= TARGET_HTTP))
-    table.add(Row("latency p50 / p99 (ms)", f"{percentile(o_lat, 50):.1f} / {percentile(o_lat, 99):.1f}" if o_lat else "-",
-                  f"{percentile(f_lat, 50):.1f} / {percentile(f_lat, 99):.1f}" if f_lat else "-",
-                  ratio(percentile(o_lat, 50), percentile(f_lat, 50)) if o_lat and f_lat else None))
-    table.add(Row("errors", f"{o_err}" + (f" ({o_why})" if o_why else ""), f"{f_err}" + (f" ({f_why})" if f_why else ""),
-                  None, "0", o_err == 0))
-    return table.render()
 
 
 def _peers_table(startup: dict) -> str:

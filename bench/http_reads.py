@@ -110,10 +110,10 @@ async def _session(http: httpx2.AsyncClient, url: str) -> dict[str, str]:
 
 
 async def _client(
-    http: httpx2.AsyncClient, url: str, headers: dict[str, str], call_args: tuple[str, dict[str, Any]],
+    http: httpx2.AsyncClient, url: str, headers: dict[str, str], call_args: tuple[str, dict[str, Any], bool],
     deadline: float, figures: HttpFigures,
 ) -> None:
-    tool, arguments = call_args
+    tool, arguments, expect_error = call_args
     request_id = 0
     while time.perf_counter() < deadline:
         request_id += 1
@@ -126,14 +126,19 @@ async def _client(
             figures.fail(f"{type(exc).__name__}: {exc}")
             continue
         elapsed = (time.perf_counter() - started) * 1000
-        if response.status_code != 200 or "error" in message or message["result"].get("isError"):
+        if response.status_code != 200 or "error" in message or bool(message["result"].get("isError")) != expect_error:
             figures.fail(f"{response.status_code}: {json.dumps(message)[:200]}")
             continue
         figures.latencies_ms.append(elapsed)
 
 
-async def run_clients(url: str, tool: str, arguments: dict[str, Any], *, clients: int, seconds: float) -> HttpFigures:
-    """`clients` sessions calling `tool` in a loop for `seconds`; the sessions open before the clock starts."""
+async def run_clients(
+    url: str, tool: str, arguments: dict[str, Any], *, clients: int, seconds: float, expect_error: bool = False
+) -> HttpFigures:
+    """`clients` sessions calling `tool` in a loop for `seconds`; the sessions open before the clock starts.
+
+    With `expect_error`, a tool error is the expected answer (a call refused before any API request).
+    """
     figures = HttpFigures()
     limits = httpx2.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
     async with httpx2.AsyncClient(limits=limits, timeout=30, trust_env=False) as http:
@@ -141,7 +146,7 @@ async def run_clients(url: str, tool: str, arguments: dict[str, Any], *, clients
         warm = await _session(http, url)
         for request_id in range(1, 4):
             call = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}
-            _answer(await http.post(url, json=call, headers=warm), request_id)
+            _answer(await http.post(url, json=call, headers=warm), request_id)  # raises if there is none
         sessions: list[dict[str, str]] = []
 
         async def open_one() -> None:
@@ -154,6 +159,6 @@ async def run_clients(url: str, tool: str, arguments: dict[str, Any], *, clients
         deadline = started + seconds
         async with anyio.create_task_group() as group:
             for headers in sessions:
-                group.start_soon(_client, http, url, headers, (tool, arguments), deadline, figures)
+                group.start_soon(_client, http, url, headers, (tool, arguments, expect_error), deadline, figures)
         figures.seconds = time.perf_counter() - started
     return figures

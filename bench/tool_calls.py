@@ -124,6 +124,10 @@ def measure_tool_calls(
         echo.cpu_ms += cpu_ms(floor.pid) - cpu
         for case in cases:
             fig = figures[case.label]
+            if case.direct is not None:
+                # Sampled in every round, next to the calls, so both see the same load on the machine.
+                path, params = case.direct
+                fig.round_trip_ms += upstream.round_trip_ms(path, params, samples=calls_per_round)
             cpu = cpu_ms(ours.pid)
             for _ in range(calls_per_round):
                 before = upstream.request_count()
@@ -147,10 +151,6 @@ def measure_tool_calls(
             if done.get("status") != "dialed":
                 raise RuntimeError(f"the confirmed dispatch did not dial: {json.dumps(done)[:300]}")
         progress(f"tool-call round {round_no + 1}/{rounds}")
-    for case in cases:
-        if case.direct is not None:
-            path, params = case.direct
-            figures[case.label].round_trip_ms = upstream.round_trip_ms(path, params)
     rss = {"ours": ours.peak_rss_mib(), "floor": floor.peak_rss_mib()}
     return RunFigures(calls={"echo": echo, **figures, "preview": preview, "confirm": confirm}, peak_rss_mib=rss)
 
