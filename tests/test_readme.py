@@ -1,0 +1,21 @@
+"""The README is part of the product: its tables must match the code they describe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from server.settings import ENV_PREFIX, Settings
+from tools import READ_TOOLS, WRITE_TOOLS
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_setting_is_documented_in_the_readme_settings_table() -> None:
+    missing = [name for name in Settings.model_fields if f"| `{ENV_PREFIX}{name.upper()}` |" not in README]
+    assert not missing
+
+
+def test_every_tool_is_in_the_readme_tool_table() -> None:
+    missing = [name for name in (*READ_TOOLS, *WRITE_TOOLS) if f"| `{name}` |" not in README]
+    assert not missing
+
