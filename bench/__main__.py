@@ -13,6 +13,7 @@ from pathlib import Path
 
 
 from bench.http_table import HttpSide, http_table
+from bench.inside import InsideFigures, measure_inside
 from bench.peers import find_peers
 from bench.report import Row, Table, latency_row, spread_row
 from bench.startup import LEGACY, MODERN, listing_size, measure_startup
@@ -110,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         with ours(LEGACY) as our_server, floor(LEGACY) as floor_server:
             run = measure_tool_calls(our_server, floor_server, upstream, rounds=call_rounds, calls_per_round=calls,
                                      dispatches_per_round=dispatches, progress=_progress)
-        tables.append(_stdio_table(startup, run))
+        _progress("inside the server: timers around each tool and each upstream request")
+        inside = measure_inside(env, str(ROOT), _inside_calls(), repeat=calls)
+        tables.append(_stdio_table(startup, run, inside))
         tables.append(_listing_table(startup["ours"].listing))
         if not args.no_http:
             # All sessions come from 127.0.0.1, which the per-address rate limit would count as one client.
@@ -133,7 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _stdio_table(startup: dict, run: RunFigures) -> str:
+def _inside_calls() -> list[tuple[str, dict[str, object]]]:
+    from outboundcalls.sandbox import Sandbox
+
+    ids = Sandbox(seed=0).seed_ids
+    return [("get_balance", {}), ("list_calls", {"limit": 20}), ("list_calls", {"limit": 200}),
+            ("get_call", {"call_id": ids.long_transcript_call_id})]
+
+
+def _stdio_table(startup: dict, run: RunFigures, inside: InsideFigures) -> str:
     table = Table("stdio (ours = `python -m server` against the sandbox on a loopback socket; floor = bench/floor_server.py)")
     for era, first in ((LEGACY, "initialize"), (MODERN, "server/discover")):
         o, f = startup["ours"], startup["floor"]
@@ -157,6 +168,13 @@ def _stdio_table(startup: dict, run: RunFigures) -> str:
                        ("preview", "dispatch_call preview"), ("confirm", "dispatch_call confirmed")):
         fig = run.calls[key]
         table.add(latency_row(label, fig.latencies_ms, echo, fig.round_trip_ms or None))
+    echo50 = percentile(echo, 50)
+    for label in ("get_balance", "list_calls (20)", "list_calls (200)", "get_call"):
+        if label in inside:
+            tool, up, own = inside[label]
+            table.add(Row(f"{label}: inside the server p50, tool / upstream request / our code (ms)",
+                          f"{tool:.2f} / {up:.2f} / {own:.2f}", f"echo {echo50:.2f}", ratio(own, echo50),
+                          f"our code <= {echo50:.2f} (the floor's echo)", own <= echo50))
     echo_cpu = run.calls["echo"].cpu_per_call
     for key, fig in run.calls.items():
         if key != "echo":
@@ -195,13 +213,13 @@ def _listing_table(listing) -> str:  # noqa: ANN001 - a ListingSize
 
 def _peers_table(startup: dict) -> str:
     lines = ["### peers (stdio, 2025-11-25, started with a dummy key and no network)", "",
-             "| server | spawn -> tools/list (ms) | tools/list bytes | bytes/tool | outputSchema | annotations | peak RSS (MiB) |",
+             "| server | spawn -> tools/list (ms) | tools/list bytes | bytes/tool | outputSchema | annotations | peak RSS at tools/list (MiB) |",
              "|---|---|---|---|---|---|---|"]
     for name in ("ours", "floor"):
         s = startup[name]
         ls = s.listing
         lines.append(f"| {name} | {percentile(s.tools_list[LEGACY], 50):,.0f} | {ls.total:,} | {ls.total / ls.tools:,.0f} | "
-                     f"{ls.output_schemas}/{ls.tools} | {ls.annotated}/{ls.tools} | |")
+                     f"{ls.output_schemas}/{ls.tools} | {ls.annotated}/{ls.tools} | {max(s.rss_at_list):.1f} |")
     notes = []
     for peer in find_peers():
         if peer.argv is None:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.stdio_rpc import LEGACY, MODERN, StdioServer, cpu_ms
+from bench.stdio_rpc import LEGACY, MODERN, StdioServer, cpu_ms, peak_rss_mib
 
 __all__ = ["ListingSize", "StartupTimes", "listing_size", "measure_startup"]
 
@@ -58,18 +58,20 @@ class StartupTimes:
     tools_list: dict[str, list[float]] = field(default_factory=lambda: {era: [] for era in ERAS})
     # CPU the server used until it answered tools/list: the work itself, much less disturbed by load.
     tools_list_cpu: dict[str, list[float]] = field(default_factory=lambda: {era: [] for era in ERAS})
+    rss_at_list: list[float] = field(default_factory=list)  # VmHWM (MiB) when tools/list was answered
     listing: ListingSize | None = None
 
 
-def spawn_once(server: StdioServer) -> tuple[float, float, float, list[dict[str, Any]]]:
-    """(spawn -> handshake answer, spawn -> tools/list answer, CPU until then) in ms, and the tools."""
+def spawn_once(server: StdioServer) -> tuple[float, float, float, float, list[dict[str, Any]]]:
+    """(spawn -> handshake answer, spawn -> tools/list answer, CPU until then) in ms, peak RSS, and the tools."""
     with server:
         first = server.handshake()
         first.result  # noqa: B018 - raises on a JSON-RPC error
         listed = server.request("tools/list")
         cpu = cpu_ms(server.pid)
+        rss = peak_rss_mib(server.pid) or 0.0
         tools: list[dict[str, Any]] = listed.result["tools"]
-    return first.since_spawn * 1000, listed.since_spawn * 1000, cpu, tools
+    return first.since_spawn * 1000, listed.since_spawn * 1000, cpu, rss, tools
 
 
 def measure_startup(
@@ -82,7 +84,8 @@ def measure_startup(
         order = names if round_no % 2 == 0 else names[::-1]
         for era in ERAS:
             for name in order:
-                first, listed, cpu, tools = spawn_once(sides[name](era))
+                first, listed, cpu, rss, tools = spawn_once(sides[name](era))
+                times[name].rss_at_list.append(rss)
                 times[name].first_answer[era].append(first)
                 times[name].tools_list[era].append(listed)
                 times[name].tools_list_cpu[era].append(cpu)
