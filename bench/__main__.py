@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import os
 import platform
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
-
 
 from bench.http_table import HttpSide, http_table
 from bench.inside import InsideFigures, measure_inside
@@ -66,18 +65,17 @@ def _progress(message: str) -> None:
 
 
 def _machine() -> str:
-    cpu = "unknown CPU"
+    """CPUs, CPU model, memory and Python, for the report's header."""
+    cpu, memory = "unknown CPU", "unknown memory"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-        mem_kib = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
-        memory = f"{mem_kib / 1024 / 1024:.1f} GiB"
+        total = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+        memory = f"{int(total.split()[1]) / 1024 / 1024:.1f} GiB"
     except (OSError, StopIteration, ValueError):
-        memory = "unknown memory"
-    import os
-
+        pass
     return f"{os.cpu_count()} CPUs ({cpu}), {memory}, Python {platform.python_version()}, {platform.system()}"
 
 

@@ -135,10 +135,7 @@ async def _client(
 async def run_clients(
     url: str, tool: str, arguments: dict[str, Any], *, clients: int, seconds: float, expect_error: bool = False
 ) -> HttpFigures:
-    """`clients` sessions calling `tool` in a loop for `seconds`; the sessions open before the clock starts.
-
-    With `expect_error`, a tool error is the expected answer (a call refused before any API request).
-    """
+    """`clients` sessions calling `tool` for `seconds` (opened before the clock starts); `expect_error`: a tool error is the answer."""
     figures = HttpFigures()
     limits = httpx2.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
     async with httpx2.AsyncClient(limits=limits, timeout=30, trust_env=False) as http:

@@ -77,11 +77,9 @@ class Upstream:
         return body
 
     def round_trip_ms(self, path: str, params: dict[str, str] | None = None, samples: int = ROUND_TRIP_SAMPLES) -> list[float]:
-        """Latencies of the same GET sent directly, the way our server sends it (httpx2's async client, kept alive).
-
-        This is the upstream's share of a tool call: the API's own time, the socket, and the HTTP
-        client library; parsing the body into models is left out, because that is our code.
-        """
+        """Latencies (ms) of the GET sent directly, the way our server sends it: httpx2's async client, kept alive."""
+        # The upstream's share of a tool call: the API's own time, the socket and the HTTP client
+        # library; parsing the body into models is left out, because that is our code.
         headers = {"Authorization": f"Bearer {self.api_key}"}
 
         async def measure() -> list[float]:

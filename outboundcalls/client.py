@@ -129,11 +129,9 @@ class OutboundCallsClient:
 
     @property
     def _http(self) -> httpx2.AsyncClient:
-        """The pooled HTTP client, built on the first request.
-
-        Building it loads the connection stack and the TLS trust store (about 0.1 s), which a
-        server spawned only to list its tools never needs.
-        """
+        """The pooled HTTP client, built on the first request."""
+        # Building it loads the connection stack and the TLS trust store (about 0.1 s), which a
+        # server spawned only to list its tools never needs.
         if self._pool is None:
             if self._closed:
                 raise RuntimeError("Cannot send a request, as the client has been closed.")

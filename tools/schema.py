@@ -30,11 +30,9 @@ def _type_union(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _nullable(node: dict[str, Any]) -> dict[str, Any]:
-    """Collapse pydantic's `anyOf: [X, {type: null}]` to X.
-
-    Outputs never carry null (None is left out); an optional argument is one the assistant
-    leaves out, so the schema need not offer null either (the tool still accepts it).
-    """
+    """Collapse pydantic's `anyOf: [X, {type: null}]` to X."""
+    # Outputs never carry null (None is left out); an optional argument is one the assistant
+    # leaves out, so the schema need not offer null either (the tool still accepts it).
     options = node.get("anyOf")
     if not isinstance(options, list) or NULL not in options or len(options) != 2:
         return node
@@ -103,7 +101,7 @@ def compact_schema(schema: Any, *, output: bool = False) -> Any:
     defs: dict[str, Any] = lean["$defs"]
     counts = _ref_counts({k: v for k, v in lean.items() if k != "$defs"}, {})
     for name in defs:
-        # references between definitions count too, but a definition's self-reference (recursion) keeps it
+        # References between definitions count too; a definition that refers to itself is kept.
         counts[name] = counts.get(name, 0) + sum(_ref_counts(d, {}).get(name, 0) for n, d in defs.items() if n != name)
     once = {name for name in defs if counts.get(name, 0) == 1 and _ref_counts(defs[name], {}).get(name, 0) == 0}
     inlined = _inline(lean, defs, once)
