@@ -19,3 +19,7 @@ def test_every_tool_is_in_the_readme_tool_table() -> None:
     missing = [name for name in (*READ_TOOLS, *WRITE_TOOLS) if f"| `{name}` |" not in README]
     assert not missing
 
+
+
+def test_the_readme_has_no_unfilled_placeholder() -> None:
+    assert not [word for word in ("SETTINGS_TABLE", "SAFETY_MODEL", "PERFORMANCE\n") if word in README.replace("## Performance\n", "")]
