@@ -34,11 +34,9 @@ def _sentence(text: str) -> str:
 
 
 def describe_upstream_error(exc: OutboundCallsError, subject: str | None = None, *, after_write: str | None = None) -> str:
-    """One actionable sentence or two for an upstream failure; never includes the key.
-
-    `after_write` names the list tool that shows whether a write took effect, for failures
-    that leave it unknown (the answer was lost or unreadable): repeating it could duplicate it.
-    """
+    """One actionable sentence or two for an upstream failure; never includes the key."""
+    # after_write names the list tool that shows whether a write took effect, for failures that
+    # leave it unknown (its answer was lost or unreadable): repeating the write could duplicate it.
     if isinstance(exc, InvalidRequestError):
         return f"{exc}. Nothing was sent."
     if isinstance(exc, AuthenticationError):
