@@ -158,6 +158,7 @@ class Figures:
     rss_mib: list[tuple[int, float]] = field(default_factory=list)
 
     def all_latencies(self) -> list[float]:
+        """Every tool call's latency, all tools together."""
         return [ms for values in self.latencies_ms.values() for ms in values]
 
 

@@ -99,6 +99,7 @@ class ToolCase:
 
     @property
     def label(self) -> str:
+        """The test id: the tool, and the dispatch flow when there is one."""
         return self.name if self.flow == "plain" else f"{self.name}[{self.flow}]"
 
 
