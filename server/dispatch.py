@@ -25,7 +25,7 @@ from outboundcalls.errors import (
     UpstreamError,
 )
 from server import dispatch_text as text
-from server.dispatch_text import describe_refusals, preview_view, question_text
+from server.dispatch_text import RecentQuestions, describe_refusals, preview_view, question_text
 from server.ledger import (
     AuditKind,
     DialedOutcome,
@@ -100,7 +100,7 @@ class DispatchService:
         self.now = now
         self.reconciler = Reconciler(api=api, ledger=ledger, now=now)
         self._facts: dict[str, _Facts] = {}
-        self._prepared: dict[DispatchArgs, tuple[datetime, Prepared]] = {}
+        self._questions = RecentQuestions(ttl=QUESTION_TTL)
 
     async def prepare(self, args: DispatchArgs) -> Prepared:
         """Run pre-flight (always: a cap or cooldown may have just been reached); a refusal is audited."""
@@ -119,15 +119,14 @@ class DispatchService:
         bound = BoundArgs(agent_id=args.agent_id, to_number=number.e164,
                           phone_number_id=args.phone_number_id, contact_id=args.contact_id)
         handle = _Handle(bound=bound, preflight=preflight, facts=facts)
-        self._prepared = {k: v for k, v in self._prepared.items() if now - v[0] < QUESTION_TTL}
-        shown = self._prepared.get(args)
+        shown = self._questions.get(args, now)
         if shown is not None:
             # The same words as before: a modern-era answer counts only for the question as it was shown.
-            return shown[1].model_copy(update={"handle": handle})
+            return shown.model_copy(update={"handle": handle})
         view = preview_view(bound, preflight, facts.agent, facts.balance, sandbox=self.sandbox)
         prepared = Prepared(args=args, view=view, question=question_text(view, preflight, sandbox=self.sandbox),
                             handle=handle)
-        self._prepared[args] = (now, prepared)
+        self._questions.put(args, prepared, now)
         return prepared
 
     async def offer_token(self, prepared: Prepared, *, batch_id: str | None = None, token: str | None = None) -> Preview:

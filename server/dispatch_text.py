@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Literal
 
 from server.ledger import DispatchArgs as BoundArgs
 from server.preflight import AgentFacts, PreflightResult
-from tools.dispatch_models import Preview
+from tools.dispatch_models import DispatchArgs, Prepared, Preview
 
 __all__ = [
     "DIAL_SUBJECT",
+    "RecentQuestions",
     "NOT_PLACED",
     "TOKEN_EXPIRED",
     "TOKEN_UNKNOWN",
@@ -106,3 +108,35 @@ def outcome_unknown(to_number: str) -> str:
         "The call may or may not have been placed. Nothing was retried; the number is held until this is "
         "reconciled or the redial cooldown ends. Check list_calls in a minute."
     )
+
+
+class RecentQuestions:
+    """Questions already shown, by arguments, so a repeated preview is worded exactly as before."""
+
+    # A person answers one question at a time; a thousand open ones is far beyond real use, and
+    # the cap keeps memory flat however many previews a busy server makes.
+    MAX_REMEMBERED = 1000
+
+    def __init__(self, *, ttl: timedelta) -> None:
+        self.ttl = ttl
+        self._shown: dict[DispatchArgs, tuple[datetime, Prepared]] = {}
+
+    def get(self, args: DispatchArgs, now: datetime) -> Prepared | None:
+        """The question shown for these arguments within the TTL, if any."""
+        self._forget(now)
+        entry = self._shown.get(args)
+        return entry[1] if entry is not None else None
+
+    def put(self, args: DispatchArgs, prepared: Prepared, now: datetime) -> None:
+        """Remember a question as shown now."""
+        self._shown.pop(args, None)
+        self._shown[args] = (now, prepared)
+        self._forget(now)
+
+    def _forget(self, now: datetime) -> None:
+        # Insertion order is age order (put re-inserts), so pruning walks from the oldest.
+        while self._shown:
+            oldest = next(iter(self._shown))
+            if now - self._shown[oldest][0] < self.ttl and len(self._shown) <= self.MAX_REMEMBERED:
+                break
+            del self._shown[oldest]
