@@ -46,11 +46,11 @@ def _catalogue() -> list[tuple[Callable[..., Any], ToolAnnotations]]:
 
 def register_tools(mcp: MCPServer[Any], *, read_only: bool) -> None:
     """Register every tool (no writing tool at all when read_only), with lean schemas."""
-    for fn, annotations in _catalogue():
+    for fn, hints in _catalogue():
         if read_only and fn.__name__ in WRITE_TOOLS:
             continue
         description = inspect.cleandoc(fn.__doc__ or "")
-        mcp.add_tool(fn, description=description, annotations=annotations, structured_output=True)
+        mcp.add_tool(fn, description=description, annotations=hints, structured_output=True)
     for tool in mcp._tool_manager.list_tools():  # noqa: SLF001 - no public hook to post-process schemas
         tool.fn_metadata.arg_model = _refusing_unknown(tool.fn_metadata.arg_model)
         tool.parameters = compact_schema(tool.parameters)

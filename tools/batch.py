@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.deps import NO_KEY_MESSAGE, BatchDispatcher, ToolDeps, deps_of
-from tools.dispatch import CANNOT_ELICIT, can_elicit_form
+from tools.consent import AskedOnce, NotAsked, ask_person
 from tools.dispatch_models import DialConsent
 from tools.inputs import AgentId, OptionalId, Token
 from tools.results import ToolModel, structured
 
 __all__ = ["MAX_BATCH_LIMIT", "BatchArgs", "BatchPlan", "BatchResult", "Destination", "dispatch_calls"]
-
-log = logging.getLogger("outboundcalls.dispatch")
 
 MAX_BATCH_LIMIT = 200  # the largest OUTBOUNDCALLS_MAX_BATCH; the owner's own limit is checked on the server
 DestinationStatus = Literal["ready", "refused", "dialed", "failed", "outcome_unknown", "not_dialed"]
@@ -70,19 +66,6 @@ class BatchPlan(BaseModel):
         return sum(1 for d in self.destinations if d.status == "ready")
 
 
-class NotAsked(BaseModel):
-    """Why no question was put to the person on this request."""
-
-    why: Literal["token", "token_mode", "cannot_elicit", "unattended", "nothing_to_ask"]
-
-
-class AskedOnce(BaseModel):
-    """A handshake-era answer, or the failure to get one (never consent)."""
-
-    action: Literal["accept", "decline", "cancel", "error"]
-    confirm: bool = False
-
-
 def _batch(ctx: Context[ToolDeps]) -> BatchDispatcher:
     batch = deps_of(ctx).batch
     if batch is None:
@@ -102,32 +85,17 @@ async def ask_batch_consent(
         return NotAsked(why="token")
     batch = _batch(ctx)
     plan = await batch.plan(BatchArgs(agent_id=agent_id, to_numbers=tuple(to_numbers), phone_number_id=phone_number_id))
-    mode = deps_of(ctx).confirm_mode
     if plan.ready == 0:
         return NotAsked(why="nothing_to_ask")
-    if mode == "none":
-        return NotAsked(why="unattended")
-    if mode == "token":
-        return NotAsked(why="token_mode")
-    if not can_elicit_form(ctx):
-        if mode == "elicit":
-            await batch.record_answer(plan, "cannot_elicit")
-            raise ToolError(CANNOT_ELICIT)
-        return NotAsked(why="cannot_elicit")
-    era = str(ctx.protocol_version)
-    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-        if not ctx.input_responses:  # this resolver runs again on the round that carries the answer
-            await batch.record_question(plan, era=era)
-        return Elicit(plan.question, DialConsent)
-    await batch.record_question(plan, era=era)
-    try:
-        answer = await ctx.elicit(plan.question, DialConsent)
-    except Exception as exc:  # noqa: BLE001 - any failure to get an answer means no consent
-        log.info("batch confirmation request failed: %s", type(exc).__name__)
-        return AskedOnce(action="error")
-    if answer.action == "accept":
-        return AskedOnce(action="accept", confirm=answer.data.confirm is True)
-    return AskedOnce(action=answer.action)
+
+    async def record_question(era: str) -> None:
+        await batch.record_question(plan, era=era)
+
+    async def refuse_cannot_elicit() -> None:
+        await batch.record_answer(plan, "cannot_elicit")
+
+    return await ask_person(ctx, plan.question, record_question=record_question,
+                            refuse_cannot_elicit=refuse_cannot_elicit)
 
 
 async def dispatch_calls(

@@ -2,52 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from tools.consent import AskedOnce, NotAsked, ask_person
 from tools.deps import Dispatcher, ToolDeps, deps_of
 from tools.dispatch_models import DialConsent, DispatchArgs, DispatchResult
 from tools.inputs import AgentId, OptionalId, Token
 from tools.results import structured
 
-__all__ = ["can_elicit_form", "dispatch_call"]
-
-log = logging.getLogger("outboundcalls.dispatch")
-
-CANNOT_ELICIT = (
-    "This client cannot show a confirmation form, and the owner requires one (OUTBOUNDCALLS_CONFIRM=elicit). "
-    "Nothing was dialed. Use a client that supports elicitation, or ask the owner to allow the token flow."
-)
-
-
-class NotAsked(BaseModel):
-    """Why no question was put to the person on this request."""
-
-    why: Literal["token", "token_mode", "cannot_elicit", "unattended"]
-
-
-class AskedOnce(BaseModel):
-    """A handshake-era answer, or the failure to get one (never consent)."""
-
-    action: Literal["accept", "decline", "cancel", "error"]
-    confirm: bool = False
-
-
-def can_elicit_form(ctx: Context[Any]) -> bool:
-    """Whether a form elicitation can reach the person on this request (either protocol era)."""
-    caps = ctx.client_capabilities
-    el = caps.elicitation if caps else None
-    if el is None or (el.form is None and el.url is not None):
-        return False
-    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-        return True
-    return bool(ctx.session.can_send_request)
-
+__all__ = ["dispatch_call"]
 
 def _dispatcher(ctx: Context[ToolDeps]) -> Dispatcher:
     deps = deps_of(ctx)
@@ -70,33 +37,17 @@ async def ask_consent(
     if confirmation_token is not None:
         return NotAsked(why="token")
     dispatcher = _dispatcher(ctx)
-    mode = deps_of(ctx).confirm_mode
     prepared = await dispatcher.prepare(DispatchArgs(agent_id=agent_id, to_number=to_number,
                                                      phone_number_id=phone_number_id, contact_id=contact_id))
-    if mode == "none":
-        return NotAsked(why="unattended")
-    if mode == "token":
-        return NotAsked(why="token_mode")
-    if not can_elicit_form(ctx):
-        if mode == "elicit":
-            await dispatcher.refuse(prepared, "cannot_elicit")
-            raise ToolError(CANNOT_ELICIT)
-        return NotAsked(why="cannot_elicit")
-    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-        # This resolver runs again on the round that carries the answer; the question was asked once.
-        if not ctx.input_responses:
-            await dispatcher.record_question(prepared, era=str(ctx.protocol_version))
-        return Elicit(prepared.question, DialConsent)
-    # Handshake era: ask here so that a failed question is a refusal, never a protocol error and never consent.
-    await dispatcher.record_question(prepared, era=str(ctx.protocol_version))
-    try:
-        answer = await ctx.elicit(prepared.question, DialConsent)
-    except Exception as exc:  # noqa: BLE001 - any failure to get an answer means no consent
-        log.info("confirmation request failed: %s", type(exc).__name__)
-        return AskedOnce(action="error")
-    if answer.action == "accept":
-        return AskedOnce(action="accept", confirm=answer.data.confirm is True)
-    return AskedOnce(action=answer.action)
+
+    async def record_question(era: str) -> None:
+        await dispatcher.record_question(prepared, era=era)
+
+    async def refuse_cannot_elicit() -> None:
+        await dispatcher.refuse(prepared, "cannot_elicit")
+
+    return await ask_person(ctx, prepared.question, record_question=record_question,
+                            refuse_cannot_elicit=refuse_cannot_elicit)
 
 
 async def dispatch_call(

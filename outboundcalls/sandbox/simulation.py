@@ -13,7 +13,7 @@ from .clock import Clock, ManualClock
 from .faults import Faults
 from .gateway import API_PREFIX, RecordedRequest, api_path
 from .lifecycle import CallScript, LiveOutcome
-from .seed import SeedIds, build_state
+from .seed import build_state
 from .webhooks import WebhookDelivery, WebhookSender
 
 if TYPE_CHECKING:
