@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,21 +42,8 @@ RuleName = Literal[
     "cooldown",
     "unknown_outcome_hold",
 ]
-RULE_ORDER: Final[tuple[RuleName, ...]] = (
-    "validity",
-    "emergency",
-    "agent",
-    "balance",
-    "number_type",
-    "country",
-    "rate",
-    "do_not_call",
-    "hours",
-    "daily_calls",
-    "daily_credits",
-    "cooldown",
-    "unknown_outcome_hold",
-)
+# Most fundamental first: refusals are reported in the order the names are declared above.
+RULE_ORDER: Final[tuple[RuleName, ...]] = get_args(RuleName)
 # None where no setting can change the outcome (an invalid or emergency number, the agent, credits).
 RULE_SETTINGS: Final[Mapping[RuleName, str | None]] = MappingProxyType(
     {

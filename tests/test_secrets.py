@@ -13,7 +13,6 @@ import logging
 import secrets
 import string
 import traceback
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -37,34 +36,6 @@ pytestmark = pytest.mark.anyio
 
 KEY = "oc_live_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class Everything(logging.Handler):
-    """Every record at every level, formatted with its traceback, as the first handler sees it."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.lines: list[str] = []
-        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
-@pytest.fixture
-def log_lines() -> Iterator[list[str]]:
-    """The text of every log record during the test, from the root logger at DEBUG."""
-    root = logging.getLogger()
-    handler = Everything()
-    # First in line: a redacting filter on the product's handler must not hide a leak from this scan.
-    root.handlers.insert(0, handler)
-    level = root.level
-    root.setLevel(logging.DEBUG)
-    try:
-        yield handler.lines
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def sandbox_with_key() -> Sandbox:

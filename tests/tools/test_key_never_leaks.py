@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,34 +16,6 @@ from tests.harness import NOON_NEW_YORK, connected, make_rig
 pytestmark = pytest.mark.anyio
 
 KEY = "oc_live_" + "Zk3v9QpL2mXr7TbW4nYc8HsJ6dFg1AeU"
-
-
-class Everything(logging.Handler):
-    """Keeps every record, formatted with its traceback, as the first handler sees it (before any redaction)."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.lines: list[str] = []
-        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
-@pytest.fixture
-def log_lines() -> Iterator[list[str]]:
-    """Every log line of the test, from the root logger at DEBUG."""
-    root = logging.getLogger()
-    handler = Everything()
-    # First in line, so that a redacting filter on a later handler cannot hide a leak from this test.
-    root.handlers.insert(0, handler)
-    level = root.level
-    root.setLevel(logging.DEBUG)
-    try:
-        yield handler.lines
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 async def _approve(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
