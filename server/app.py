@@ -21,7 +21,7 @@ from server.settings import Settings
 from server.startup import build_policy
 from server.state_dir import resolve_state_dir
 from server.webhooks import add_webhook_route
-from tools import register_tools
+from tools import build_tools
 from tools.completions import register_completions
 from tools.deps import ToolDeps
 from tools.prompts import register_prompts
@@ -93,8 +93,8 @@ def build_server(
         lifespan=lifespan,
         log_level=settings.log_level,
         subscriptions=bus,
+        tools=build_tools(read_only=settings.read_only),
     )
-    register_tools(mcp, read_only=settings.read_only)
     register_resources(mcp)
     register_prompts(mcp)
     register_completions(mcp)

@@ -1,0 +1,52 @@
+"""The schemas read at start-up are the ones the SDK derives from the code: the file cannot drift.
+
+`tools/published_schemas.json` exists so start-up skips deriving 24 JSON Schemas with pydantic.
+After an intended change to a tool's arguments or result, regenerate it with
+`UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/tools/test_published_schemas.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from tools import catalogue
+from tools.registration import SCHEMA_FILE, build_tool, derive_schemas, published_schemas
+
+
+def _derived() -> dict[str, dict[str, Any]]:
+    return {fn.__name__: derive_schemas(fn) for fn, _ in catalogue()}
+
+
+def test_the_published_schemas_are_derived_from_the_code() -> None:
+    derived = _derived()
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SCHEMA_FILE.write_text(json.dumps(derived, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        published_schemas.cache_clear()
+    assert json.loads(SCHEMA_FILE.read_text(encoding="utf-8")) == derived, (
+        "a tool's arguments or result changed: regenerate with UPDATE_SNAPSHOTS=1 and review the diff"
+    )
+
+
+def test_every_argument_model_matches_its_published_input_schema() -> None:
+    """The lazily built argument model accepts exactly the published names, and refuses others."""
+    schemas = published_schemas()
+    for fn, hints in catalogue():
+        tool = build_tool(fn, hints, schemas[fn.__name__])
+        model = tool.fn_metadata.arg_model
+        assert set(model.model_fields) == set(schemas[fn.__name__]["inputSchema"].get("properties", {})), fn.__name__
+        with pytest.raises(ValidationError, match="extra_forbidden"):
+            model.model_validate({"no_such_argument": 1})
+
+
+@pytest.mark.parametrize("name", ["dispatch_call", "dispatch_calls"])
+def test_consent_parameters_are_resolved_not_arguments(name: str) -> None:
+    fn, hints = next((fn, hints) for fn, hints in catalogue() if fn.__name__ == name)
+    tool = build_tool(fn, hints, published_schemas()[name])
+    assert set(tool.resolved_params) == {"consent"}
+    assert tool.context_kwarg == "ctx"
+    assert "consent" not in tool.fn_metadata.arg_model.model_fields
