@@ -81,8 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         # Before serving: a policy that does not parse, or that differs from a live process's on the
-        # same ledger, stops start-up naming it, instead of failing inside the transport.
-        check_startup(settings)
+        # same ledger, stops start-up naming it, instead of failing inside the transport. Over stdio
+        # the lifespan joins the ledger before answering anything, and a conflict found there ends
+        # the process the same way (_serve_stdio).
+        check_startup(settings, join_ledger=args.transport == "http")
     except STARTUP_ERRORS as exc:
         print(f"outboundcalls-mcp: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -101,7 +103,8 @@ def _serve_stdio(settings: Settings) -> int:
     try:
         build_server(settings).run("stdio")
     except Exception as exc:
-        # Another process may have joined the ledger with another policy since the check above.
+        # The lifespan joins the ledger before the first answer: a live process on the same state
+        # directory with another policy ends start-up here, with the same one-line message.
         found = find_startup_error(exc)
         if found is None:
             raise

@@ -37,12 +37,16 @@ def build_policy(settings: Settings) -> DispatchPolicy:
     )
 
 
-def check_startup(settings: Settings) -> None:
-    """Parse the policy and try it against the shared ledger, then leave; raises one of STARTUP_ERRORS."""
+def check_startup(settings: Settings, *, join_ledger: bool = True) -> None:
+    """Parse the policy and (unless join_ledger is False) try it against the shared ledger, then leave.
+
+    Raises one of STARTUP_ERRORS. Over stdio the lifespan joins the ledger before the first answer
+    anyway, so the CLI skips joining it twice (a host waits for every millisecond of start-up).
+    """
     if settings.read_only:
         return
     policy = build_policy(settings)
-    if settings.api_key is None and not settings.sandbox:
+    if not join_ledger or (settings.api_key is None and not settings.sandbox):
         return  # no dispatch without a key: the ledger is never opened
     from datetime import UTC, datetime
 
