@@ -66,7 +66,7 @@ InvalidReason = Literal[
 class PhoneNumber(BaseModel):
     """A valid phone number, in E.164 and the facts the dispatch policy needs."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     e164: str
     region: str | None
@@ -78,7 +78,7 @@ class PhoneNumber(BaseModel):
 class ShortNumber(BaseModel):
     """An emergency or short service number, which is never a valid full number and never called."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     digits: str
     kind: Literal["emergency", "short_service"]

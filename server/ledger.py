@@ -101,7 +101,7 @@ class PolicyMismatchError(LedgerError):
 class DispatchArgs(BaseModel):
     """The exact arguments a confirmation token is bound to; the number already in E.164."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     agent_id: str = Field(min_length=1)
     to_number: str = Field(pattern=_E164.pattern)
@@ -117,7 +117,7 @@ class DispatchArgs(BaseModel):
 class IntentRecord(BaseModel):
     """What the ledger knows about one intent; never the token itself."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     intent_id: str
     batch_id: str | None = None
@@ -146,7 +146,7 @@ class Intent(IntentRecord):
 class ClaimResult(BaseModel):
     """The answer to a confirmation: only "claimed" allows the POST."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     status: ClaimStatus
     intent: IntentRecord | None = None
@@ -160,12 +160,16 @@ class ClaimResult(BaseModel):
 class DialedOutcome(BaseModel):
     """The vendor created the call."""
 
+    model_config = ConfigDict(defer_build=True)
+
     kind: Literal["dialed"] = "dialed"
     call_id: str = Field(min_length=1)
 
 
 class RefusedOutcome(BaseModel):
     """Pre-flight refused at confirmation: audited, and the token stays unused."""
+
+    model_config = ConfigDict(defer_build=True)
 
     kind: Literal["refused"] = "refused"
     rules: list[RuleName] = Field(min_length=1)
@@ -174,6 +178,8 @@ class RefusedOutcome(BaseModel):
 class FailedOutcome(BaseModel):
     """The vendor answered with an error and no call exists."""
 
+    model_config = ConfigDict(defer_build=True)
+
     kind: Literal["failed"] = "failed"
     status: int | None = None
     message: str
@@ -181,6 +187,8 @@ class FailedOutcome(BaseModel):
 
 class UnknownOutcome(BaseModel):
     """The request left and no answer came back: the call may exist; reconcile, never retry."""
+
+    model_config = ConfigDict(defer_build=True)
 
     kind: Literal["unknown"] = "unknown"
     reason: str
@@ -192,7 +200,7 @@ Outcome = Annotated[DialedOutcome | RefusedOutcome | FailedOutcome | UnknownOutc
 class AuditEntry(BaseModel):
     """One line of the append-only audit trail; numbers in E.164, never a secret."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     id: int
     at: datetime

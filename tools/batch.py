@@ -24,7 +24,7 @@ DestinationStatus = Literal["ready", "refused", "dialed", "failed", "outcome_unk
 class BatchArgs(BaseModel):
     """What a batch is bound to: one agent, the destinations in order, the caller id."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     agent_id: str
     to_numbers: tuple[str, ...]
@@ -52,7 +52,7 @@ class BatchResult(ToolModel):
 class BatchPlan(BaseModel):
     """A batch after pre-flight: what to show, the one question to ask, and the service's own record."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True, defer_build=True)
 
     args: BatchArgs
     destinations: list[Destination]

@@ -23,7 +23,7 @@ DispatchStatus = Literal["dialed", "needs_confirmation", "not_dialed", "outcome_
 class DispatchArgs(BaseModel):
     """The arguments a dispatch is bound to; to_number as the assistant wrote it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     agent_id: str
     to_number: str
@@ -61,7 +61,7 @@ class DialConsent(BaseModel):
 class Prepared(BaseModel):
     """A dispatch that passed pre-flight: what to show, what to ask, and the service's own record."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True, defer_build=True)
 
     args: DispatchArgs
     view: Preview

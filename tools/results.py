@@ -15,7 +15,9 @@ M = TypeVar("M", bound=BaseModel)
 class ToolModel(BaseModel):
     """Base of every tool output; unset optional fields are left out on the wire, never sent as null."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Validators are built on a model's first use, not at import: a host that spawns the server
+    # only to list its tools never pays for them (their JSON Schemas are published from a file).
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 def structured(model: M) -> M:
