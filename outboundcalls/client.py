@@ -31,6 +31,7 @@ from outboundcalls.errors import (
     scrub_secret,
 )
 from outboundcalls.retry import RETRYABLE_STATUSES, RetryPolicy
+from outboundcalls.single_flight import SingleFlight
 from outboundcalls.wire import parse_list, parse_one
 
 __all__ = ["DEFAULT_BASE_URL", "OutboundCallsClient"]
@@ -126,6 +127,8 @@ class OutboundCallsClient:
         self._transport = transport
         self._pool: httpx2.AsyncClient | None = None
         self._closed = False
+        # Identical concurrent GETs share one request (never across a write): see single_flight.py.
+        self._reads: SingleFlight[tuple[str, tuple[tuple[str, str | int], ...]], bytes] = SingleFlight()
 
     @property
     def _http(self) -> httpx2.AsyncClient:
@@ -244,6 +247,11 @@ class OutboundCallsClient:
             ) from exc
 
     async def _get(self, path: str, params: Mapping[str, str | int] | None = None) -> bytes:
+        """The 2xx body of a GET, shared with identical GETs already in flight (retries included)."""
+        key = (path, tuple(sorted(params.items())) if params else ())
+        return await self._reads.run(key, lambda: self._fetch(path, params))
+
+    async def _fetch(self, path: str, params: Mapping[str, str | int] | None) -> bytes:
         """GET with retries on connection errors, timeouts, 429 and 502/503/504; returns the 2xx body."""
         policy = self._retry
         waited = 0.0
@@ -276,6 +284,16 @@ class OutboundCallsClient:
 
     async def _post(self, path: str, body: dict[str, Any], noun: str) -> bytes:
         """POST exactly once; returns the 2xx body or raises saying whether anything happened."""
+        # A read that left before this write began, or before it ended, may not see it; so no read
+        # starting later joins it (dispatch, then list: the call is there), whatever the outcome.
+        self._reads.new_generation()
+        try:
+            return await self._post_once(path, body, noun)
+        finally:
+            self._reads.new_generation()
+
+    async def _post_once(self, path: str, body: dict[str, Any], noun: str) -> bytes:
+        """Send the POST, translating every failure into whether the write may have happened."""
         try:
             response = await self._http.post(path, json=body)
         except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:

@@ -92,7 +92,7 @@ class BarrierServer:
                 await self.release.wait()
                 if self.waiting % self.size == 0:
                     self.release = anyio.Event()
-                body = b'{"credits": 3}'
+                body = b'{"id": "agent_1", "credits": 3}'
                 head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
                 await stream.send(head.encode() + body)
 
@@ -108,8 +108,9 @@ async def test_concurrent_requests_keep_their_connections_for_the_next_burst() -
             for _ in range(2):
                 with anyio.fail_after(20):
                     async with anyio.create_task_group() as calls:
-                        for _ in range(burst):
-                            calls.start_soon(client.get_account)
+                        # Distinct reads: identical concurrent ones would share one request.
+                        for n in range(burst):
+                            calls.start_soon(client.get_agent, f"agent_{n}")
         group.cancel_scope.cancel()
     # 40 at once need 40 connections; the second burst reuses them instead of opening more.
     assert server.connections == burst
