@@ -114,3 +114,23 @@ async def test_concurrent_requests_keep_their_connections_for_the_next_burst() -
         group.cancel_scope.cancel()
     # 40 at once need 40 connections; the second burst reuses them instead of opening more.
     assert server.connections == burst
+
+
+@pytest.mark.parametrize(
+    ("base_url", "verified"), [("https://outboundcalls.ai/api/v1", True), ("http://127.0.0.1:8080/api/v1", False)]
+)
+def test_https_is_verified_and_plain_loopback_http_loads_no_certificates(base_url: str, verified: bool) -> None:
+    """The pool's TLS context: certificate and host checks for https; nothing loaded where TLS never happens."""
+    import ssl
+
+    code = (
+        "from outboundcalls import OutboundCallsClient; "
+        f"client = OutboundCallsClient({KEY!r}, base_url={base_url!r}); pool = client._http; "
+        "ctx = pool._transport._pool._ssl_context; "
+        "print(int(ctx.verify_mode), int(ctx.check_hostname), ctx.cert_store_stats()['x509_ca'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+    if verified:
+        assert out[:2] == [str(int(ssl.CERT_REQUIRED)), "1"]
+    else:
+        assert out == [str(int(ssl.CERT_NONE)), "0", "0"]
