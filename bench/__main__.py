@@ -24,6 +24,7 @@ from bench.upstream import Upstream
 ROOT = Path(__file__).resolve().parent.parent
 OURS = [sys.executable, "-m", "server"]
 FLOOR = [sys.executable, "-m", "bench.floor_server"]
+FLOOR_READ = [sys.executable, "-m", "bench.floor_read_server"]
 # A policy that refuses nothing the benchmark does, so every dispatch is dialed.
 PERMISSIVE = {
     "OUTBOUNDCALLS_CALLING_HOURS": "00:00-24:00",
@@ -106,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         _progress(f"sandbox at {upstream.base_url}; spawning each side {rounds}x per era")
         startup = measure_startup({"ours": ours, "floor": floor}, rounds, progress=_progress)
         _progress(f"tool calls: {call_rounds} rounds of {calls} calls per tool, {dispatches} dispatches")
-        with ours(LEGACY) as our_server, floor(LEGACY) as floor_server:
-            run = measure_tool_calls(our_server, floor_server, upstream, rounds=call_rounds, calls_per_round=calls,
-                                     dispatches_per_round=dispatches, progress=_progress)
+        read_env = child_env({"BENCH_API_KEY": upstream.api_key})
+        with ours(LEGACY) as our_server, floor(LEGACY) as floor_server, \
+                StdioServer(FLOOR_READ + [upstream.base_url], env=read_env, cwd=str(ROOT)) as floor_read:
+            run = measure_tool_calls(our_server, floor_server, upstream, floor_read=floor_read, rounds=call_rounds,
+                                     calls_per_round=calls, dispatches_per_round=dispatches, progress=_progress)
         _progress("inside the server: timers around each tool and each upstream request")
         inside = measure_inside(env, str(ROOT), _inside_calls(), repeat=calls)
         tables.append(_stdio_table(startup, run, inside))
@@ -167,6 +170,14 @@ def _stdio_table(startup: dict, run: RunFigures, inside: InsideFigures) -> str:
         fig = run.calls[key]
         table.add(latency_row(label, fig.latencies_ms, echo, fig.round_trip_ms or None))
     echo50 = percentile(echo, 50)
+    if "plain_read" in run.reference:
+        plain = run.reference["plain_read"].latencies_ms
+        plain50 = percentile(plain, 50)
+        table.add(Row("the same GET /me from a minimal MCPServer tool (floor + httpx2), p50 / p99 (ms)",
+                      f"{plain50:.2f} / {percentile(plain, 99):.2f}", f"echo {echo50:.2f}", ratio(plain50, echo50)))
+        ours50 = percentile(run.calls["get_balance"].latencies_ms, 50)
+        table.add(Row("get_balance p50 against that minimal read", f"{ours50:.2f}", f"{plain50:.2f}",
+                      ratio(ours50, plain50)))
     for label in ("get_balance", "list_calls (20)", "list_calls (200)", "get_call"):
         if label in inside:
             tool, up, own = inside[label]

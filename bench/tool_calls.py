@@ -44,6 +44,7 @@ class RunFigures:
 
     calls: dict[str, CallFigures]
     peak_rss_mib: dict[str, float | None]
+    reference: dict[str, CallFigures] = field(default_factory=dict)  # other servers' calls, not ours
 
 
 def _text(reply: Reply) -> str:
@@ -95,6 +96,7 @@ def measure_tool_calls(
     floor: StdioServer,
     upstream: Upstream,
     *,
+    floor_read: StdioServer | None = None,
     rounds: int,
     calls_per_round: int,
     dispatches_per_round: int,
@@ -106,14 +108,17 @@ def measure_tool_calls(
     ids = Sandbox(seed=0).seed_ids  # the standalone sandbox is seeded the same way (seed 0)
     cases = _cases(ids)
     echo = CallFigures("echo (floor)")
+    plain_read = CallFigures("GET /me (floor + one upstream GET)")
     figures = {case.label: CallFigures(case.label, item_kind=case.item_kind) for case in cases}
     preview = CallFigures("dispatch_call preview")
     confirm = CallFigures("dispatch_call confirmed")
-    for server in (ours, floor):
+    for server in (ours, floor, *([floor_read] if floor_read else [])):
         server.handshake().result  # noqa: B018
         server.request("tools/list").result  # noqa: B018
     for _ in range(WARMUP_CALLS):
         floor.call_tool(ECHO, {"text": "hello"})
+        if floor_read is not None:
+            floor_read.call_tool("read", {"path": "/me"})
         for case in cases:
             ours.call_tool(case.tool, case.arguments)
     dial_no = 0
@@ -122,6 +127,11 @@ def measure_tool_calls(
         for _ in range(calls_per_round):
             _record(echo, floor.call_tool(ECHO, {"text": "hello"}), None, 0)
         echo.cpu_ms += cpu_ms(floor.pid) - cpu
+        if floor_read is not None:
+            cpu = cpu_ms(floor_read.pid)
+            for _ in range(calls_per_round):
+                _record(plain_read, floor_read.call_tool("read", {"path": "/me"}), None, 0)
+            plain_read.cpu_ms += cpu_ms(floor_read.pid) - cpu
         for case in cases:
             fig = figures[case.label]
             if case.direct is not None:
@@ -152,6 +162,8 @@ def measure_tool_calls(
                 raise RuntimeError(f"the confirmed dispatch did not dial: {json.dumps(done)[:300]}")
         progress(f"tool-call round {round_no + 1}/{rounds}")
     rss = {"ours": ours.peak_rss_mib(), "floor": floor.peak_rss_mib()}
-    return RunFigures(calls={"echo": echo, **figures, "preview": preview, "confirm": confirm}, peak_rss_mib=rss)
+    reference = {"plain_read": plain_read} if floor_read is not None else {}
+    return RunFigures(calls={"echo": echo, **figures, "preview": preview, "confirm": confirm}, peak_rss_mib=rss,
+                      reference=reference)
 
 
