@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.resolve import build_resolver_plans, find_resolved_parameters
+from mcp.server.mcpserver.resolve import Resolve, build_resolver_plans, find_resolved_parameters
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp_types import ToolAnnotations
@@ -67,7 +67,9 @@ def build_tool(fn: Callable[..., Any], annotations: ToolAnnotations, schemas: di
     signature = inspect.signature(fn)
     hints = typing.get_type_hints(fn, include_extras=True)  # evaluated once, not once per SDK helper
     context_kwarg = next((name for name in signature.parameters if _is_context(hints.get(name))), None)
-    resolved = find_resolved_parameters(fn)
+    # The SDK's own reading of Resolve(...) parameters, asked only where one is present: it
+    # evaluates every annotation again, which for ten tools out of twelve finds nothing.
+    resolved = find_resolved_parameters(fn) if any(_has_resolve(hint) for hint in hints.values()) else {}
     skip = {context_kwarg, *resolved}
     fields: dict[str, Any] = {}
     for name, param in signature.parameters.items():
@@ -95,3 +97,12 @@ def build_tool(fn: Callable[..., Any], annotations: ToolAnnotations, schemas: di
 def _is_context(annotation: Any) -> bool:
     target = typing.get_origin(annotation) or annotation
     return inspect.isclass(target) and issubclass(target, Context)
+
+
+def _has_resolve(annotation: Any) -> bool:
+    """Whether a Resolve(...) marker appears anywhere in the annotation (the SDK then says where it may)."""
+    if isinstance(annotation, Resolve):
+        return True
+    return any(_has_resolve(arg) for arg in typing.get_args(annotation)) or any(
+        isinstance(m, Resolve) for m in getattr(annotation, "__metadata__", ())
+    )
