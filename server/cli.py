@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from server.heap import pause_collector, resume_collector
+
 if TYPE_CHECKING:
     from server.settings import Settings
 
@@ -58,6 +60,14 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and `python -m server`."""
+    pause_collector()  # until the server is built (server/heap.py says why)
+    try:
+        return _main(argv)
+    finally:
+        resume_collector(freeze=False)  # a no-op once serving resumed it; an early exit still leaves it on
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.version:
         print(f"outboundcalls-mcp {_version()}")
@@ -72,10 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from server.demo import run_demo
 
+        resume_collector(freeze=False)
         return run_demo()
     if args.command == "audit":
         from server.audit_cli import print_audit
 
+        resume_collector(freeze=False)
         return print_audit(settings, limit=args.limit, as_json=args.json)
     from server.startup import STARTUP_ERRORS, check_startup
 
@@ -101,7 +113,9 @@ def _serve_stdio(settings: Settings) -> int:
 
     _announce(settings)
     try:
-        build_server(settings).run("stdio")
+        server = build_server(settings)
+        resume_collector()
+        server.run("stdio")
     except Exception as exc:
         # The lifespan joins the ledger before the first answer: a live process on the same state
         # directory with another policy ends start-up here, with the same one-line message.
