@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from server.heap import pause_collector, resume_collector
+from server.heap import collect_as_usual, collect_seldom
 
 if TYPE_CHECKING:
     from server.settings import Settings
@@ -60,11 +60,11 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and `python -m server`."""
-    pause_collector()  # until the server is built (server/heap.py says why)
+    collect_seldom()  # until the server is built (server/heap.py says why)
     try:
         return _main(argv)
     finally:
-        resume_collector(freeze=False)  # a no-op once serving resumed it; an early exit still leaves it on
+        collect_as_usual(freeze=False)  # a no-op once serving; after an early exit, the usual thresholds
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -82,12 +82,12 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "demo":
         from server.demo import run_demo
 
-        resume_collector(freeze=False)
+        collect_as_usual(freeze=False)
         return run_demo()
     if args.command == "audit":
         from server.audit_cli import print_audit
 
-        resume_collector(freeze=False)
+        collect_as_usual(freeze=False)
         return print_audit(settings, limit=args.limit, as_json=args.json)
     from server.startup import STARTUP_ERRORS, check_startup
 
@@ -114,7 +114,7 @@ def _serve_stdio(settings: Settings) -> int:
     _announce(settings)
     try:
         server = build_server(settings)
-        resume_collector()
+        collect_as_usual()
         server.run("stdio")
     except Exception as exc:
         # The lifespan joins the ledger before the first answer: a live process on the same state

@@ -139,8 +139,8 @@ def serve_http(settings: Settings, *, host: str, port: int) -> int:
         print(f"outboundcalls-mcp: {exc}", file=sys.stderr)
         return 2
     print(f"outboundcalls-mcp: serving MCP on http://{host}:{port}{MCP_PATH}", file=sys.stderr)
-    from server.heap import resume_collector
+    from server.heap import collect_as_usual
 
-    resume_collector()
+    collect_as_usual()
     uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0
