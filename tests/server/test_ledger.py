@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import inspect
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -327,3 +329,27 @@ async def test_elicited_and_unattended_intents_are_not_audited_as_previews(ledge
     for mode in ("elicit", "none"):
         await ledger.create_intent(ARGS, estimate_per_minute=19.95, now=T0, expires_at=EXPIRES, mode=mode)  # type: ignore[arg-type]
     assert await ledger.recent_audit() == []
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 29, 12, 0, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        datetime(2026, 6, 1, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=5))),
+    ],
+)
+def test_stored_times_round_trip_exactly_as_fixed_width_utc(moment: datetime) -> None:
+    from server.ledger_sql import from_db, to_db
+
+    stored = to_db(moment)
+    assert len(stored) == len("2026-01-01T00:00:00.000000Z") and stored.endswith("Z")
+    assert from_db(stored) == moment and from_db(stored).tzinfo is UTC
+
+
+def test_reading_stored_times_never_loads_strptime() -> None:
+    code = (
+        "import sys; from server.ledger_sql import from_db; from_db('2026-01-02T03:04:05.678901Z'); "
+        "assert '_strptime' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
