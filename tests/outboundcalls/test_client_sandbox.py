@@ -29,6 +29,7 @@ from outboundcalls import (
     UpstreamError,
 )
 from outboundcalls.sandbox import Fault, Sandbox
+from tests.outboundcalls.recorded_sleep import Sleeps
 
 pytestmark = pytest.mark.anyio
 
@@ -36,24 +37,9 @@ KEY = "oc_live_" + "S4nd" * 8
 US_NUMBER = "+14155551212"
 
 
-class Sleeps:
-    """An injected sleep that records the delays instead of waiting."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-
-
 @pytest.fixture
 def sandbox() -> Sandbox:
     return Sandbox(api_key=KEY, seed=0)
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
 
 
 def _client(sandbox: Sandbox, sleeps: Sleeps, transport: httpx2.AsyncBaseTransport | None = None) -> OutboundCallsClient:

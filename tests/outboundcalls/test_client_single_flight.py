@@ -25,6 +25,7 @@ from outboundcalls import (
     UpstreamError,
 )
 from outboundcalls.sandbox import Fault, Sandbox
+from tests.outboundcalls.recorded_sleep import Sleeps
 
 pytestmark = pytest.mark.anyio
 
@@ -76,24 +77,9 @@ class Doors(httpx2.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-class Sleeps:
-    """An injected retry sleep that records the delays instead of waiting."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-
-
 @pytest.fixture
 def sandbox() -> Sandbox:
     return Sandbox(api_key=KEY, seed=0)
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
 
 
 def _client(sandbox: Sandbox, sleeps: Sleeps, transport: httpx2.AsyncBaseTransport) -> OutboundCallsClient:

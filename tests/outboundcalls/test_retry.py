@@ -19,6 +19,7 @@ from outboundcalls import (
     UpstreamError,
 )
 from outboundcalls.retry import RETRYABLE_STATUSES, RetryPolicy
+from tests.outboundcalls.recorded_sleep import Sleeps
 
 pytestmark = pytest.mark.anyio
 
@@ -91,16 +92,6 @@ class Script:
         if isinstance(step, httpx2.Response):
             return step
         raise step("scripted failure", request=request)  # type: ignore[call-arg]
-
-
-class Sleeps:
-    """An injected sleep that records the delays instead of waiting."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
 
 
 def _client(script: Script, sleeps: Sleeps, **policy: Any) -> OutboundCallsClient:
