@@ -239,3 +239,11 @@ def test_new_contact_requires_non_empty_required_fields(field: str) -> None:
     values = {"contact_list_id": "l1", "phone": "+1", field: ""}
     with pytest.raises(ValidationError):
         NewContact(**values)
+
+
+def test_the_usual_envelope_and_the_tolerant_path_give_the_same_models_extras_included() -> None:
+    extra = {**CALL, "newVendorField": {"x": 1}}
+    usual = parse_list(CallSummary, _b({"calls": [CALL, extra], "nextCursor": "c2"}), "calls")
+    tolerant = parse_list(CallSummary, _b({"data": [CALL, extra]}), "calls")
+    assert usual == tolerant
+    assert usual[1].model_extra == {"newVendorField": {"x": 1}}
