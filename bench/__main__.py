@@ -8,16 +8,17 @@ import os
 import platform
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.http_table import HttpSide, http_table
 from bench.inside import InsideFigures, measure_inside
-from bench.peers import find_peers
+from bench.peers import find_peers, measure_peer_startups
 from bench.report import Row, Table, latency_row, spread_row
-from bench.startup import LEGACY, MODERN, listing_size, measure_startup
+from bench.startup import LEGACY, MODERN, measure_startup
 from bench.stats import percentile, ratio
-from bench.stdio_rpc import StdioServer, child_env, peak_rss_mib
+from bench.stdio_rpc import StdioServer, child_env
 from bench.tool_calls import RunFigures, measure_tool_calls
 from bench.upstream import Upstream
 
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             tables.append(http_table(sides, clients=args.clients, seconds=http_seconds, progress=_progress))
         if not args.no_peers:
-            tables.append(_peers_table(startup))
+            tables.append(_peers_table(ours, floor, max(rounds // 2, 3)))
     print(f"## python -m bench{' --quick' if q else ''}: {started:%Y-%m-%d %H:%M} UTC\n")
     print(f"Machine: {_machine()}")
     print(f"Rounds: {rounds} spawns per side and era; {call_rounds} x {calls} calls per tool; "
@@ -220,37 +221,26 @@ def _listing_table(listing) -> str:  # noqa: ANN001 - a ListingSize
     return "\n".join(lines)
 
 
-def _peers_table(startup: dict) -> str:
-    lines = ["### peers (stdio, 2025-11-25, started with a dummy key and no network)", "",
-             "| server | spawn -> tools/list (ms) | tools/list bytes | bytes/tool | outputSchema | annotations | peak RSS at tools/list (MiB) |",
-             "|---|---|---|---|---|---|---|"]
-    for name in ("ours", "floor"):
-        s = startup[name]
-        ls = s.listing
-        lines.append(f"| {name} | {percentile(s.tools_list[LEGACY], 50):,.0f} | {ls.total:,} | {ls.total / ls.tools:,.0f} | "
-                     f"{ls.output_schemas}/{ls.tools} | {ls.annotated}/{ls.tools} | {max(s.rss_at_list):.1f} |")
+def _peers_table(ours: Callable[[str], StdioServer], floor: Callable[[str], StdioServer], rounds: int) -> str:
+    sides: dict[str, Callable[[], StdioServer]] = {"ours": lambda: ours(LEGACY), "floor": lambda: floor(LEGACY)}
     notes = []
     for peer in find_peers():
         if peer.argv is None:
             notes.append(f"- {peer.name} skipped: {peer.missing}")
+        else:
+            sides[peer.name] = lambda peer=peer: StdioServer(peer.argv, env=child_env(peer.env))
+    measured = measure_peer_startups(sides, rounds, progress=_progress)
+    ours50 = percentile(measured["ours"].times_ms, 50)
+    lines = [f"### peers (stdio, 2025-11-25, a dummy key and no network; {rounds} interleaved rounds with ours and the floor)",
+             "", "| server | spawn -> tools/list (ms) | ours / it | tools/list bytes | bytes/tool | outputSchema | annotations "
+             "| peak RSS at tools/list (MiB) |", "|---|---|---|---|---|---|---|---|"]
+    for name, found in measured.items():
+        if found.failure or found.listing is None:
+            notes.append(f"- {name} {found.failure or 'listed no tools'}")
             continue
-        try:
-            times, rss, listing = [], None, None
-            for _ in range(3):
-                server = StdioServer(peer.argv, env=child_env(peer.env))
-                with server:
-                    first = server.handshake()
-                    first.result  # noqa: B018
-                    listed = server.request("tools/list")
-                    listing = listing_size(listed.result["tools"])
-                    times.append(listed.since_spawn * 1000)
-                    rss = peak_rss_mib(server.pid)
-        except (RuntimeError, OSError, ValueError) as exc:
-            notes.append(f"- {peer.name} failed to start: {exc}")
-            continue
-        assert listing is not None
-        lines.append(f"| {peer.name} | {percentile(times, 50):,.0f} | {listing.total:,} | {listing.total / listing.tools:,.0f} | "
-                     f"{listing.output_schemas}/{listing.tools} | {listing.annotated}/{listing.tools} | {rss or 0:.1f} |")
+        ls, median = found.listing, percentile(found.times_ms, 50)
+        lines.append(f"| {name} | {median:,.0f} | {ours50 / median:.2f}x | {ls.total:,} | {ls.total / ls.tools:,.0f} | "
+                     f"{ls.output_schemas}/{ls.tools} | {ls.annotated}/{ls.tools} | {found.rss_mib:.1f} |")
     return "\n".join(lines + [""] + notes)
 
 

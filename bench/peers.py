@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Peer", "find_peers"]
+from bench.startup import ListingSize, listing_size, spawn_once
+from bench.stdio_rpc import StdioServer
+
+__all__ = ["Peer", "PeerStartup", "find_peers", "measure_peer_startups"]
 
 # Where `python -m bench --help` tells people to install them; both overridable.
 ELEVENLABS_VENV = Path(os.environ.get("BENCH_ELEVENLABS_VENV", "/tmp/elevenvenv"))
@@ -45,3 +49,40 @@ def _vapi() -> Peer:
 def find_peers() -> list[Peer]:
     """Every known peer, installed or not."""
     return [_elevenlabs(), _vapi()]
+
+
+@dataclass
+class PeerStartup:
+    """One server's spawn -> tools/list times in the peers' interleaved rounds, and its tool list."""
+
+    times_ms: list[float]
+    listing: ListingSize | None = None
+    rss_mib: float = 0.0
+    failure: str = ""
+
+
+def measure_peer_startups(
+    sides: dict[str, Callable[[], StdioServer]], rounds: int, *, progress: Callable[[str], None]
+) -> dict[str, PeerStartup]:
+    """Spawn every side once per round, interleaved and alternating who goes first (handshake era only).
+
+    Ours and the floor are spawned in these same rounds: the machine's speed drifts within minutes,
+    so a peer is only compared with what was measured next to it.
+    """
+    results = {name: PeerStartup([]) for name in sides}
+    names = list(sides)
+    for round_no in range(rounds):
+        for name in names if round_no % 2 == 0 else names[::-1]:
+            found = results[name]
+            if found.failure:
+                continue
+            try:
+                _, listed_ms, _, rss, tools = spawn_once(sides[name]())
+            except (RuntimeError, OSError, ValueError) as exc:
+                found.failure = f"failed to start: {exc}"
+                continue
+            found.times_ms.append(listed_ms)
+            found.rss_mib = max(found.rss_mib, rss)
+            found.listing = found.listing or listing_size(tools)
+        progress(f"peers round {round_no + 1}/{rounds}")
+    return results
