@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
@@ -25,7 +26,7 @@ from tools import build_tools
 from tools.completions import register_completions
 from tools.deps import ToolDeps
 from tools.prompts import register_prompts
-from tools.resources import register_resources
+from tools.resources import bind_request_deps, register_resources
 
 if TYPE_CHECKING:
     import httpx2
@@ -95,14 +96,37 @@ def build_server(
         subscriptions=bus,
         tools=build_tools(read_only=settings.read_only),
     )
-    register_resources(mcp)
-    register_prompts(mcp)
+    bind_request_deps(mcp)
+    _register_catalogue_on_first_use(mcp, settings)
     register_completions(mcp)
     serve_legacy_subscriptions(mcp, events)
     if settings.webhook_secret is not None:
         add_webhook_route(mcp, settings.webhook_secret, events, now=clock)
-    register_audit_resource(mcp, settings)
     return mcp
+
+
+# Requests that never read prompts or resources: a host spawning us to list tools sends only these.
+_NO_CATALOGUE_NEEDED = frozenset({"initialize", "server/discover", "ping", "tools/list", "tools/call"})
+
+
+def _register_catalogue_on_first_use(mcp: MCPServer[ToolDeps], settings: Settings) -> None:
+    """Register resources and prompts just before the first request that could need them.
+
+    The SDK derives an argument model and a validator for each (about 10 ms for all of them),
+    which a host that spawns the server to list its tools would otherwise wait for. Capabilities
+    do not change: they follow the request handlers, which the SDK installs regardless.
+    """
+    pending = [True]
+
+    async def register_then_continue(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if pending and ctx.method not in _NO_CATALOGUE_NEEDED and not ctx.method.startswith("notifications/"):
+            pending.clear()  # synchronous from here on: no other request can interleave
+            register_resources(mcp)
+            register_prompts(mcp)
+            register_audit_resource(mcp, settings)
+        return await call_next(ctx)
+
+    mcp.middleware.append(register_then_continue)
 
 
 async def _open_deps(

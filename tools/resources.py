@@ -28,6 +28,7 @@ __all__ = [
     "CONTACT_LIST_TEMPLATE",
     "SCHEME",
     "TRANSCRIPT_TEMPLATE",
+    "bind_request_deps",
     "call_uri",
     "register_resources",
     "transcript_text",
@@ -178,8 +179,13 @@ async def _bind_deps(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -
         _request_deps.reset(token)
 
 
+def bind_request_deps(mcp: MCPServer[Any]) -> None:
+    """Give static resources the reading request's dependencies (install before serving)."""
+    mcp.middleware.append(_bind_deps)
+
+
 def register_resources(mcp: MCPServer[Any]) -> None:
-    """Add the call templates, the static agents and account resources, and their request binding."""
+    """Add the call templates and the static agents and account resources (see bind_request_deps)."""
     mcp.resource(CALL_TEMPLATE, name="call", mime_type=JSON, description="One call in full, as JSON.")(call_detail)
     mcp.resource(
         TRANSCRIPT_TEMPLATE, name="transcript", mime_type="text/plain",
@@ -191,4 +197,3 @@ def register_resources(mcp: MCPServer[Any]) -> None:
     )(contact_list)
     mcp.resource(AGENTS_URI, name="agents", mime_type=JSON, description="Voice agents: id, name, status.")(agents)
     mcp.resource(ACCOUNT_URI, name="account", mime_type=JSON, description="Credits, plan, can_dispatch.")(account)
-    mcp.middleware.append(_bind_deps)
