@@ -47,7 +47,7 @@ MINIMUM_UPSTREAM = {"get_balance": 1, "list_calls (20)": 1, "list_calls (200)": 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer rounds and a 5 s HTTP window (about a minute)")
-    parser.add_argument("--rounds", type=int, default=None, help="spawn rounds per side and era (default 10; quick 3)")
+    parser.add_argument("--rounds", type=int, default=None, help="spawn rounds per side and era (default 20; quick 3)")
     parser.add_argument("--call-rounds", type=int, default=None, help="tool-call rounds (default 5; quick 2)")
     parser.add_argument("--calls", type=int, default=None, help="calls per tool per round (default 40; quick 15)")
     parser.add_argument("--dispatches", type=int, default=None, help="confirmed dispatches per round (default 8; quick 4)")
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run every measurement and print the table."""
     args = _parser().parse_args(argv)
     q = args.quick
-    rounds = int(_pick(args.rounds, 10, 3, q))
+    rounds = int(_pick(args.rounds, 20, 3, q))
     call_rounds = int(_pick(args.call_rounds, 5, 2, q))
     calls = int(_pick(args.calls, 40, 15, q))
     dispatches = int(_pick(args.dispatches, 8, 4, q))
