@@ -13,7 +13,6 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
-from server.audit_resource import register_audit_resource
 from server.batch_dispatch import open_batch_dispatcher
 from server.call_events import CallEndStore, CallEvents, serve_legacy_subscriptions
 from server.logs import configure_logging
@@ -21,11 +20,9 @@ from server.policy import DispatchPolicy
 from server.settings import Settings
 from server.startup import build_policy
 from server.state_dir import resolve_state_dir
-from server.webhooks import add_webhook_route
 from tools import build_tools
 from tools.completions import register_completions
 from tools.deps import ToolDeps
-from tools.prompts import register_prompts
 from tools.resources import bind_request_deps, register_resources
 
 if TYPE_CHECKING:
@@ -101,6 +98,8 @@ def build_server(
     register_completions(mcp)
     serve_legacy_subscriptions(mcp, events)
     if settings.webhook_secret is not None:
+        from server.webhooks import add_webhook_route  # only a server given a webhook secret loads it
+
         add_webhook_route(mcp, settings.webhook_secret, events, now=clock)
     return mcp
 
@@ -121,6 +120,9 @@ def _register_catalogue_on_first_use(mcp: MCPServer[ToolDeps], settings: Setting
     async def register_then_continue(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if pending and ctx.method not in _NO_CATALOGUE_NEEDED and not ctx.method.startswith("notifications/"):
             pending.clear()  # synchronous from here on: no other request can interleave
+            from server.audit_resource import register_audit_resource
+            from tools.prompts import register_prompts
+
             register_resources(mcp)
             register_prompts(mcp)
             register_audit_resource(mcp, settings)

@@ -16,6 +16,8 @@ NOT_AT_START = (
     "server.http",  # the HTTP transport
     "server.ledger_sqlite",  # the ledger opens in the lifespan
     "outboundcalls.sandbox.simulation", "outboundcalls.sandbox.app",  # --sandbox only
+    "tools.prompts", "server.audit_resource",  # registered on the first request that could read them
+    "server.webhooks",  # only with a webhook secret
 )
 
 
