@@ -110,12 +110,13 @@ def _main(argv: Sequence[str] | None) -> int:
 def _serve_stdio(settings: Settings) -> int:
     from server.app import build_server
     from server.startup import find_startup_error
+    from server.stdio_pipes import run_stdio
 
     _announce(settings)
     try:
         server = build_server(settings)
         collect_as_usual()
-        server.run("stdio")
+        run_stdio(server)
     except Exception as exc:
         # The lifespan joins the ledger before the first answer: a live process on the same state
         # directory with another policy ends start-up here, with the same one-line message.
