@@ -15,7 +15,7 @@ from pathlib import Path
 from bench.http_table import HttpSide, http_table
 from bench.inside import InsideFigures, measure_inside
 from bench.peers import find_peers, measure_peer_startups
-from bench.report import Row, Table, latency_row, spread_row
+from bench.report import Row, Table, latency_row, served_read_row, spread_row
 from bench.startup import LEGACY, MODERN, measure_startup
 from bench.stats import percentile, ratio
 from bench.stdio_rpc import StdioServer, child_env
@@ -170,6 +170,8 @@ def _stdio_table(startup: dict, run: RunFigures, inside: InsideFigures) -> str:
                        ("preview", "dispatch_call preview"), ("confirm", "dispatch_call confirmed")):
         fig = run.calls[key]
         table.add(latency_row(label, fig.latencies_ms, echo, fig.round_trip_ms or None))
+        if fig.minimal_read_ms:
+            table.add(served_read_row(label, fig.latencies_ms, echo, fig.minimal_read_ms))
     echo50 = percentile(echo, 50)
     if "plain_read" in run.reference:
         plain = run.reference["plain_read"].latencies_ms

@@ -29,6 +29,7 @@ class CallFigures:
     items: int | None = None  # calls listed, or transcript turns returned
     item_kind: str = ""
     round_trip_ms: list[float] = field(default_factory=list)  # the same upstream request, sent directly
+    minimal_read_ms: list[float] = field(default_factory=list)  # the same request from a minimal MCPServer's tool
     errors: int = 0
     cpu_ms: float = 0.0  # server CPU over all calls (robust to load, unlike wall time)
 
@@ -138,6 +139,12 @@ def measure_tool_calls(
                 # Sampled in every round, next to the calls, so both see the same load on the machine.
                 path, params = case.direct
                 fig.round_trip_ms += upstream.round_trip_ms(path, params, samples=calls_per_round)
+                if floor_read is not None:
+                    # The same GET as the last step of a tool call on a server that sat idle in between,
+                    # which is how our server sends it; a back-to-back loop keeps every process hot.
+                    target = path + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
+                    for _ in range(calls_per_round):
+                        fig.minimal_read_ms.append(floor_read.call_tool("read", {"path": target}).seconds * 1000)
             cpu = cpu_ms(ours.pid)
             for _ in range(calls_per_round):
                 before = upstream.request_count()
