@@ -21,9 +21,9 @@ The contract is the SDK's `stdio_server()`:
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import stat
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -38,6 +38,9 @@ from mcp.shared._context_streams import (  # the SDK's own stdio types: the sess
 )
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
+
+if sys.platform != "win32":  # Windows hosts get the SDK's transport (below): its pipes are not the loop's to watch
+    import fcntl
 
 __all__ = ["StdioStreams", "loop_can_serve", "pipe_streams", "run_stdio", "stdio_streams"]
 
@@ -204,7 +207,8 @@ def _on_asyncio() -> bool:
 @asynccontextmanager
 async def stdio_streams() -> AsyncIterator[StdioStreams]:
     """Serve MCP over this process's stdin and stdout: from the loop when it can, else by the SDK's transport."""
-    claimed = _claim_wire() if _on_asyncio() and loop_can_serve(0, 1) else None
+    served_by_loop = sys.platform != "win32" and _on_asyncio() and loop_can_serve(0, 1)
+    claimed = _claim_wire() if served_by_loop else None
     if claimed is None:
         async with stdio_server() as streams:
             yield streams
