@@ -147,7 +147,12 @@ async def pipe_streams(read_fd: int, write_fd: int) -> AsyncIterator[StdioStream
             yield read_stream, write_stream
     finally:
         read_transport.close()
-        write_transport.close()
+        # Left mid-answer (cancelled): drop the rest now, so the loop stops watching a descriptor
+        # that the caller is about to close; otherwise everything was written already.
+        if write_transport.get_write_buffer_size():
+            write_transport.abort()
+        else:
+            write_transport.close()
 
 
 def _divert(fd: int, open_diversion: Callable[[], int]) -> tuple[int, Callable[[], None]]:
