@@ -16,6 +16,8 @@ __all__ = ["Peer", "PeerStartup", "find_peers", "measure_peer_startups"]
 # Where `python -m bench --help` tells people to install them; both overridable.
 ELEVENLABS_VENV = Path(os.environ.get("BENCH_ELEVENLABS_VENV", "/tmp/elevenvenv"))
 VAPI_PREFIX = Path(os.environ.get("BENCH_VAPI_PREFIX", "/tmp/vapimcp"))
+RETELL_PREFIX = Path(os.environ.get("BENCH_RETELL_PREFIX", "/tmp/retellmcp"))
+RETELL_PACKAGE = "@abhaybabbar/retellai-mcp-server"  # the community Retell server the issue's table measured (1.0.2)
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,19 @@ def _vapi() -> Peer:
     return Peer("Vapi MCP (Node)", [node, str(entry)], env)
 
 
+def _retell() -> Peer:
+    entry = RETELL_PREFIX / "node_modules" / RETELL_PACKAGE / "build" / "index.js"
+    node = shutil.which("node")
+    env = {"RETELL_API_KEY": "dummy_for_benchmark"}
+    if node is None or not entry.exists():
+        return Peer("Retell community MCP (Node)", None, env,
+                    f"not installed: npm install --prefix {RETELL_PREFIX} {RETELL_PACKAGE}")
+    return Peer("Retell community MCP (Node)", [node, str(entry)], env)
+
+
 def find_peers() -> list[Peer]:
     """Every known peer, installed or not."""
-    return [_elevenlabs(), _vapi()]
+    return [_elevenlabs(), _vapi(), _retell()]
 
 
 @dataclass
