@@ -152,7 +152,9 @@ def test_the_loop_serves_pipes_and_socket_pairs_and_leaves_everything_else_to_th
     left, right = socket.socketpair()
     regular = os.open(tmp_path / "requests.jsonl", os.O_RDWR | os.O_CREAT)
     null = os.open(os.devnull, os.O_RDWR)
+    terminal, terminal_side = os.openpty()
     try:
+        assert not loop_can_serve(terminal_side, terminal_side)  # someone typing at the server: the SDK's transport
         assert loop_can_serve(stdin_read, stdout_write)
         assert loop_can_serve(left.fileno(), right.fileno())  # Node hosts: one socket pair per stream
         assert not loop_can_serve(left.fileno(), left.fileno())  # one socket for both: asyncio would misread it
@@ -160,7 +162,7 @@ def test_the_loop_serves_pipes_and_socket_pairs_and_leaves_everything_else_to_th
         assert not loop_can_serve(stdin_read, null)
         assert not loop_can_serve(stdin_read, 10_000)  # not open at all
     finally:
-        for fd in (stdin_read, stdin_write, stdout_read, stdout_write, regular, null):
+        for fd in (stdin_read, stdin_write, stdout_read, stdout_write, regular, null, terminal, terminal_side):
             os.close(fd)
         left.close()
         right.close()
