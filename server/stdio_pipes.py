@@ -25,7 +25,7 @@ import os
 import stat
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 import anyio
 import mcp_types as types
@@ -172,7 +172,8 @@ def _divert(fd: int, open_diversion: Callable[[], int]) -> tuple[int, Callable[[
     def restore() -> None:
         # The loop made the shared file description non-blocking; whoever reads it after us must not inherit that.
         try:
-            os.set_blocking(private, was_blocking)
+            with suppress(OSError):  # a mode left non-blocking must not also leave fd diverted
+                os.set_blocking(private, was_blocking)
             os.dup2(private, fd)
         finally:
             os.close(private)
