@@ -173,14 +173,6 @@ def _stdio_table(startup: dict, run: RunFigures, inside: InsideFigures) -> str:
         if fig.minimal_read_ms:
             table.add(served_read_row(label, fig.latencies_ms, echo, fig.minimal_read_ms))
     echo50 = percentile(echo, 50)
-    if "plain_read" in run.reference:
-        plain = run.reference["plain_read"].latencies_ms
-        plain50 = percentile(plain, 50)
-        table.add(Row("the same GET /me from a minimal MCPServer tool (floor + httpx2), p50 / p99 (ms)",
-                      f"{plain50:.2f} / {percentile(plain, 99):.2f}", f"echo {echo50:.2f}", ratio(plain50, echo50)))
-        ours50 = percentile(run.calls["get_balance"].latencies_ms, 50)
-        table.add(Row("get_balance p50 against that minimal read", f"{ours50:.2f}", f"{plain50:.2f}",
-                      ratio(ours50, plain50)))
     for label in ("get_balance", "list_calls (20)", "list_calls (200)", "get_call"):
         if label in inside:
             tool, up, own = inside[label]

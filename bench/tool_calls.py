@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from bench.stdio_rpc import Reply, StdioServer, cpu_ms
 from bench.upstream import Upstream
@@ -45,7 +46,6 @@ class RunFigures:
 
     calls: dict[str, CallFigures]
     peak_rss_mib: dict[str, float | None]
-    reference: dict[str, CallFigures] = field(default_factory=dict)  # other servers' calls, not ours
 
 
 def _text(reply: Reply) -> str:
@@ -109,7 +109,6 @@ def measure_tool_calls(
     ids = Sandbox(seed=0).seed_ids  # the standalone sandbox is seeded the same way (seed 0)
     cases = _cases(ids)
     echo = CallFigures("echo (floor)")
-    plain_read = CallFigures("GET /me (floor + one upstream GET)")
     figures = {case.label: CallFigures(case.label, item_kind=case.item_kind) for case in cases}
     preview = CallFigures("dispatch_call preview")
     confirm = CallFigures("dispatch_call confirmed")
@@ -128,11 +127,6 @@ def measure_tool_calls(
         for _ in range(calls_per_round):
             _record(echo, floor.call_tool(ECHO, {"text": "hello"}), None, 0)
         echo.cpu_ms += cpu_ms(floor.pid) - cpu
-        if floor_read is not None:
-            cpu = cpu_ms(floor_read.pid)
-            for _ in range(calls_per_round):
-                _record(plain_read, floor_read.call_tool("read", {"path": "/me"}), None, 0)
-            plain_read.cpu_ms += cpu_ms(floor_read.pid) - cpu
         for case in cases:
             fig = figures[case.label]
             if case.direct is not None:
@@ -142,7 +136,7 @@ def measure_tool_calls(
                 if floor_read is not None:
                     # The same GET as the last step of a tool call on a server that sat idle in between,
                     # which is how our server sends it; a back-to-back loop keeps every process hot.
-                    target = path + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
+                    target = f"{path}?{urlencode(params)}" if params else path
                     for _ in range(calls_per_round):
                         fig.minimal_read_ms.append(floor_read.call_tool("read", {"path": target}).seconds * 1000)
             cpu = cpu_ms(ours.pid)
@@ -169,8 +163,6 @@ def measure_tool_calls(
                 raise RuntimeError(f"the confirmed dispatch did not dial: {json.dumps(done)[:300]}")
         progress(f"tool-call round {round_no + 1}/{rounds}")
     rss = {"ours": ours.peak_rss_mib(), "floor": floor.peak_rss_mib()}
-    reference = {"plain_read": plain_read} if floor_read is not None else {}
-    return RunFigures(calls={"echo": echo, **figures, "preview": preview, "confirm": confirm}, peak_rss_mib=rss,
-                      reference=reference)
+    return RunFigures(calls={"echo": echo, **figures, "preview": preview, "confirm": confirm}, peak_rss_mib=rss)
 
 

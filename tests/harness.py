@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -67,3 +69,10 @@ async def connected(rig: Rig, mode: str = "auto", **kwargs: Any) -> AsyncIterato
     """An open client session on the rig."""
     async with rig.client(mode, **kwargs) as client:
         yield client
+
+
+def console_script() -> str:
+    """The console script installed in this venv, next to the interpreter running the tests."""
+    found = shutil.which("outboundcalls-mcp", path=str(Path(sys.executable).parent))
+    assert found is not None, "outboundcalls-mcp is not installed in this venv: pip install -e '.[test]'"
+    return found

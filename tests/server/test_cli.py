@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from importlib.metadata import version
@@ -12,20 +11,14 @@ from pathlib import Path
 import pytest
 
 from server.settings import ENV_PREFIX, Settings
-
-
-def _script() -> str:
-    """The console script installed in this venv, next to the interpreter running the tests."""
-    found = shutil.which("outboundcalls-mcp", path=str(Path(sys.executable).parent))
-    assert found is not None, "outboundcalls-mcp is not installed in this venv: pip install -e '.[test]'"
-    return found
+from tests.harness import console_script
 
 
 def _run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """Run the console script with a clean environment plus `env`, and stdin closed."""
     base = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "OUTBOUNDCALLS_STATE_DIR": str(tmp_path)}
     return subprocess.run(
-        [_script(), *args], env=base | env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60
+        [console_script(), *args], env=base | env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60
     )
 
 

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 from mcp import Client, StdioServerParameters
 
+from tests.harness import console_script
 from tools import READ_TOOLS, WRITE_TOOLS
 
 pytestmark = pytest.mark.anyio
-
-
-def _script() -> str:
-    """The console script installed in this venv, next to the interpreter running the tests."""
-    found = shutil.which("outboundcalls-mcp", path=str(Path(sys.executable).parent))
-    assert found is not None, "outboundcalls-mcp is not installed in this venv: pip install -e '.[test]'"
-    return found
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
@@ -28,7 +20,7 @@ async def test_the_installed_script_serves_every_tool_over_stdio_and_says_it_is_
     tmp_path: Path, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     params = StdioServerParameters(
-        command=_script(),
+        command=console_script(),
         args=["--sandbox"],
         # The stdio client passes the child almost nothing of ours; the state dir keeps the ledger in tmp.
         env={"OUTBOUNDCALLS_STATE_DIR": str(tmp_path), "HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")},

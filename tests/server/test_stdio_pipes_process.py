@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import IO, Any
+
+from tests.harness import console_script
 
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}}
@@ -57,12 +58,6 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {"OUTBOUNDCALLS_STATE_DIR": str(tmp_path), "HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
 
 
-def _script() -> str:
-    found = shutil.which("outboundcalls-mcp", path=str(Path(sys.executable).parent))
-    assert found is not None, "outboundcalls-mcp is not installed in this venv: pip install -e '.[test]'"
-    return found
-
-
 def test_stray_output_and_stdin_reads_in_a_handler_or_its_children_never_touch_the_wire(tmp_path: Path) -> None:
     stderr = tmp_path / "stderr.txt"
     with stderr.open("wb") as err, subprocess.Popen(
@@ -86,7 +81,7 @@ def test_stray_output_and_stdin_reads_in_a_handler_or_its_children_never_touch_t
 def test_a_node_style_host_on_socket_pairs_gets_every_answer(tmp_path: Path) -> None:
     host_in, server_in = socket.socketpair()
     host_out, server_out = socket.socketpair()
-    with subprocess.Popen([_script(), "--sandbox"], stdin=server_in, stdout=server_out,
+    with subprocess.Popen([console_script(), "--sandbox"], stdin=server_in, stdout=server_out,
                           stderr=subprocess.DEVNULL, env=_env(tmp_path), cwd=tmp_path) as process:
         server_in.close()
         server_out.close()
@@ -106,7 +101,7 @@ def test_requests_read_from_a_file_are_served_by_the_sdk_transport_with_the_same
     requests = tmp_path / "requests.jsonl"
     requests.write_text("".join(json.dumps(m) + "\n" for m in (INIT, INITIALIZED, {"jsonrpc": "2.0", "id": 2, "method": "ping"})))
     with requests.open("rb") as stdin, subprocess.Popen(
-        [_script(), "--sandbox"], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        [console_script(), "--sandbox"], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         env=_env(tmp_path), cwd=tmp_path,
     ) as process:
         assert process.stdout is not None
