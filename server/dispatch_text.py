@@ -128,9 +128,12 @@ class RecentQuestions:
         return entry[1] if entry is not None else None
 
     def put(self, args: DispatchArgs, prepared: Prepared, now: datetime) -> None:
-        """Remember a question as shown now."""
+        """Remember a question as shown now: its wording, not the service's record of that preview."""
+        # A repeated preview gets a fresh pre-flight record anyway; keeping the old one (the parsed
+        # number, local times, agent facts) would more than double what each remembered question holds.
+        kept = prepared if prepared.handle is None else prepared.model_copy(update={"handle": None})
         self._shown.pop(args, None)
-        self._shown[args] = (now, prepared)
+        self._shown[args] = (now, kept)
         self._forget(now)
 
     def _forget(self, now: datetime) -> None:

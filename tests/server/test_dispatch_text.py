@@ -24,6 +24,15 @@ def test_a_question_is_remembered_within_its_ttl_and_forgotten_after() -> None:
     assert book.get(args, T0 + timedelta(minutes=5)) is None
 
 
+def test_only_the_wording_is_remembered_not_the_services_record_of_the_preview() -> None:
+    book = RecentQuestions(ttl=timedelta(minutes=5))
+    args, prepared = _prepared("+14155550134")
+    book.put(args, prepared.model_copy(update={"handle": {"pre-flight": "record"}}), T0)
+    remembered = book.get(args, T0)
+    assert remembered is not None and remembered.handle is None
+    assert (remembered.args, remembered.view, remembered.question) == (prepared.args, prepared.view, prepared.question)
+
+
 def test_the_oldest_questions_are_dropped_beyond_the_count_cap() -> None:
     book = RecentQuestions(ttl=timedelta(minutes=5))
     first, _ = _prepared("+14155550000")
