@@ -172,6 +172,12 @@ def _stdio_table(startup: dict, run: RunFigures, inside: InsideFigures) -> str:
         table.add(latency_row(label, fig.latencies_ms, echo, fig.round_trip_ms or None))
         if fig.minimal_read_ms:
             table.add(served_read_row(label, fig.latencies_ms, echo, fig.minimal_read_ms))
+    firsts = [(fig.label, fig.first_ms) for key, fig in run.calls.items() if key != "echo" and fig.first_ms is not None]
+    if firsts:
+        # The first tool pays for the HTTP stack, the first dispatch for the number metadata: start-up work
+        # left for first use, once per process.
+        table.add(Row("first call after spawn, in this order (ms): " + ", ".join(label for label, _ in firsts),
+                      ", ".join(f"{ms:.1f}" for _, ms in firsts), f"echo {run.calls['echo'].first_ms or 0:.1f}"))
     echo50 = percentile(echo, 50)
     for label in ("get_balance", "list_calls (20)", "list_calls (200)", "get_call"):
         if label in inside:
