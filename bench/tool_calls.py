@@ -98,17 +98,20 @@ def _dial_args(agent_id: str, dial_no: int) -> dict[str, Any]:
     return {"agent_id": agent_id, "to_number": f"+1415555{dial_no % 10000:04d}"}
 
 
-def _dispatch(server: StdioServer, agent_id: str, dial_no: int) -> tuple[Reply, Reply]:
-    """A preview and its confirmation by token, untimed by the figures (for warm-up)."""
+def _dispatch(server: StdioServer, agent_id: str, dial_no: int, upstream: Upstream) -> list[tuple[Reply, list[str]]]:
+    """A preview and its confirmation by token, each with the API requests it made (for warm-up)."""
     args = _dial_args(agent_id, dial_no)
+    before = upstream.request_count()
     shown = server.call_tool("dispatch_call", args)
+    shown_sent = upstream.requests_since(before)
     token = (shown.result.get("structuredContent", {}).get("preview") or {}).get("confirmation_token")
     if token is None:
         raise RuntimeError(f"dispatch_call gave no preview token: {json.dumps(shown.result)[:300]}")
+    before = upstream.request_count()
     done = server.call_tool("dispatch_call", {**args, "confirmation_token": token})
     if (done.result.get("structuredContent") or {}).get("status") != "dialed":
         raise RuntimeError(f"the confirmed dispatch did not dial: {json.dumps(done.result)[:300]}")
-    return shown, done
+    return [(shown, shown_sent), (done, upstream.requests_since(before))]
 
 
 def measure_tool_calls(
@@ -142,9 +145,13 @@ def measure_tool_calls(
     dial_no = 0
     for warm in range(WARMUP_DISPATCHES):
         dial_no += 1
-        previewed, dialed = _dispatch(ours, ids.deployed_agent_id, dial_no)
+        steps = _dispatch(ours, ids.deployed_agent_id, dial_no, upstream)
         if warm == 0:
-            preview.first_ms, confirm.first_ms = previewed.seconds * 1000, dialed.seconds * 1000
+            for fig, (reply, sent) in zip((preview, confirm), steps, strict=True):
+                fig.first_ms = reply.seconds * 1000
+                # Pre-flight reads are cached briefly: only the first preview shows what one needs
+                # upstream; the timed previews that follow within the cache's life read nothing.
+                fig.upstream_paths, fig.upstream = sent, [len(sent)]
     for _ in range(WARMUP_CALLS):
         floor.call_tool(ECHO, {"text": "hello"})
         if floor_read is not None:
