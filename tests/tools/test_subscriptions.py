@@ -2,59 +2,26 @@
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
 import anyio
 import mcp_types as types
 import pytest
 from mcp.server.subscriptions import ResourceUpdated
-from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.shared.exceptions import MCPError
 
 from tests.harness import Rig, connected
+from tests.tools.subscription_kit import Heard, place_call, subscribe
 
 pytestmark = pytest.mark.anyio
 
 
-async def _place_call(rig: Rig) -> str:
-    rig.sandbox.script_next_call(outcome="completed", duration_seconds=30)
-    async with rig.sandbox.http_client() as http:
-        response = await http.post(
-            "/calls", json={"agentId": rig.sandbox.seed_ids.deployed_agent_id, "toNumber": "+14155550134"}
-        )
-    return str(response.json()["id"])
-
-
-class Heard:
-    """Resource-updated notifications a handshake-era client received."""
-
-    def __init__(self) -> None:
-        self.uris: list[str] = []
-        self.arrived = anyio.Event()
-
-    async def __call__(self, message: Any) -> None:
-        if isinstance(message, types.ResourceUpdatedNotification):
-            self.uris.append(str(message.params.uri))
-            self.arrived.set()
-
-
-async def _subscribe(client: Any, uri: str, *, unsubscribe: bool = False) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MCPDeprecationWarning)  # deprecated in 2026-07-28, current in 2025-11-25
-        if unsubscribe:
-            await client.unsubscribe_resource(uri)
-        else:
-            await client.subscribe_resource(uri)
-
-
 async def test_a_handshake_era_subscriber_hears_once_when_wait_for_call_sees_the_end(rig: Rig) -> None:
-    call_id = await _place_call(rig)
+    call_id = await place_call(rig)
     heard = Heard()
     async with connected(rig, "legacy", message_handler=heard) as client:
         assert client.server_capabilities is not None and client.server_capabilities.resources is not None
         assert client.server_capabilities.resources.subscribe is True
-        await _subscribe(client, f"outboundcalls://calls/{call_id}")
-        await _subscribe(client, f"outboundcalls://calls/{call_id}/transcript")
+        await subscribe(client, f"outboundcalls://calls/{call_id}")
+        await subscribe(client, f"outboundcalls://calls/{call_id}/transcript")
         result = await client.call_tool("wait_for_call", {"call_id": call_id, "timeout_seconds": 120})
         with anyio.fail_after(5):
             await heard.arrived.wait()
@@ -65,11 +32,11 @@ async def test_a_handshake_era_subscriber_hears_once_when_wait_for_call_sees_the
 
 
 async def test_an_unsubscribed_client_hears_nothing(rig: Rig) -> None:
-    call_id = await _place_call(rig)
+    call_id = await place_call(rig)
     heard = Heard()
     async with connected(rig, "legacy", message_handler=heard) as client:
-        await _subscribe(client, f"outboundcalls://calls/{call_id}")
-        await _subscribe(client, f"outboundcalls://calls/{call_id}", unsubscribe=True)
+        await subscribe(client, f"outboundcalls://calls/{call_id}")
+        await subscribe(client, f"outboundcalls://calls/{call_id}", unsubscribe=True)
         await client.call_tool("wait_for_call", {"call_id": call_id, "timeout_seconds": 120})
         await client.list_prompts()  # a round trip: anything sent before it has arrived
     assert heard.uris == []
@@ -78,12 +45,12 @@ async def test_an_unsubscribed_client_hears_nothing(rig: Rig) -> None:
 async def test_only_this_servers_resources_can_be_subscribed_to(rig: Rig) -> None:
     async with connected(rig, "legacy") as client:
         with pytest.raises(MCPError) as raised:
-            await _subscribe(client, "file:///etc/passwd")
+            await subscribe(client, "file:///etc/passwd")
     assert raised.value.code == types.INVALID_PARAMS
 
 
 async def test_a_modern_listener_hears_when_get_call_sees_the_end(rig: Rig) -> None:
-    call_id = await _place_call(rig)
+    call_id = await place_call(rig)
     uri = f"outboundcalls://calls/{call_id}/transcript"
     async with connected(rig) as client, client.listen(resource_subscriptions=[uri]) as events:
         await client.call_tool("get_call", {"call_id": call_id})  # still live: nothing to hear
@@ -94,7 +61,7 @@ async def test_a_modern_listener_hears_when_get_call_sees_the_end(rig: Rig) -> N
 
 
 async def test_a_modern_listener_hears_when_wait_for_calls_sees_each_end(rig: Rig) -> None:
-    first, second = await _place_call(rig), await _place_call(rig)
+    first, second = await place_call(rig), await place_call(rig)
     uris = [f"outboundcalls://calls/{first}", f"outboundcalls://calls/{second}"]
     async with connected(rig) as client, client.listen(resource_subscriptions=uris) as events:
         await client.call_tool("wait_for_calls", {"call_ids": [first, second], "timeout_seconds": 120})
