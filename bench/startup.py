@@ -29,11 +29,28 @@ class ListingSize:
     output_schemas: int
     annotated: int
     per_tool: dict[str, int]
+    # All of it again with each outputSchema cut to the properties marked required, at every level:
+    # how far output schemas that name only what is always present would bring the total down.
+    required_only: int = 0
 
     @property
     def rest(self) -> int:
         """outputSchema, annotations and anything else a host keeps for itself."""
         return self.total - self.model
+
+
+def _required_only(schema: Any) -> Any:
+    """The schema with only its required properties, recursively."""
+    if isinstance(schema, list):
+        return [_required_only(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kept = set(schema.get("required") or ())
+    return {
+        key: ({name: _required_only(sub) for name, sub in value.items() if name in kept}
+              if key == "properties" and isinstance(value, dict) else _required_only(value))
+        for key, value in schema.items()
+    }
 
 
 def listing_size(tools: Sequence[dict[str, Any]]) -> ListingSize:
@@ -47,6 +64,10 @@ def listing_size(tools: Sequence[dict[str, Any]]) -> ListingSize:
         output_schemas=sum(1 for tool in tools if tool.get("outputSchema")),
         annotated=sum(1 for tool in tools if tool.get("annotations")),
         per_tool=per_tool,
+        required_only=sum(
+            _size({**tool, "outputSchema": _required_only(tool["outputSchema"])} if "outputSchema" in tool else tool)
+            for tool in tools
+        ),
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+from bench.result_floor import structured_floor_ms
 from bench.stdio_rpc import Reply, StdioServer, cpu_ms
 from bench.upstream import Upstream
 
@@ -35,6 +36,8 @@ class CallFigures:
     errors: int = 0
     cpu_ms: float = 0.0  # server CPU over all calls (robust to load, unlike wall time)
     first_ms: float | None = None  # the first call after spawn, before any warm-up (not in latencies_ms)
+    result: dict[str, Any] | None = None  # the first timed call's result, as received
+    structured_floor_ms: float | None = None  # see bench.result_floor: the least a structured answer adds
 
     @property
     def cpu_per_call(self) -> float:
@@ -65,6 +68,7 @@ def _record(figures: CallFigures, reply: Reply, upstream: Upstream | None, befor
             figures.upstream_paths = upstream.requests_since(before)
         figures.upstream.append(upstream.request_count() - before)
     if not figures.wire_bytes:
+        figures.result = result
         figures.wire_bytes = reply.raw_bytes
         figures.text_bytes = len(_text(reply).encode())
     structured: dict[str, Any] = result.get("structuredContent") or {}
@@ -199,6 +203,10 @@ def measure_tool_calls(
                 raise RuntimeError(f"the confirmed dispatch did not dial: {json.dumps(done)[:300]}")
         progress(f"tool-call round {round_no + 1}/{rounds}")
     rss = {"ours": ours.peak_rss_mib(), "floor": floor.peak_rss_mib()}
+    for case in cases:
+        fig = figures[case.label]
+        if case.direct is not None and fig.result is not None and fig.result.get("structuredContent"):
+            fig.structured_floor_ms = structured_floor_ms(upstream.body(*case.direct), fig.result["structuredContent"])
     return RunFigures(calls={"echo": echo, **figures, "preview": preview, "confirm": confirm}, peak_rss_mib=rss)
 
 

@@ -76,6 +76,12 @@ class Upstream:
         body: dict[str, Any] = answer.json()
         return body
 
+    def body(self, path: str, params: dict[str, str] | None = None) -> bytes:
+        """The body of one GET, as our server receives it."""
+        answer = self._http.get(path.lstrip("/"), params=params)
+        answer.raise_for_status()
+        return answer.content
+
     def round_trip_ms(self, path: str, params: dict[str, str] | None = None, samples: int = ROUND_TRIP_SAMPLES) -> list[float]:
         """Latencies (ms) of the GET sent directly, the way our server sends it: httpx2's async client, kept alive."""
         # The upstream's share of a tool call: the API's own time, the socket and the HTTP client
