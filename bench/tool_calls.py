@@ -102,19 +102,28 @@ def _dial_args(agent_id: str, dial_no: int) -> dict[str, Any]:
     return {"agent_id": agent_id, "to_number": f"+1415555{dial_no % 10000:04d}"}
 
 
+def _preview_token(structured: dict[str, Any]) -> str:
+    token: str | None = (structured.get("preview") or {}).get("confirmation_token")
+    if not token:
+        raise RuntimeError(f"dispatch_call gave no preview token: {json.dumps(structured)[:300]}")
+    return token
+
+
+def _check_dialed(structured: dict[str, Any]) -> None:
+    if structured.get("status") != "dialed":
+        raise RuntimeError(f"the confirmed dispatch did not dial: {json.dumps(structured)[:300]}")
+
+
 def _dispatch(server: StdioServer, agent_id: str, dial_no: int, upstream: Upstream) -> list[tuple[Reply, list[str]]]:
     """A preview and its confirmation by token, each with the API requests it made (for warm-up)."""
     args = _dial_args(agent_id, dial_no)
     before = upstream.request_count()
     shown = server.call_tool("dispatch_call", args)
     shown_sent = upstream.requests_since(before)
-    token = (shown.result.get("structuredContent", {}).get("preview") or {}).get("confirmation_token")
-    if token is None:
-        raise RuntimeError(f"dispatch_call gave no preview token: {json.dumps(shown.result)[:300]}")
+    token = _preview_token(shown.result.get("structuredContent") or {})
     before = upstream.request_count()
     done = server.call_tool("dispatch_call", {**args, "confirmation_token": token})
-    if (done.result.get("structuredContent") or {}).get("status") != "dialed":
-        raise RuntimeError(f"the confirmed dispatch did not dial: {json.dumps(done.result)[:300]}")
+    _check_dialed(done.result.get("structuredContent") or {})
     return [(shown, shown_sent), (done, upstream.requests_since(before))]
 
 
@@ -192,15 +201,12 @@ def measure_tool_calls(
             before, cpu = upstream.request_count(), cpu_ms(ours.pid)
             shown = _record(preview, ours.call_tool("dispatch_call", args), upstream, before)
             preview.cpu_ms += cpu_ms(ours.pid) - cpu
-            token = (shown.get("preview") or {}).get("confirmation_token")
-            if token is None:
-                raise RuntimeError(f"dispatch_call gave no preview token: {json.dumps(shown)[:300]}")
+            token = _preview_token(shown)
             before, cpu = upstream.request_count(), cpu_ms(ours.pid)
             done = _record(confirm, ours.call_tool("dispatch_call", {**args, "confirmation_token": token}),
                            upstream, before)
             confirm.cpu_ms += cpu_ms(ours.pid) - cpu
-            if done.get("status") != "dialed":
-                raise RuntimeError(f"the confirmed dispatch did not dial: {json.dumps(done)[:300]}")
+            _check_dialed(done)
         progress(f"tool-call round {round_no + 1}/{rounds}")
     rss = {"ours": ours.peak_rss_mib(), "floor": floor.peak_rss_mib()}
     for case in cases:
