@@ -32,6 +32,6 @@ def structured(model: M) -> M:
     # than walking the model a second time.
     text = to_json(data).decode()
     result = CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
-    # The SDK validates a returned CallToolResult against the declared output model, so the
-    # annotation (and the published outputSchema) stays the model's.
+    # The annotation stays the model's: the published outputSchema is derived from it
+    # (tools/published_schemas.json), and clients check structuredContent against that.
     return cast(M, result)
