@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 from pydantic.alias_generators import to_camel
+from pydantic_core import from_json
 
 from outboundcalls.errors import ResponseValidationError
 
@@ -56,6 +57,13 @@ class RequestModel(WireModel):
 
 def decode_json(body: bytes) -> Any:
     """Parse a 2xx body as JSON, or raise ResponseValidationError saying why it is not."""
+    try:
+        # pydantic-core's parser decodes a body in about half the time json.loads takes; it is
+        # stricter (no byte-order mark, no lone surrogates), so whatever it refuses goes to
+        # json.loads, which accepts what it always did and says why it refuses the rest.
+        return from_json(body)
+    except ValueError:
+        pass
     if not body.strip():
         raise ResponseValidationError("the response body is empty")
     try:

@@ -15,7 +15,7 @@ from outboundcalls.calls import TERMINAL_STATUSES, CallDetail, CallStatus, CallS
 from outboundcalls.campaigns import Campaign
 from outboundcalls.contacts import Contact, NewContact
 from outboundcalls.errors import ResponseValidationError
-from outboundcalls.wire import parse_list, parse_one, unwrap_list, unwrap_one
+from outboundcalls.wire import decode_json, parse_list, parse_one, unwrap_list, unwrap_one
 
 CALL = {"id": "clx1", "agentId": "a1", "toNumber": "+14155551212", "status": "queued"}
 
@@ -193,6 +193,19 @@ def test_bad_item_in_a_list_names_its_index() -> None:
 def test_undecodable_body_says_what_was_wrong(body: bytes, reason: str) -> None:
     with pytest.raises(ResponseValidationError, match=reason):
         parse_one(Agent, body, "agent")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": [1, 2.5, -0, 1e400, "\\u00e9\\ud83d\\ude00", null, true], "b": {"c": "x"}, "a2": 123456789012345678901}',
+        b"\xef\xbb\xbf" + b'{"id": "with a byte-order mark"}',  # refused by the fast parser, taken by json.loads
+        b'{"lone": "\\ud800"}',  # likewise
+        b'  {"spaced": NaN}  ',
+    ],
+)
+def test_a_body_decodes_exactly_as_json_loads_decodes_it(body: bytes) -> None:
+    assert repr(decode_json(body)) == repr(json.loads(body))
 
 
 def test_new_call_body_leaves_out_optional_fields_not_given() -> None:
