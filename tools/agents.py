@@ -12,9 +12,9 @@ from outboundcalls.agents import Agent
 from tools.deps import ToolDeps, api_of
 from tools.errors import upstream_errors
 from tools.inputs import AgentId, StatusFilter
-from tools.results import ToolModel, structured
+from tools.results import READ_FROM_API, ToolModel, read_all, structured
 
-__all__ = ["AgentInfo", "AgentItem", "AgentList", "agent_detail", "agent_info", "get_agent", "list_agents"]
+__all__ = ["AgentInfo", "AgentItem", "AgentList", "agent_detail", "agent_info", "agent_items", "get_agent", "list_agents"]
 
 
 class AgentItem(ToolModel):
@@ -33,16 +33,29 @@ class AgentList(ToolModel):
     agents: list[AgentItem]
 
 
+class _AgentItemFromApi(AgentItem):
+    """AgentItem read from the API's agent (tools/results.py: READ_FROM_API); the names are the same."""
+
+    model_config = READ_FROM_API
+
+
+class _AgentInfoFromApi(AgentInfo):
+    model_config = READ_FROM_API
+
+
 def agent_detail(agent: Agent) -> AgentInfo:
     """The assistant's full view of a vendor agent."""
-    return AgentInfo(
-        id=agent.id, name=agent.name, status=agent.status, language=agent.language, created_at=agent.created_at
-    )
+    return _AgentInfoFromApi.model_validate(agent)
 
 
 def agent_info(agent: Agent, *, detail: bool = True) -> AgentItem:
     """The assistant's view of a vendor agent; without `detail`, the compact item used in lists."""
-    return agent_detail(agent) if detail else AgentItem(id=agent.id, name=agent.name, status=agent.status)
+    return agent_detail(agent) if detail else _AgentItemFromApi.model_validate(agent)
+
+
+def agent_items(agents: list[Agent]) -> list[AgentItem]:
+    """The compact item for each, in one pass."""
+    return list(read_all(_AgentItemFromApi, agents))
 
 
 async def list_agents(
@@ -54,7 +67,7 @@ async def list_agents(
     api = api_of(ctx)
     with upstream_errors():
         agents = await api.list_agents(status=status, limit=limit)
-    return structured(AgentList(agents=[agent_info(a, detail=False) for a in agents]))
+    return structured(AgentList(agents=agent_items(agents)))
 
 
 async def get_agent(ctx: Context[ToolDeps], agent_id: AgentId) -> AgentInfo:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic import Field
 
 from outboundcalls.calls import CallDetail, CallSummary, TranscriptTurn
 from tools.deps import ToolDeps, api_of, deps_of
 from tools.errors import upstream_errors
 from tools.inputs import AgentId, CallId, CampaignId, StatusFilter
 from tools.resources import transcript_uri
-from tools.results import ToolModel, structured
+from tools.results import READ_FROM_API, ToolModel, read_all, structured
 
 if TYPE_CHECKING:
     from outboundcalls.client import OutboundCallsClient
@@ -81,36 +80,18 @@ class WaitManyResult(ToolModel):
     calls: list[CallItem]
 
 
-# The views above, read straight from the API's models: the API's names are their validation
-# aliases, and pydantic-core reads the attributes (from_attributes), a whole list in one call, not a
-# Python call per item and field: about 30% faster for 200 calls or turns. Private subclasses, so
-# the published schemas keep the tool's names; only the aliases are read (validate_by_name off),
-# never an unknown field the vendor happened to send under a tool's name.
-_READ_API = ConfigDict(from_attributes=True, validate_by_name=False, validate_by_alias=True)
-
-
+# The views read straight from the API's models (tools/results.py: READ_FROM_API), a whole list at a time.
 class _CallItemFromApi(CallItem):
-    model_config = _READ_API
+    model_config = READ_FROM_API
     to: str | None = Field(default=None, validation_alias="to_number")
     duration_s: float | None = Field(default=None, validation_alias="duration_seconds")
     credits: float | None = Field(default=None, validation_alias="credits_charged")
 
 
 class _TurnFromApi(Turn):
-    model_config = _READ_API
+    model_config = READ_FROM_API
     text: str = Field(validation_alias="message")
     t: float | None = Field(default=None, validation_alias="time_in_call_secs")
-
-
-@cache
-def _calls_from_api() -> TypeAdapter[list[_CallItemFromApi]]:
-    # Built on first use, like the models' validators: a spawn that only lists tools never pays.
-    return TypeAdapter(list[_CallItemFromApi])
-
-
-@cache
-def _turns_from_api() -> TypeAdapter[list[_TurnFromApi]]:
-    return TypeAdapter(list[_TurnFromApi])
 
 
 def call_item(c: CallSummary) -> CallItem:
@@ -120,7 +101,7 @@ def call_item(c: CallSummary) -> CallItem:
 
 def call_items(calls: list[CallSummary]) -> list[CallItem]:
     """call_item for each, in one pass."""
-    return list(_calls_from_api().validate_python(calls))
+    return list(read_all(_CallItemFromApi, calls))
 
 
 def call_view(c: CallDetail, *, include_transcript: bool, max_chars: int | None) -> CallView:
@@ -142,7 +123,7 @@ def call_view(c: CallDetail, *, include_transcript: bool, max_chars: int | None)
         kept = _turns_within(c.transcript, max_chars)
         if kept < len(c.transcript):
             view.transcript_truncated = True
-        view.transcript = list(_turns_from_api().validate_python(c.transcript[:kept]))
+        view.transcript = list(read_all(_TurnFromApi, c.transcript[:kept]))
     return view
 
 

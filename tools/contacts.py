@@ -13,9 +13,9 @@ from tools.deps import ToolDeps, api_of, deps_of
 from tools.errors import upstream_errors
 from tools.inputs import ContactListId, ShortText, check_custom_fields, check_email, check_tag
 from tools.phone import e164_or_tool_error
-from tools.results import ToolModel, structured
+from tools.results import READ_FROM_API, ToolModel, read_all, structured
 
-__all__ = ["ContactInfo", "ContactList", "add_contact", "contact_info", "list_contacts"]
+__all__ = ["ContactInfo", "ContactList", "add_contact", "contact_info", "contact_infos", "list_contacts"]
 
 CustomValue = str | int | float | bool | None
 
@@ -36,19 +36,26 @@ class ContactList(ToolModel):
     contacts: list[ContactInfo]
 
 
+def _empty_is_none(value: Any) -> Any:
+    return value or None  # an empty collection is left out of the result, like an unset field
+
+
+class _ContactInfoFromApi(ContactInfo):
+    """ContactInfo read from the API's contact (tools/results.py: READ_FROM_API); the names are the same."""
+
+    model_config = READ_FROM_API
+    tags: Annotated[list[str] | None, AfterValidator(_empty_is_none)] = None
+    custom_fields: Annotated[dict[str, Any] | None, AfterValidator(_empty_is_none)] = None
+
+
 def contact_info(c: Contact) -> ContactInfo:
     """The assistant's view of a vendor contact."""
-    return ContactInfo(
-        id=c.id,
-        contact_list_id=c.contact_list_id,
-        phone=c.phone,
-        name=c.name,
-        email=c.email,
-        company=c.company,
-        tags=c.tags or None,
-        custom_fields=c.custom_fields or None,
-        created_at=c.created_at,
-    )
+    return _ContactInfoFromApi.model_validate(c)
+
+
+def contact_infos(contacts: list[Contact]) -> list[ContactInfo]:
+    """contact_info for each, in one pass."""
+    return list(read_all(_ContactInfoFromApi, contacts))
 
 
 async def list_contacts(
@@ -60,7 +67,7 @@ async def list_contacts(
     api = api_of(ctx)
     with upstream_errors(f"contact_list_id {contact_list_id!r}" if contact_list_id else None):
         contacts = await api.list_contacts(contact_list_id=contact_list_id, limit=limit)
-    return structured(ContactList(contacts=[contact_info(c) for c in contacts]))
+    return structured(ContactList(contacts=contact_infos(contacts)))
 
 
 async def add_contact(

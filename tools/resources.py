@@ -131,12 +131,12 @@ async def campaign(campaign_id: str, ctx: Context[ToolDeps]) -> str:
 
 async def contact_list(contact_list_id: str, ctx: Context[ToolDeps]) -> str:
     """The contacts of one contact list as JSON."""
-    from tools.contacts import ContactList, contact_info
+    from tools.contacts import ContactList, contact_infos
 
     api = _api(deps_of(ctx), "contact list", contact_list_id)
     with _resource_errors(f"contact list {contact_list_id!r}"):
         found = await api.list_contacts(contact_list_id=contact_list_id, limit=500)
-    return ContactList(contacts=[contact_info(c) for c in found]).model_dump_json(exclude_none=True)
+    return ContactList(contacts=contact_infos(found)).model_dump_json(exclude_none=True)
 
 
 def _static_deps() -> ToolDeps:
@@ -148,13 +148,13 @@ def _static_deps() -> ToolDeps:
 
 async def agents() -> str:
     """The voice agents as JSON: id, name, status."""
-    from tools.agents import AgentList, agent_info
+    from tools.agents import AgentList, agent_items
 
     deps = _static_deps()
     assert deps.api is not None
     with _resource_errors():
         found = await deps.api.list_agents(limit=200)
-    return AgentList(agents=[agent_info(a, detail=False) for a in found]).model_dump_json(exclude_none=True)
+    return AgentList(agents=agent_items(found)).model_dump_json(exclude_none=True)
 
 
 async def account() -> str:

@@ -1,4 +1,4 @@
-"""The call views read from the API's models: the API's names mapped, vendor extras never read, whole turns kept."""
+"""The tools' views read from the API's models: the API's names mapped, vendor extras never read, whole turns kept."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from outboundcalls.agents import Agent
 from outboundcalls.calls import CallDetail, CallSummary
+from outboundcalls.contacts import Contact
+from tools.agents import AgentInfo, AgentItem, agent_detail, agent_info, agent_items
 from tools.calls import CallItem, Turn, call_item, call_items, call_view
+from tools.contacts import ContactInfo, contact_info, contact_infos
 
 WIRE_CALL = {
     "id": "c1", "status": "completed", "toNumber": "+14155550100", "agentId": "a1",
@@ -66,3 +70,38 @@ def test_the_transcript_is_cut_at_a_turn_boundary(max_chars: int | None, kept: i
 def test_without_the_transcript_only_its_length_is_given() -> None:
     view = call_view(_detail("Hello", "Hi"), include_transcript=False, max_chars=None)
     assert (view.transcript, view.transcript_truncated, view.transcript_turns) == (None, None, 2)
+
+
+def _contact(n: int, **extra: object) -> Contact:
+    return Contact.model_validate({
+        "id": f"k{n}", "contactListId": "l1", "phone": "+14155550100", "name": "Ann", "createdAt": "2026-12-01T10:00:00Z",
+        "tags": ["vip"] if n % 2 else [], "customFields": {"n": n} if n % 3 else None, **extra,
+    })
+
+
+def test_a_contact_view_leaves_empty_collections_out_and_reads_no_extras() -> None:
+    info = contact_info(_contact(0, emailAddress="x@y.z", phone_e164="+19995550000"))
+    assert isinstance(info, ContactInfo)
+    assert info.model_dump(exclude_none=True) == {
+        "id": "k0", "contact_list_id": "l1", "phone": "+14155550100", "name": "Ann",
+        "created_at": datetime(2026, 12, 1, 10, tzinfo=UTC),
+    }
+    assert contact_info(_contact(1)).model_dump(exclude_none=True)["tags"] == ["vip"]
+
+
+def test_contact_infos_reads_a_whole_list_in_order_and_agrees_with_contact_info() -> None:
+    contacts = [_contact(n) for n in range(7)]
+    assert [c.model_dump() for c in contact_infos(contacts)] == [contact_info(c).model_dump() for c in contacts]
+    assert [c.id for c in contact_infos(contacts)] == [f"k{n}" for n in range(7)]
+
+
+def test_agent_views_compact_in_lists_and_full_alone() -> None:
+    agent = Agent.model_validate({"id": "a1", "name": "Ava", "status": "deployed", "language": "en",
+                                  "createdAt": "2026-12-01T10:00:00Z", "elevenLabsAgentId": "el1"})
+    [item] = agent_items([agent])
+    assert isinstance(item, AgentItem) and item.model_dump() == {"id": "a1", "name": "Ava", "status": "deployed"}
+    assert agent_info(agent, detail=False).model_dump() == item.model_dump()
+    full = agent_detail(agent)
+    assert isinstance(full, AgentInfo)
+    assert full.model_dump() == {"id": "a1", "name": "Ava", "status": "deployed", "language": "en",
+                                 "created_at": datetime(2026, 12, 1, 10, tzinfo=UTC)}
