@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from functools import cache
+from typing import Annotated, TypeVar
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
@@ -13,6 +14,8 @@ from tools.deps import ToolDeps, api_of
 from tools.errors import upstream_errors
 from tools.inputs import AgentId, StatusFilter
 from tools.results import READ_FROM_API, ToolModel, read_all, structured
+
+V = TypeVar("V", bound=ToolModel)
 
 __all__ = ["AgentInfo", "AgentItem", "AgentList", "agent_detail", "agent_info", "agent_items", "get_agent", "list_agents"]
 
@@ -33,29 +36,29 @@ class AgentList(ToolModel):
     agents: list[AgentItem]
 
 
-class _AgentItemFromApi(AgentItem):
-    """AgentItem read from the API's agent (tools/results.py: READ_FROM_API); the names are the same."""
+@cache
+def _reader(view: type[V]) -> type[V]:
+    """`view` read from the API's agent (tools/results.py: READ_FROM_API; the names are the same), built on first use."""
 
-    model_config = READ_FROM_API
+    class FromApi(view):  # type: ignore[valid-type,misc]
+        model_config = READ_FROM_API
 
-
-class _AgentInfoFromApi(AgentInfo):
-    model_config = READ_FROM_API
+    return FromApi
 
 
 def agent_detail(agent: Agent) -> AgentInfo:
     """The assistant's full view of a vendor agent."""
-    return _AgentInfoFromApi.model_validate(agent)
+    return _reader(AgentInfo).model_validate(agent)
 
 
 def agent_info(agent: Agent, *, detail: bool = True) -> AgentItem:
     """The assistant's view of a vendor agent; without `detail`, the compact item used in lists."""
-    return agent_detail(agent) if detail else _AgentItemFromApi.model_validate(agent)
+    return agent_detail(agent) if detail else _reader(AgentItem).model_validate(agent)
 
 
 def agent_items(agents: list[Agent]) -> list[AgentItem]:
     """The compact item for each, in one pass."""
-    return list(read_all(_AgentItemFromApi, agents))
+    return read_all(_reader(AgentItem), agents)
 
 
 async def list_agents(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
@@ -80,28 +81,37 @@ class WaitManyResult(ToolModel):
     calls: list[CallItem]
 
 
-# The views read straight from the API's models (tools/results.py: READ_FROM_API), a whole list at a time.
-class _CallItemFromApi(CallItem):
-    model_config = READ_FROM_API
-    to: str | None = Field(default=None, validation_alias="to_number")
-    duration_s: float | None = Field(default=None, validation_alias="duration_seconds")
-    credits: float | None = Field(default=None, validation_alias="credits_charged")
+# The views read straight from the API's models (tools/results.py: READ_FROM_API), a whole list at
+# a time. Built on first use: creating a model class costs start-up time, and listing tools needs none.
+@cache
+def _call_item_reader() -> type[CallItem]:
+    class CallItemFromApi(CallItem):
+        model_config = READ_FROM_API
+        to: str | None = Field(default=None, validation_alias="to_number")
+        duration_s: float | None = Field(default=None, validation_alias="duration_seconds")
+        credits: float | None = Field(default=None, validation_alias="credits_charged")
+
+    return CallItemFromApi
 
 
-class _TurnFromApi(Turn):
-    model_config = READ_FROM_API
-    text: str = Field(validation_alias="message")
-    t: float | None = Field(default=None, validation_alias="time_in_call_secs")
+@cache
+def _turn_reader() -> type[Turn]:
+    class TurnFromApi(Turn):
+        model_config = READ_FROM_API
+        text: str = Field(validation_alias="message")
+        t: float | None = Field(default=None, validation_alias="time_in_call_secs")
+
+    return TurnFromApi
 
 
 def call_item(c: CallSummary) -> CallItem:
     """The compact view used in lists."""
-    return _CallItemFromApi.model_validate(c)
+    return _call_item_reader().model_validate(c)
 
 
 def call_items(calls: list[CallSummary]) -> list[CallItem]:
     """call_item for each, in one pass."""
-    return list(read_all(_CallItemFromApi, calls))
+    return read_all(_call_item_reader(), calls)
 
 
 def call_view(c: CallDetail, *, include_transcript: bool, max_chars: int | None) -> CallView:
@@ -123,7 +133,7 @@ def call_view(c: CallDetail, *, include_transcript: bool, max_chars: int | None)
         kept = _turns_within(c.transcript, max_chars)
         if kept < len(c.transcript):
             view.transcript_truncated = True
-        view.transcript = list(read_all(_TurnFromApi, c.transcript[:kept]))
+        view.transcript = read_all(_turn_reader(), c.transcript[:kept])
     return view
 
 

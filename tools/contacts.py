@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
@@ -40,22 +41,26 @@ def _empty_is_none(value: Any) -> Any:
     return value or None  # an empty collection is left out of the result, like an unset field
 
 
-class _ContactInfoFromApi(ContactInfo):
-    """ContactInfo read from the API's contact (tools/results.py: READ_FROM_API); the names are the same."""
+@cache
+def _contact_reader() -> type[ContactInfo]:
+    """ContactInfo read from the API's contact (tools/results.py: READ_FROM_API); built on first use."""
 
-    model_config = READ_FROM_API
-    tags: Annotated[list[str] | None, AfterValidator(_empty_is_none)] = None
-    custom_fields: Annotated[dict[str, Any] | None, AfterValidator(_empty_is_none)] = None
+    class ContactInfoFromApi(ContactInfo):
+        model_config = READ_FROM_API
+        tags: Annotated[list[str] | None, AfterValidator(_empty_is_none)] = None
+        custom_fields: Annotated[dict[str, Any] | None, AfterValidator(_empty_is_none)] = None
+
+    return ContactInfoFromApi
 
 
 def contact_info(c: Contact) -> ContactInfo:
     """The assistant's view of a vendor contact."""
-    return _ContactInfoFromApi.model_validate(c)
+    return _contact_reader().model_validate(c)
 
 
 def contact_infos(contacts: list[Contact]) -> list[ContactInfo]:
     """contact_info for each, in one pass."""
-    return list(read_all(_ContactInfoFromApi, contacts))
+    return read_all(_contact_reader(), contacts)
 
 
 async def list_contacts(
