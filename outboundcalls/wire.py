@@ -60,8 +60,9 @@ def decode_json(body: bytes) -> Any:
     try:
         # pydantic-core's parser decodes a body in about half the time json.loads takes; it is
         # stricter (no byte-order mark, no lone surrogates), so whatever it refuses goes to
-        # json.loads, which accepts what it always did and says why it refuses the rest.
-        return from_json(body)
+        # json.loads, which accepts what it always did and says why it refuses the rest. Only
+        # keys go in its process-wide string cache: the few field names, not every value read.
+        return from_json(body, cache_strings="keys")
     except ValueError:
         pass
     if not body.strip():
