@@ -17,7 +17,7 @@ from tools.results import READ_FROM_API, ToolModel, read_all, structured
 
 V = TypeVar("V", bound=ToolModel)
 
-__all__ = ["AgentInfo", "AgentItem", "AgentList", "agent_detail", "agent_info", "agent_items", "get_agent", "list_agents"]
+__all__ = ["AgentInfo", "AgentItem", "AgentList", "agent_detail", "agent_items", "get_agent", "list_agents"]
 
 
 class AgentItem(ToolModel):
@@ -49,11 +49,6 @@ def _reader(view: type[V]) -> type[V]:
 def agent_detail(agent: Agent) -> AgentInfo:
     """The assistant's full view of a vendor agent."""
     return _reader(AgentInfo).model_validate(agent)
-
-
-def agent_info(agent: Agent, *, detail: bool = True) -> AgentItem:
-    """The assistant's view of a vendor agent; without `detail`, the compact item used in lists."""
-    return agent_detail(agent) if detail else _reader(AgentItem).model_validate(agent)
 
 
 def agent_items(agents: list[Agent]) -> list[AgentItem]:
