@@ -148,7 +148,10 @@ def parse_list(model: type[ModelT], body: bytes, plural: str) -> list[ModelT]:
 def _page_of(model: type[ModelT], plural: str) -> type[BaseModel]:
     """A page with the items under `plural`, other keys (pagination) ignored."""
     fields: dict[str, Any] = {plural: (list[model], ...)}  # type: ignore[valid-type]
-    return create_model(f"{model.__name__}Page", __config__=ConfigDict(extra="ignore", defer_build=True), **fields)
+    # Only keys go in pydantic-core's process-wide string cache (as in decode_json): values such
+    # as ids and timestamps are seldom read twice, and a long-lived server would keep them alive.
+    config = ConfigDict(extra="ignore", defer_build=True, cache_strings="keys")
+    return create_model(f"{model.__name__}Page", __config__=config, **fields)
 
 
 @cache
