@@ -37,7 +37,7 @@ def test_every_argument_model_matches_its_published_input_schema() -> None:
     schemas = published_schemas()
     for fn, hints in catalogue():
         tool = build_tool(fn, hints, schemas[fn.__name__])
-        model = tool.fn_metadata.arg_model
+        model = tool.fn_metadata.arguments_model()  # type: ignore[attr-defined]
         assert set(model.model_fields) == set(schemas[fn.__name__]["inputSchema"].get("properties", {})), fn.__name__
         with pytest.raises(ValidationError, match="extra_forbidden"):
             model.model_validate({"no_such_argument": 1})
@@ -49,4 +49,33 @@ def test_consent_parameters_are_resolved_not_arguments(name: str) -> None:
     tool = build_tool(fn, hints, published_schemas()[name])
     assert set(tool.resolved_params) == {"consent"}
     assert tool.context_kwarg == "ctx"
-    assert "consent" not in tool.fn_metadata.arg_model.model_fields
+    assert "consent" not in tool.fn_metadata.arguments_model().model_fields  # type: ignore[attr-defined]
+
+
+def test_building_a_tool_creates_no_argument_model_until_its_first_call() -> None:
+    from tools.registration import LazyArguments
+
+    fn, hints = next((fn, hints) for fn, hints in catalogue() if fn.__name__ == "list_calls")
+    tool = build_tool(fn, hints, published_schemas()["list_calls"])
+    assert tool.fn_metadata.arg_model is LazyArguments
+    assert tool.fn_metadata.validate_arguments({"limit": 5}) == {
+        "status": None, "agent_id": None, "campaign_id": None, "limit": 5,
+    }
+    assert set(tool.fn_metadata.arg_model.model_fields) == {"status", "agent_id", "campaign_id", "limit"}
+    with pytest.raises(ValidationError, match="extra_forbidden"):
+        tool.fn_metadata.validate_arguments({"limt": 5})
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda props: props.pop("limit"), "limit"),  # an argument the file does not list
+        (lambda props: props.update(page={"type": "integer"}), "page"),  # a listed one the code lacks
+    ],
+)
+def test_a_stale_schema_file_stops_the_build_naming_the_parameter(change: Any, named: str) -> None:
+    fn, hints = next((fn, hints) for fn, hints in catalogue() if fn.__name__ == "list_calls")
+    schemas = json.loads(json.dumps(published_schemas()["list_calls"]))
+    change(schemas["inputSchema"]["properties"])
+    with pytest.raises(TypeError, match=rf"list_calls: .*disagree on \['{named}'\]; regenerate"):
+        build_tool(fn, hints, schemas)
