@@ -136,4 +136,3 @@ def test_https_is_verified() -> None:
 def test_plain_loopback_http_builds_no_tls_context() -> None:
     """No TLS happens there, so no context (0.5 MiB) and no certificates are loaded."""
     assert _pool_tls_context("http://127.0.0.1:8080/api/v1") == ["None"]
-
