@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Mapping
-from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import quote
@@ -32,6 +31,7 @@ from outboundcalls.errors import (
 )
 from outboundcalls.retry import RETRYABLE_STATUSES, RetryPolicy
 from outboundcalls.single_flight import SingleFlight
+from outboundcalls.version import __version__
 from outboundcalls.wire import parse_list, parse_one
 
 __all__ = ["DEFAULT_BASE_URL", "OutboundCallsClient"]
@@ -47,15 +47,7 @@ _CONNECT_TIMEOUT_CAP = 5.0
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-def _package_version() -> str:
-    """This distribution's version, or a marker when running from an uninstalled tree."""
-    try:
-        return version("outboundcalls-mcp")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
-USER_AGENT = f"outboundcalls-mcp/{_package_version()} httpx2/{httpx2.__version__} python/{platform.python_version()}"
+USER_AGENT = f"outboundcalls-mcp/{__version__} httpx2/{httpx2.__version__} python/{platform.python_version()}"
 
 
 def _check_limit(limit: int | None, maximum: int) -> int | None:

@@ -13,6 +13,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
+from outboundcalls.version import __version__
 from server.batch_dispatch import open_batch_dispatcher
 from server.call_events import CallEndStore, CallEvents, serve_legacy_subscriptions
 from server.logs import configure_logging
@@ -86,7 +87,7 @@ def build_server(
     mcp: MCPServer[ToolDeps] = MCPServer(
         SERVER_NAME,
         title="OutboundCalls",
-        version=_version(),
+        version=__version__,
         instructions=instructions_for(settings),
         lifespan=lifespan,
         log_level=settings.log_level,
@@ -170,12 +171,3 @@ async def _open_deps(
 
         deps.dispatcher = await open_dispatcher(settings, stack, api=api, policy=policy, now=now)
     return deps
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("outboundcalls-mcp")
-    except PackageNotFoundError:
-        return "0+unknown"

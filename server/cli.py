@@ -49,15 +49,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("outboundcalls-mcp")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and `python -m server`."""
     collect_seldom()  # until the server is built (server/heap.py says why)
@@ -70,7 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.version:
-        print(f"outboundcalls-mcp {_version()}")
+        from outboundcalls.version import __version__
+
+        print(f"outboundcalls-mcp {__version__}")
         return 0
     from server.settings import SettingsError, load_settings
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client
 
+from outboundcalls.version import __version__
 from server.app import build_server
 from server.settings import ENV_PREFIX, Settings
 
@@ -72,7 +74,11 @@ async def test_the_manifest_lists_exactly_the_registered_tools(tmp_path: Path) -
 
 
 def test_the_manifest_version_and_entry_point_match_the_package() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    assert MANIFEST["version"] == project["version"]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    project = pyproject["project"]
+    # One source: the package's constant, which setuptools reads into the distribution's metadata.
+    assert "version" in project["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "outboundcalls.version.__version__"}
+    assert MANIFEST["version"] == __version__ == version("outboundcalls-mcp")
     assert (ROOT / MANIFEST["server"]["entry_point"]).is_file()
     assert MANIFEST["server"]["mcp_config"]["command"] in project["scripts"]

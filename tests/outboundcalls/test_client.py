@@ -25,6 +25,7 @@ from outboundcalls import (
     OutboundCallsClient,
     RetryPolicy,
 )
+from outboundcalls.version import __version__
 
 pytestmark = pytest.mark.anyio
 
@@ -130,7 +131,7 @@ async def test_every_request_carries_bearer_key_user_agent_and_json_accept() -> 
     headers = recorder.requests[0].headers
     assert headers["authorization"] == f"Bearer {KEY}"
     assert headers["accept"] == "application/json"
-    assert re.fullmatch(r"outboundcalls-mcp/\S+ httpx2/\S+ python/3\.\d+\.\S+", headers["user-agent"])
+    assert re.fullmatch(rf"outboundcalls-mcp/{re.escape(__version__)} httpx2/\S+ python/3\.\d+\.\S+", headers["user-agent"])
 
 
 async def test_secret_str_key_is_sent_the_same_way() -> None:

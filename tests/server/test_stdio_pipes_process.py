@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+from outboundcalls.version import __version__
 from tests.harness import console_script
 
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -110,4 +111,5 @@ def test_requests_read_from_a_file_are_served_by_the_sdk_transport_with_the_same
     # The file ends right after the ping, and the SDK cancels requests still in flight at the end of
     # input (a host that closes stdin has left); initialize is answered inline, so it always is.
     assert answers[0]["id"] == 1 and answers[0]["result"]["serverInfo"]["name"] == "outboundcalls"
+    assert answers[0]["result"]["serverInfo"]["version"] == __version__
     assert answers[1:] in ([], [{"jsonrpc": "2.0", "id": 2, "result": {}}])
