@@ -17,7 +17,7 @@ from bench.inside import InsideFigures, measure_inside
 from bench.peers import find_peers, measure_peer_startups
 from bench.report import Row, Table, latency_row, served_read_row, spread_row
 from bench.startup import LEGACY, MODERN, measure_startup
-from bench.stats import percentile, ratio
+from bench.stats import paired_ratio, percentile, ratio
 from bench.stdio_rpc import StdioServer, child_env
 from bench.tool_calls import RunFigures, measure_tool_calls
 from bench.upstream import Upstream
@@ -242,14 +242,16 @@ def _peers_table(ours: Callable[[str], StdioServer], floor: Callable[[str], Stdi
     measured = measure_peer_startups(sides, rounds, progress=_progress)
     ours50 = percentile(measured["ours"].times_ms, 50)
     lines = [f"### peers (stdio, 2025-11-25, a dummy key and no network; {rounds} interleaved rounds with ours and the floor)",
-             "", "| server | spawn -> tools/list (ms) | ours / it | tools/list bytes | bytes/tool | outputSchema | annotations "
-             "| peak RSS at tools/list (MiB) |", "|---|---|---|---|---|---|---|---|"]
+             "", "| server | spawn -> tools/list (ms) | ours / it | ours / it, paired | tools/list bytes | bytes/tool "
+             "| outputSchema | annotations | peak RSS at tools/list (MiB) |", "|---|---|---|---|---|---|---|---|---|"]
     for name, found in measured.items():
         if found.failure or found.listing is None:
             notes.append(f"- {name} {found.failure or 'listed no tools'}")
             continue
         ls, median = found.listing, percentile(found.times_ms, 50)
-        lines.append(f"| {name} | {median:,.0f} | {ours50 / median:.2f}x | {ls.total:,} | {ls.total / ls.tools:,.0f} | "
+        paired = paired_ratio(measured["ours"].times_ms, found.times_ms)
+        shown_paired = "" if paired is None else f"{paired:.2f}x"
+        lines.append(f"| {name} | {median:,.0f} | {ours50 / median:.2f}x | {shown_paired} | {ls.total:,} | {ls.total / ls.tools:,.0f} | "
                      f"{ls.output_schemas}/{ls.tools} | {ls.annotated}/{ls.tools} | {found.rss_mib:.1f} |")
     return "\n".join(lines + [""] + notes)
 

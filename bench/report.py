@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.stats import Spread, percentile, ratio
+from bench.stats import Spread, paired_ratio, percentile, ratio
 
 __all__ = ["Row", "Table", "latency_row"]
 
@@ -48,13 +48,15 @@ class Table:
 
 def spread_row(figure: str, ours: Sequence[float], floor: Sequence[float], *, max_ratio: float | None = None,
                unit: str = "ms", digits: int = 0) -> Row:
-    """A median-of-rounds row, optionally with a ratio target; the ratio of the minima is shown too."""
+    """A median-of-rounds row, optionally with a ratio target; the paired ratio and that of the minima are shown too."""
     o, f = Spread.of(ours), Spread.of(floor)
     r = ratio(o.median, f.median)
     best = ratio(o.low, f.low)
+    paired = paired_ratio(ours, floor)
     target = "" if max_ratio is None else f"<= {max_ratio:.2f}x"
     met = None if max_ratio is None or r is None else r <= max_ratio
-    note = "" if best is None else f" (min/min {best:.2f}x)"
+    notes = ([] if paired is None else [f"paired {paired:.2f}x"]) + ([] if best is None else [f"min/min {best:.2f}x"])
+    note = f" ({'; '.join(notes)})" if notes else ""
     return Row(f"{figure} ({unit})", o.show(digits), f.show(digits), r, target, met, note)
 
 

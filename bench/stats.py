@@ -7,7 +7,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Spread", "percentile", "ratio"]
+__all__ = ["Spread", "paired_ratio", "percentile", "ratio"]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -22,6 +22,17 @@ def ratio(ours: float | None, floor: float | None) -> float | None:
     if ours is None or not floor:
         return None
     return ours / floor
+
+
+def paired_ratio(ours: Sequence[float], other: Sequence[float]) -> float | None:
+    """The median of ours[i] / other[i] over rounds, or None unless both sides have every round.
+
+    Each pair was measured back to back, so the machine's drift over minutes (20-30% here) falls
+    on both of its terms; the ratio of the two medians has it on neither and moves more between runs.
+    """
+    if not ours or len(ours) != len(other) or not all(other):
+        return None
+    return statistics.median(o / t for o, t in zip(ours, other, strict=True))
 
 
 @dataclass(frozen=True)
