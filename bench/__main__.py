@@ -129,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
             }
             tables.append(http_table(sides, clients=args.clients, seconds=http_seconds, progress=_progress))
         if not args.no_peers:
-            tables.append(_peers_table(ours, floor, max(rounds // 2, 3)))
+            # As many rounds as the spawn phase: the lead over a peer is a difference of two noisy
+            # medians, and ten rounds moved it by up to 9 points between runs of the same code.
+            tables.append(_peers_table(ours, floor, rounds))
     print(f"## python -m bench{' --quick' if q else ''}: {started:%Y-%m-%d %H:%M} UTC\n")
     print(f"Machine: {_machine()}")
     print(f"Rounds: {rounds} spawns per side and era; {call_rounds} x {calls} calls per tool; "
