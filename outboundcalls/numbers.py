@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from outboundcalls.display import one_line
 from outboundcalls.errors import InvalidRequestError
 
 if TYPE_CHECKING:
@@ -303,6 +304,5 @@ def _type_name(value: int) -> str:
 
 
 def _shown(raw: str) -> str:
-    """The input as a repr, cut so that a pasted essay cannot flood the message."""
-    shown = repr(raw)
-    return shown if len(shown) <= _SHOWN_CHARS else shown[: _SHOWN_CHARS - 3] + "..."
+    """The input quoted on one visible line, cut so that a pasted essay cannot flood the message."""
+    return f"'{one_line(raw, limit=_SHOWN_CHARS)}'"

@@ -14,7 +14,6 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from outboundcalls.version import __version__
-from server.batch_dispatch import open_batch_dispatcher
 from server.call_events import CallEndStore, CallEvents, serve_legacy_subscriptions
 from server.logs import configure_logging
 from server.policy import DispatchPolicy
@@ -77,9 +76,8 @@ def build_server(
     @asynccontextmanager
     async def lifespan(_: MCPServer[ToolDeps]) -> AsyncIterator[ToolDeps]:
         async with AsyncExitStack() as stack:
-            deps = await _open_deps(settings, stack, policy, transport=transport, now=clock, sleep=sleep, retry=retry)
-            deps.call_ends = events
-            deps.batch = open_batch_dispatcher(deps.dispatcher, settings)
+            deps = await _open_deps(settings, stack, policy, events, transport=transport, now=clock, sleep=sleep,
+                                    retry=retry)
             if deps.dispatcher is not None:  # charges known at a call's end go into the audit trail
                 stack.callback(events.add_listener(deps.dispatcher.record_charge))
             yield deps
@@ -136,6 +134,7 @@ async def _open_deps(
     settings: Settings,
     stack: AsyncExitStack,
     policy: DispatchPolicy | None,
+    events: CallEvents,
     *,
     transport: httpx2.AsyncBaseTransport | None,
     now: Callable[[], datetime],
@@ -158,16 +157,21 @@ async def _open_deps(
         )
     else:
         log.warning("no API key: every tool will answer how to set OUTBOUNDCALLS_API_KEY or use --sandbox")
-    deps = ToolDeps(
+    dispatcher = batch = None
+    if api is not None and policy is not None:
+        from server.batch_dispatch import BatchDispatchService
+        from server.dispatch_setup import open_dispatcher
+
+        dispatcher = await open_dispatcher(settings, stack, api=api, policy=policy, now=now)
+        batch = BatchDispatchService(dispatcher)
+    return ToolDeps(
         api=api,
         default_region=settings.default_region,
         sandbox=settings.sandbox,
         confirm_mode=settings.confirm,
+        dispatcher=dispatcher,
         now=now,
         sleep=sleep,
+        call_ends=events,
+        batch=batch,
     )
-    if api is not None and policy is not None:
-        from server.dispatch_setup import open_dispatcher
-
-        deps.dispatcher = await open_dispatcher(settings, stack, api=api, policy=policy, now=now)
-    return deps

@@ -1,58 +1,56 @@
-"""Batches: each destination through the single-dispatch service (same pre-flight, same ledger), one confirmation.
+"""Batches: one consent for several destinations, each dialed through the single-dispatch service's decision.
 
-One question lists every destination, the total estimate and what was refused and why. In token
-mode one token covers the batch: each destination's intent carries a token derived from it, so the
-ledger's exactly-once claim applies per destination exactly as for dispatch_call.
+One question (or one preview and token) lists every destination, the total estimate, and what was
+refused and why. The consent records exactly which destinations were shown as "will be called":
+a yes dials those and only those, each decided in its own ledger transaction (so one that became
+refused meanwhile is named with its rule and not dialed), and a destination shown as refused stays
+refused for that consent even if its rule lifts.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Final
 
-from mcp.server.mcpserver.exceptions import ToolError
-
-from server.dispatch import DispatchService
+from outboundcalls.display import one_line
+from outboundcalls.numbers import e164_or_none
+from server import dispatch_text as text
+from server.dispatch import CONSENT_TTL, WAIT_FOR_OTHER_SECONDS, DispatchService, Facts, same_policy
 from server.dispatch_text import SANDBOX_PREFIX
+from server.ledger import (
+    BoundArgs,
+    ConsentAnswer,
+    ConsentDestination,
+    ConsentRecord,
+    DialRequest,
+    IntentRecord,
+    NewConsent,
+    binding_of,
+    new_consent_id,
+)
 from server.preflight import ESTIMATE_MINUTES_PER_CALL, estimate_per_call
-from tools.batch import BatchArgs, BatchPlan, BatchResult, Destination
-from tools.dispatch_models import DispatchArgs, DispatchResult, NamedRefusal, PreflightRefused, Prepared
-
-if TYPE_CHECKING:
-    from server.settings import Settings
-    from tools.deps import Dispatcher
-
-__all__ = ["BatchDispatchService", "batch_token_for", "open_batch_dispatcher"]
-
-TOKEN_UNKNOWN = (
-    "confirmation_token does not confirm this batch: it was not issued by this server, was altered, or the numbers "
-    "are not the ones previewed, in the same order. Nothing was dialed. Call dispatch_calls without a token to "
-    "preview again."
-)
-OTHER_ARGUMENTS = (
-    "This confirmation_token was issued for another agent, caller id or list of numbers; it confirms nothing here. "
-    "Nothing was dialed. Use exactly the previewed agent and numbers, in the same order."
+from tools.dispatch_models import (
+    Answer,
+    BatchArgs,
+    BatchPlan,
+    BatchResult,
+    ConsentTicket,
+    Destination,
+    DispatchError,
+    DispatchRequest,
+    DispatchResult,
+    NamedRefusal,
+    PreflightRefused,
+    ReadyDestination,
 )
 
+__all__ = ["BatchDispatchService"]
 
-@dataclass(frozen=True)
-class _Ready:
-    """A destination that passed pre-flight, at its position in the batch."""
-
-    index: int
-    prepared: Prepared
-
-
-def batch_token_for(batch_token: str, index: int) -> str:
-    """The token of the destination at `index`, derived from the batch's token (never shown to anyone)."""
-    digest = hmac.new(batch_token.encode(), f"outboundcalls-batch:{index}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+TOKEN_UNKNOWN: Final = (
+    "confirmation_token does not confirm this batch: it was not issued by this server, was altered, or was issued "
+    "for a single call. Nothing was dialed. Call dispatch_calls without a token to preview again."
+)
 
 
 def _reason(refusals: Sequence[NamedRefusal]) -> str:
@@ -62,25 +60,24 @@ def _reason(refusals: Sequence[NamedRefusal]) -> str:
 class BatchDispatchService:
     """Implements tools.deps.BatchDispatcher over DispatchService."""
 
-    def __init__(self, service: DispatchService, *, max_batch: int) -> None:
+    def __init__(self, service: DispatchService) -> None:
         self.service = service
-        self.max_batch = max_batch
 
     async def plan(self, args: BatchArgs) -> BatchPlan:
         """Pre-flight each destination in order; duplicates and the daily caps count the batch as a whole."""
         self._check_size(args)
         svc = self.service
         usage = await svc.ledger.usage(None, now=svc.now())
-        ready: list[_Ready] = []
+        ready: list[ReadyDestination] = []
         shown: list[Destination] = []
         seen: set[str] = set()
         spent = 0.0
-        for index, raw in enumerate(args.to_numbers):
+        for position, raw in enumerate(args.to_numbers):
             try:
-                prepared = await svc.prepare(DispatchArgs(agent_id=args.agent_id, to_number=raw,
-                                                          phone_number_id=args.phone_number_id))
+                prepared = await svc.prepare(DispatchRequest(agent_id=args.agent_id, to_number=raw,
+                                                             phone_number_id=args.phone_number_id))
             except PreflightRefused as refused:
-                shown.append(Destination(to=raw, status="refused", reason=_reason(refused.refusals)))
+                shown.append(Destination(to=self._shown(raw), status="refused", reason=_reason(refused.refusals)))
                 continue
             view = prepared.view
             per_call = estimate_per_call(view.est_credits_per_min) or 0.0
@@ -96,104 +93,79 @@ class BatchDispatchService:
                 continue
             seen.add(view.to)
             spent += per_call
-            ready.append(_Ready(index, prepared))
+            ready.append(ReadyDestination(position=position, view=view))
             shown.append(Destination(to=view.to, status="ready", est_credits_per_min=view.est_credits_per_min,
                                      local_time=view.local_time))
-        rates = [d.est_credits_per_min for d in shown if d.status == "ready" and d.est_credits_per_min is not None]
+        rates = [d.view.est_credits_per_min for d in ready if d.view.est_credits_per_min is not None]
         total = round(sum(rates), 2) if rates else None
-        plan = BatchPlan(args=args, destinations=shown, est_credits_per_min=total, question="", handle=tuple(ready))
-        return plan.model_copy(update={"question": self._question(plan, ready)})
+        return BatchPlan(args=args, destinations=shown, ready=tuple(ready), est_credits_per_min=total,
+                         question=self._question(shown, ready, total))
 
-    async def record_question(self, plan: BatchPlan, *, era: str) -> None:
-        """Audit the one question for every destination it covers."""
-        for item in _ready(plan):
-            view = item.prepared.view
-            await self.service.ledger.append_audit(
-                "question", at=self.service.now(), agent_id=view.agent_id, to_number=view.to,
-                estimate=view.est_credits_per_min, detail={"question": plan.question, "era": era, "batch": plan.ready},
-            )
+    async def consent_for_answer(self, args: BatchArgs, answer_key: str) -> ConsentTicket | None:
+        """On an answering round: the question it answers (or already answered), if one is on record."""
+        record = await self.service.ledger.consent_for_answer(self._binding(args), answer_key=answer_key,
+                                                              now=self.service.now())
+        return None if record is None else ConsentTicket(consent_id=record.consent_id, question=record.question)
 
-    async def record_answer(self, plan: BatchPlan, answer: str) -> None:
-        """Audit the answer for every destination it covers."""
-        for item in _ready(plan):
-            await self.service.record_answer(item.prepared, answer)
+    async def open_question(self, plan: BatchPlan, *, era: str) -> ConsentTicket:
+        """Record the one question about the batch (audited once)."""
+        record = await self._open(plan, token=None, era=era)
+        return ConsentTicket(consent_id=record.consent_id, question=record.question)
+
+    async def refuse(self, plan: BatchPlan, reason: str) -> None:
+        """Audit a refusal that is no pre-flight rule (the owner requires a question this client cannot show)."""
+        await self.service.ledger.append_audit(
+            "refusal", at=self.service.now(), agent_id=plan.args.agent_id,
+            detail={"reason": reason, "setting": "OUTBOUNDCALLS_CONFIRM", "destinations": len(plan.ready)},
+        )  # fmt: skip
 
     async def offer_token(self, plan: BatchPlan) -> BatchResult:
-        """Pending intents for the ready destinations, each with a token derived from the one batch token."""
-        batch_token = secrets.token_urlsafe(24)
-        batch_id = "b_" + hashlib.sha256(batch_token.encode()).hexdigest()[:14]
-        expires: list[datetime] = []
-        for item in _ready(plan):
-            view = await self.service.offer_token(item.prepared, batch_id=batch_id,
-                                                  token=batch_token_for(batch_token, item.index))
-            if view.expires_at is not None:
-                expires.append(view.expires_at)
+        """Record the preview as one consent; one token confirms exactly the destinations shown ready."""
+        token = secrets.token_urlsafe(24)
+        record = await self._open(plan, token=token, era=None)
         return BatchResult(
             status="needs_confirmation",
             message=(
-                f"Not dialed yet. Show this list ({plan.ready} to call, the rest refused) to the person and get an "
-                "explicit yes, then call dispatch_calls again with the same agent and numbers, in the same order, "
+                f"Not dialed yet. Show this list ({len(plan.ready)} to call, the rest refused) to the person and get "
+                "an explicit yes, then call dispatch_calls again with the same agent and numbers, in the same order, "
                 "and this confirmation_token (valid 5 minutes)."
             ),
             destinations=plan.destinations,
             est_credits_per_min=plan.est_credits_per_min,
-            confirmation_token=batch_token,
-            expires_at=min(expires) if expires else None,
+            confirmation_token=token,
+            expires_at=record.expires_at,
         )
 
-    async def dial(self, plan: BatchPlan, *, via: str) -> BatchResult:
-        """Dial each ready destination once, in order; a failure or a late refusal is reported, never retried."""
-        batch_id = "b_" + secrets.token_hex(7)
-        results = list(plan.destinations)
-        for item in _ready(plan):
-            before = results[item.index]
-            try:
-                done = await self.service.dial(item.prepared, via=via, batch_id=batch_id)
-            except PreflightRefused as refused:
-                results[item.index] = before.model_copy(update={"status": "refused", "reason": _reason(refused.refusals)})
-            except ToolError as failed:
-                results[item.index] = before.model_copy(update={"status": "failed", "reason": str(failed)})
-            else:
-                results[item.index] = _outcome(before, done)
-        return self._report(results, plan.est_credits_per_min)
+    async def answer(self, ticket: ConsentTicket, answer: Answer, *, answer_key: str | None) -> BatchResult:
+        """Use the consent with the person's answer, once: a yes dials exactly the destinations agreed."""
+        consent = await self.service.consent(ticket.consent_id)
+        use = ConsentAnswer(consent_id=consent.consent_id, binding=consent.binding, via="form", answer_key=answer_key)
+        return await self._use(consent, use, answer)
 
-    async def dial_with_token(self, args: BatchArgs, token: str) -> BatchResult:
-        """Confirm by the batch token: every destination checked against its intent first, then each dialed once."""
+    async def confirm_token(self, args: BatchArgs, token: str) -> BatchResult:
+        """Use a batch preview's consent by its token: each agreed destination dialed once, or what it did."""
         self._check_size(args)
         svc = self.service
-        tokens = [batch_token_for(token, index) for index in range(len(args.to_numbers))]
-        records = [await svc.ledger.get_intent(t) for t in tokens]
-        if all(record is None for record in records):
+        consent = await svc.ledger.consent_by_token(token)
+        if consent is None or consent.kind != "batch":
             await svc.ledger.append_audit("refusal", at=svc.now(), agent_id=args.agent_id,
-                                          detail={"claim": "unknown_token", "batch": len(tokens)})
-            raise ToolError(TOKEN_UNKNOWN)
-        for raw, record in zip(args.to_numbers, records, strict=True):
-            if record is not None and (
-                record.args.agent_id != args.agent_id or record.args.phone_number_id != args.phone_number_id
-                or record.args.to_number != self._e164(raw)
-            ):
-                await svc.ledger.append_audit("refusal", at=svc.now(), intent_id=record.intent_id,
-                                              agent_id=args.agent_id, detail={"claim": "mismatched", "batch": True})
-                raise ToolError(OTHER_ARGUMENTS)
-        results: list[Destination] = []
-        for raw, record, one in zip(args.to_numbers, records, tokens, strict=True):
-            if record is None:
-                results.append(Destination(to=raw, status="refused", reason="refused in the preview, so not confirmed"))
-                continue
-            shown = Destination(to=record.args.to_number, status="ready",
-                                est_credits_per_min=record.estimated_credits_per_minute)
-            try:
-                done = await svc.dial_with_token(
-                    DispatchArgs(agent_id=args.agent_id, to_number=raw, phone_number_id=args.phone_number_id), one
-                )
-            except PreflightRefused as refused:
-                results.append(shown.model_copy(update={"status": "refused", "reason": _reason(refused.refusals)}))
-            except ToolError as failed:
-                results.append(shown.model_copy(update={"status": "failed", "reason": str(failed)}))
-            else:
-                results.append(_outcome(shown, done))
-        rates = [d.est_credits_per_min for d in results if d.est_credits_per_min is not None]
-        return self._report(results, round(sum(rates), 2) if rates else None)
+                                          detail={"claim": "unknown_token", "batch": len(args.to_numbers)})
+            raise DispatchError(TOKEN_UNKNOWN)
+        use = ConsentAnswer(consent_id=consent.consent_id, binding=self._binding(args), via="token")
+        return await self._use(consent, use, "accept")
+
+    async def dial_unattended(self, plan: BatchPlan) -> BatchResult:
+        """Dial each ready destination without asking, each decided like any other dial."""
+        svc = self.service
+        results = list(plan.destinations)
+        if plan.ready:
+            facts = await svc.read_facts(plan.args.agent_id, svc.now())
+            for item in plan.ready:
+                target = BoundArgs(agent_id=plan.args.agent_id, to_number=item.view.to,
+                                   phone_number_id=plan.args.phone_number_id)
+                request = DialRequest(target=target, estimate_per_minute=item.view.est_credits_per_min, mode="none")
+                results[item.position] = await self._dial(request, facts, results[item.position])
+        return self._report(results, plan.est_credits_per_min)
 
     def not_dialed(self, plan: BatchPlan, message: str) -> BatchResult:
         """The plan, with its ready destinations marked not dialed."""
@@ -201,61 +173,178 @@ class BatchDispatchService:
         return BatchResult(status="not_dialed", message=message, destinations=shown,
                            est_credits_per_min=plan.est_credits_per_min)
 
+    async def _use(self, consent: ConsentRecord, use: ConsentAnswer, answer: Answer) -> BatchResult:
+        """Use the consent once: a no is recorded; a yes dials each agreed destination; a replay gets the first outcome."""
+        svc = self.service
+        if consent.state == "used":
+            await svc.ledger.append_audit("replay", at=svc.now(), agent_id=consent.agent_id,
+                                          detail={"consent": consent.consent_id, "via": use.via,
+                                                  "first_answer": consent.answer})
+            return await self._first_outcome(consent)
+        # Read before the yes is used: if the agent or the balance cannot be read, the yes stays usable.
+        facts = await svc.read_facts(consent.agent_id, svc.now()) if answer == "accept" else None
+        with same_policy():
+            decision = await svc.ledger.answer_consent(use, "token" if use.via == "token" else answer, now=svc.now())
+        if decision.status == "consent_used" and decision.consent is not None:
+            return await self._first_outcome(decision.consent)
+        if decision.status == "consent_mismatched" and decision.consent is not None:
+            raise DispatchError(text.other_arguments(decision.consent))
+        if decision.status == "consent_expired":
+            raise DispatchError(text.TOKEN_EXPIRED if use.via == "token" else text.QUESTION_EXPIRED)
+        if decision.status != "claimed" or decision.consent is None:
+            raise DispatchError(TOKEN_UNKNOWN if use.via == "token" else text.CONSENT_GONE)
+        used = decision.consent
+        results = self._as_shown(used)
+        if facts is None:
+            return self._report([self._not_dialed(d) for d in results], self._total(used),
+                                message=text.NOT_A_YES[answer])
+        for agreed in used.agreed:
+            target = BoundArgs(agent_id=used.agent_id, to_number=agreed.to_number, phone_number_id=used.phone_number_id)
+            request = DialRequest(target=target, estimate_per_minute=agreed.estimate_per_minute, mode=used.mode,
+                                  consent_id=used.consent_id, position=agreed.position)
+            results[agreed.position] = await self._dial(request, facts, results[agreed.position])
+        return self._report(results, self._total(used))
+
+    async def _dial(self, request: DialRequest, facts: Facts, shown: Destination) -> Destination:
+        """One destination decided, and posted if claimed; every outcome reported, none raised."""
+        svc = self.service
+        try:
+            decision = await svc.decide(request, facts)
+            if decision.status == "refused":
+                assert decision.preflight is not None
+                return shown.model_copy(update={"status": "refused", "reason": _reason(decision.preflight.refusals)})
+            if not decision.claimed:
+                assert decision.intent is not None
+                return self._from_intent(shown, decision.intent)
+            assert decision.intent is not None
+            done = await svc.post(decision.intent, facts)
+        except DispatchError as failed:
+            return shown.model_copy(update={"status": "failed", "reason": str(failed)})
+        return _outcome(shown, done)
+
+    async def _first_outcome(self, consent: ConsentRecord) -> BatchResult:
+        """What the first answer to this consent did, reported again; nothing is dialed."""
+        results = self._as_shown(consent)
+        if consent.answer not in ("accept", "token"):
+            message = f"This question was already answered ({consent.answer}); nothing was dialed."
+            return self._report([self._not_dialed(d) for d in results], self._total(consent), message=message)
+        decided = await self.service.ledger.wait_for_consent(
+            consent.consent_id, positions=len(consent.agreed), timeout=WAIT_FOR_OTHER_SECONDS
+        )
+        by_position = {intent.position: intent for intent in decided}
+        for agreed in consent.agreed:
+            intent = by_position.get(agreed.position)
+            shown = results[agreed.position]
+            results[agreed.position] = (
+                self._from_intent(shown, intent) if intent is not None
+                else shown.model_copy(update={"status": "not_dialed",
+                                              "reason": "the first confirmation stopped before deciding it"})
+            )  # fmt: skip
+        report = self._report(results, self._total(consent))
+        return report.model_copy(update={"message": "This confirmation was already used; nothing was dialed again. "
+                                                    + report.message})
+
+    def _from_intent(self, shown: Destination, intent: IntentRecord) -> Destination:
+        """A destination as its recorded decision left it."""
+        if intent.state == "dialed":
+            return shown.model_copy(update={"status": "dialed", "call_id": intent.call_id, "reason": None})
+        if intent.state == "unknown":
+            return shown.model_copy(update={"status": "outcome_unknown",
+                                            "reason": text.outcome_unknown(intent.args.to_number)})
+        if intent.state == "refused":
+            return shown.model_copy(update={"status": "refused", "reason": ", ".join(intent.refused_rules)})
+        if intent.state == "failed":
+            return shown.model_copy(update={"status": "failed", "reason": intent.failure_message})
+        return shown.model_copy(update={"status": "not_dialed", "reason": "still being dialed by another confirmation"})
+
+    def _as_shown(self, consent: ConsentRecord) -> list[Destination]:
+        """Every destination as the person was shown it: ready, or refused with its reason."""
+        return [
+            Destination(to=d.to_number, status="ready" if d.dial else "refused",
+                        est_credits_per_min=d.estimate_per_minute if d.dial else None, reason=d.reason)
+            for d in consent.destinations
+        ]
+
+    @staticmethod
+    def _not_dialed(shown: Destination) -> Destination:
+        return shown.model_copy(update={"status": "not_dialed"}) if shown.status == "ready" else shown
+
+    @staticmethod
+    def _total(consent: ConsentRecord) -> float | None:
+        rates = [d.estimate_per_minute for d in consent.agreed if d.estimate_per_minute is not None]
+        return round(sum(rates), 2) if rates else None
+
+    async def _open(self, plan: BatchPlan, *, token: str | None, era: str | None) -> ConsentRecord:
+        svc = self.service
+        shown = [
+            ConsentDestination(position=position, to_number=d.to, dial=d.status == "ready", reason=d.reason,
+                               estimate_per_minute=d.est_credits_per_min)
+            for position, d in enumerate(plan.destinations)
+        ]
+        audit = {} if era is None else {"era": era}
+        consent_id = new_consent_id()
+        consent = NewConsent(
+            consent_id=consent_id, kind="batch", mode="token" if token else "elicit", agent_id=plan.args.agent_id,
+            phone_number_id=plan.args.phone_number_id, binding=self._binding(plan.args), destinations=tuple(shown),
+            question=text.with_reference(plan.question, consent_id), audit=audit,
+        )  # fmt: skip
+        now = svc.now()
+        with same_policy():
+            return await svc.ledger.open_consent(consent, now=now, expires_at=now + CONSENT_TTL, token=token)
+
+    def _binding(self, args: BatchArgs) -> str:
+        """The batch's exact arguments: the agent, the caller id, each destination (E.164 where it is one) in order."""
+        region = self.service.policy.default_region
+        numbers = [e164_or_none(raw, region) or f"raw:{raw}" for raw in args.to_numbers]
+        return binding_of("batch", {"agent_id": args.agent_id, "phone_number_id": args.phone_number_id,
+                                    "to_numbers": numbers})
+
+    def _shown(self, raw: str) -> str:
+        """A destination as the person reads it: E.164 where it is a number, else the input on one visible line."""
+        return e164_or_none(raw, self.service.policy.default_region) or one_line(raw)
+
     def _check_size(self, args: BatchArgs) -> None:
-        if len(args.to_numbers) > self.max_batch:
-            raise ToolError(
-                f"to_numbers has {len(args.to_numbers)} destinations; this server takes at most {self.max_batch} per "
+        limit = self.service.policy.max_batch
+        if len(args.to_numbers) > limit:
+            raise DispatchError(
+                f"to_numbers has {len(args.to_numbers)} destinations; this server takes at most {limit} per "
                 "batch (OUTBOUNDCALLS_MAX_BATCH). Nothing was dialed; split the list."
             )
 
-    def _e164(self, raw: str) -> str | None:
-        from outboundcalls.numbers import InvalidPhoneNumberError, parse_phone
-
-        try:
-            return parse_phone(raw, self.service.default_region).e164
-        except InvalidPhoneNumberError:
-            return None
-
-    def _question(self, plan: BatchPlan, ready: list[_Ready]) -> str:
-        """Every fact the person needs for the whole batch, in one message."""
+    def _question(self, shown: list[Destination], ready: list[ReadyDestination], total: float | None) -> str:
+        """Every fact the person needs for the whole batch, in one message, from normalised values only."""
         if not ready:
             return ""
-        first = ready[0].prepared.view
+        first = ready[0].view
         agent = f'"{first.agent_name}"' if first.agent_name else first.agent_id
         lines = [f"Place {len(ready)} phone call(s) through agent {agent}?"]
         for item in ready:
-            view = item.prepared.view
+            view = item.view
             rate = f"about {view.est_credits_per_min:g} credits/min" if view.est_credits_per_min is not None else "rate unknown"
             lines.append(f"- {view.to} ({view.country or '?'}, {view.number_type or '?'}; local time "
                          f"{view.local_time or 'unknown'}): {rate}")
-        total = plan.est_credits_per_min
         if total is not None:
             lines.append(f"Total: about {total:g} credits per minute of calling (an estimate, not a quote; charged on "
                          f"completion), about {total * ESTIMATE_MINUTES_PER_CALL:g} credits if each call lasts "
                          f"{ESTIMATE_MINUTES_PER_CALL} minutes. Balance: {first.balance:g} credits.")
-        refused = [d for d in plan.destinations if d.status == "refused"]
+        refused = [d for d in shown if d.status == "refused"]
         if refused:
-            lines.append("Not called (refused): " + "; ".join(f"{d.to} ({d.reason})" for d in refused) + ".")
-        text = "\n".join(lines)
-        return (SANDBOX_PREFIX + text) if self.service.sandbox else text
+            lines.append("Not called (refused): " + "; ".join(f"{d.to} ({one_line(d.reason or '', limit=200)})"
+                                                              for d in refused) + ".")
+        question = "\n".join(lines)
+        return (SANDBOX_PREFIX + question) if self.service.sandbox else question
 
-    def _report(self, results: list[Destination], total: float | None) -> BatchResult:
+    def _report(self, results: list[Destination], total: float | None, *, message: str | None = None) -> BatchResult:
         dialed = [d for d in results if d.status == "dialed"]
         where = " in the SANDBOX (simulated)" if self.service.sandbox else ""
         others = len(results) - len(dialed)
-        message = f"Dialed {len(dialed)} of {len(results)} destination(s){where}"
-        message += f"; {others} not dialed (see each reason)." if others else "."
+        summary = f"Dialed {len(dialed)} of {len(results)} destination(s){where}"
+        summary += f"; {others} not dialed (see each reason)." if others else "."
         if dialed:
-            message += " Use wait_for_calls with their call ids."
-        return BatchResult(status="dialed" if dialed else "not_dialed", message=message, destinations=results,
-                           est_credits_per_min=total)
-
-
-def _ready(plan: BatchPlan) -> tuple[_Ready, ...]:
-    handle: Any = plan.handle
-    if not isinstance(handle, tuple) or not all(isinstance(item, _Ready) for item in handle):
-        raise TypeError("not a plan of this service")  # pragma: no cover - plans only come from plan()
-    return handle
+            summary += " Use wait_for_calls with their call ids."
+        return BatchResult(status="dialed" if dialed else "not_dialed",
+                           message=summary if message is None else f"{message} {summary}",
+                           destinations=results, est_credits_per_min=total)
 
 
 def _outcome(shown: Destination, done: DispatchResult) -> Destination:
@@ -265,10 +354,3 @@ def _outcome(shown: Destination, done: DispatchResult) -> Destination:
                                         "reason": None})
     status = "outcome_unknown" if done.status == "outcome_unknown" else "not_dialed"
     return shown.model_copy(update={"status": status, "reason": done.message})
-
-
-def open_batch_dispatcher(dispatcher: Dispatcher | None, settings: Settings) -> BatchDispatchService | None:
-    """The batch path over this server's dispatch service (none in read-only mode or without a key)."""
-    if not isinstance(dispatcher, DispatchService):
-        return None
-    return BatchDispatchService(dispatcher, max_batch=settings.max_batch)

@@ -1,21 +1,28 @@
-"""The one path every dispatch takes: pre-flight, consent bookkeeping, and an exactly-once dial."""
+"""The one path every dispatch takes: pre-flight, a consent used once, and each dial decided once.
+
+Reading the outside world (the agent, the balance, a lost call) happens first; everything that can
+change between that reading and the claim is decided inside one ledger transaction
+(`LedgerStore.decide`): the consent's state, the rules at one `now`, the claim. Only a claim sends
+the one POST, in a scope cancellation cannot interrupt, and its outcome is recorded whatever
+happens.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, Literal
 
 import anyio
-from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import JsonValue
 
 from outboundcalls.calls import CallSummary, NewCall
-from outboundcalls.numbers import e164_or_none
+from outboundcalls.display import one_line
 from outboundcalls.errors import (
     APIStatusError,
     ConnectionFailedError,
@@ -24,59 +31,68 @@ from outboundcalls.errors import (
     OutboundCallsError,
     UpstreamError,
 )
+from outboundcalls.numbers import e164_or_none
+from outboundcalls.pricing import MINIMUM_BALANCE_CREDITS
 from server import dispatch_text as text
-from server.dispatch_text import RecentQuestions, describe_refusals, preview_view, question_text
+from server.dispatch_text import describe_refusals, preview_view, question_text
 from server.ledger import (
-    AuditKind,
+    BoundArgs,
+    ConsentAnswer,
+    ConsentDestination,
+    ConsentRecord,
+    Decision,
     DialedOutcome,
+    DialRequest,
     FailedOutcome,
     IntentRecord,
     LedgerStore,
+    NewConsent,
     PolicyMismatchError,
-    RefusedOutcome,
+    Rules,
     UnknownOutcome,
+    UsageFacts,
+    new_consent_id,
 )
-from server.ledger import DispatchArgs as BoundArgs
 from server.policy import DEPLOYED_STATUS, DispatchPolicy
 from server.preflight import AgentFacts, PreflightResult
 from server.reconcile import Reconciler
 from tools.calls import call_item
-from tools.dispatch_models import DispatchArgs, DispatchResult, PreflightRefused, Prepared, Preview
+from tools.dispatch_models import (
+    Answer,
+    ConsentTicket,
+    DispatchError,
+    DispatchRequest,
+    DispatchResult,
+    PreflightRefused,
+    Prepared,
+    Preview,
+)
 from tools.errors import describe_upstream_error
 
 if TYPE_CHECKING:
     from outboundcalls.client import OutboundCallsClient
 
-__all__ = ["FACTS_TTL", "QUESTION_TTL", "TOKEN_TTL", "DispatchService"]
+__all__ = ["CONSENT_TTL", "FACTS_TTL", "DispatchService", "Facts", "same_policy"]
 
 log = logging.getLogger("outboundcalls.dispatch")
 
-TOKEN_TTL = timedelta(minutes=5)
+# How long a question or a preview's token can be answered: long enough for a person to read it.
+CONSENT_TTL: Final = timedelta(minutes=5)
 # Upstream facts (agent, balance) are reused this long, so a preview and its confirmation cost
-# no second round of reads.
-FACTS_TTL = timedelta(seconds=60)
-# A question is worded the same for this long (a modern-era answer counts only for the exact
-# question asked, and a person may take minutes); the rules are evaluated afresh every time.
-QUESTION_TTL = TOKEN_TTL
-WAIT_FOR_OTHER_CLAIM_SECONDS = 30.0
+# no second round of reads; every rule that reads the ledger is decided afresh regardless.
+FACTS_TTL: Final = timedelta(seconds=60)
+# A confirmation that finds its consent being dialed by another waits this long for the outcome.
+WAIT_FOR_OTHER_SECONDS: Final = 30.0
+_YES_WORD: Final = {"token": "token", "elicit": "answer"}
 
 
 @dataclass(frozen=True)
-class _Facts:
-    """Upstream facts for one pre-flight, and when they were read."""
+class Facts:
+    """Upstream facts for the rules (the agent, the balance), and when they were read."""
 
     agent: AgentFacts
     balance: float
     read_at: datetime
-
-
-@dataclass(frozen=True)
-class _Handle:
-    """The service's own record of a prepared dispatch."""
-
-    bound: BoundArgs
-    preflight: PreflightResult
-    facts: _Facts
 
 
 class DispatchService:
@@ -88,128 +104,98 @@ class DispatchService:
         api: OutboundCallsClient,
         policy: DispatchPolicy,
         ledger: LedgerStore,
-        default_region: str,
         sandbox: bool,
         now: Callable[[], datetime],
     ) -> None:
         self.api = api
         self.policy = policy
         self.ledger = ledger
-        self.default_region = default_region
         self.sandbox = sandbox
         self.now = now
         self.reconciler = Reconciler(api=api, ledger=ledger, now=now)
-        self._facts: dict[str, _Facts] = {}
-        self._questions = RecentQuestions(ttl=QUESTION_TTL)
+        self._facts: dict[str, Facts] = {}
 
-    async def prepare(self, args: DispatchArgs) -> Prepared:
+    async def prepare(self, args: DispatchRequest) -> Prepared:
         """Run pre-flight (always: a cap or cooldown may have just been reached); a refusal is audited."""
         now = self.now()
-        if e164_or_none(args.to_number, self.default_region) is None:
+        if e164_or_none(args.to_number, self.policy.default_region) is None:
             # An undialable number (letters, look-alike digits, 911) is refused on its own: nothing is read for it.
-            facts = _Facts(agent=AgentFacts(agent_id=args.agent_id, exists=True, status=DEPLOYED_STATUS),
-                           balance=math.inf, read_at=now)
+            facts = Facts(agent=AgentFacts(agent_id=args.agent_id, exists=True, status=DEPLOYED_STATUS),
+                          balance=math.inf, read_at=now)
         else:
-            facts = await self._read_facts(args.agent_id, now)
-        preflight = await self._evaluate(args.to_number, facts, now)
+            facts = await self.read_facts(args.agent_id, now)
+        preflight = await self.evaluate(args.to_number, facts, now)
         number = preflight.number
         if not preflight.allowed or number is None:
-            await self._audit_refusal(args, preflight, stage="preview")
+            await self._audit_refusal(args, preflight)
             raise PreflightRefused(describe_refusals(preflight), preflight.refusals)
-        bound = BoundArgs(agent_id=args.agent_id, to_number=number.e164,
-                          phone_number_id=args.phone_number_id, contact_id=args.contact_id)
-        handle = _Handle(bound=bound, preflight=preflight, facts=facts)
-        shown = self._questions.get(args, now)
-        if shown is not None:
-            # The same words as before: a modern-era answer counts only for the question as it was shown.
-            return shown.model_copy(update={"handle": handle})
+        bound = self.bind(args)
+        assert bound is not None
         view = preview_view(bound, preflight, facts.agent, facts.balance, sandbox=self.sandbox)
-        prepared = Prepared(args=args, view=view, question=question_text(view, preflight, sandbox=self.sandbox),
-                            handle=handle)
-        self._questions.put(args, prepared, now)
-        return prepared
+        return Prepared(args=args, view=view, question=question_text(view, preflight, sandbox=self.sandbox))
 
-    async def offer_token(self, prepared: Prepared, *, batch_id: str | None = None, token: str | None = None) -> Preview:
-        """Record a pending intent (audited as the preview); its token, bound to these exact arguments, confirms it once."""
-        handle = _handle(prepared)
-        now = self.now()
-        with _same_policy():
-            intent = await self.ledger.create_intent(
-                handle.bound, estimate_per_minute=handle.preflight.estimated_credits_per_minute,
-                now=now, expires_at=now + TOKEN_TTL, mode="token", batch_id=batch_id, token=token,
-            )
-        return prepared.view.model_copy(update={"confirmation_token": intent.token, "expires_at": intent.expires_at})
+    async def consent_for_answer(self, args: DispatchRequest, answer_key: str) -> ConsentTicket | None:
+        """On an answering round: the question it answers (or already answered), if one is on record."""
+        bound = self.bind(args)
+        if bound is None:
+            return None
+        record = await self.ledger.consent_for_answer(bound.binding(), answer_key=answer_key, now=self.now())
+        return None if record is None else ConsentTicket(consent_id=record.consent_id, question=record.question)
 
-    async def record_question(self, prepared: Prepared, *, era: str) -> None:
-        """Audit the confirmation question as it is put to the person."""
-        await self._audit(prepared, "question", {"question": prepared.question, "era": era})
-
-    async def record_answer(self, prepared: Prepared, answer: str) -> None:
-        """Audit the person's answer to the confirmation question."""
-        await self._audit(prepared, "answer", {"answer": answer})
+    async def open_question(self, prepared: Prepared, *, era: str) -> ConsentTicket:
+        """Record the question about to be asked (audited once); its words are asked as recorded."""
+        record = await self._open(prepared, token=None, audit={"era": era})
+        return ConsentTicket(consent_id=record.consent_id, question=record.question)
 
     async def refuse(self, prepared: Prepared, reason: str) -> None:
         """Audit a refusal that is no pre-flight rule (the owner requires a question this client cannot show)."""
-        await self._audit(prepared, "refusal", {"reason": reason, "setting": "OUTBOUNDCALLS_CONFIRM"})
+        view = prepared.view
+        await self.ledger.append_audit(
+            "refusal", at=self.now(), agent_id=view.agent_id, to_number=view.to, estimate=view.est_credits_per_min,
+            detail={"reason": reason, "setting": "OUTBOUNDCALLS_CONFIRM"},
+        )  # fmt: skip
 
-    async def dial(self, prepared: Prepared, *, via: str, batch_id: str | None = None) -> DispatchResult:
-        """Dial a dispatch the person just confirmed (or that runs unattended): one intent, one claim, one POST."""
-        handle = _handle(prepared)
-        now = self.now()
-        with _same_policy():
-            intent = await self.ledger.create_intent(
-                handle.bound, estimate_per_minute=handle.preflight.estimated_credits_per_minute,
-                now=now, expires_at=now + TOKEN_TTL, mode="none" if via == "unattended" else "elicit", batch_id=batch_id,
-            )
-        # Pre-flight again right before the claim: the question may have taken minutes.
-        preflight = await self._evaluate(prepared.args.to_number, handle.facts, self.now())
-        if not preflight.allowed:
-            await self.ledger.record_outcome(intent.token, RefusedOutcome(rules=list(preflight.rules)), now=self.now())
-            raise PreflightRefused(describe_refusals(preflight, stage="answer" if via != "unattended" else "preview"),
-                                   preflight.refusals)
-        with _same_policy():
-            claim = await self.ledger.claim(intent.token, handle.bound, now=self.now())
-        if not claim.claimed:  # pragma: no cover - a fresh intent is only ever claimed here
-            raise ToolError(f"Could not claim the new dispatch ({claim.status}); nothing was dialed.")
-        return await self._post(intent.token, replace(handle, preflight=preflight))
+    async def offer_token(self, prepared: Prepared) -> Preview:
+        """Record the preview as a consent; its token, bound to these exact arguments, confirms it once."""
+        token = secrets.token_urlsafe(24)
+        record = await self._open(prepared, token=token, audit={})
+        return prepared.view.model_copy(update={"confirmation_token": token, "expires_at": record.expires_at})
 
-    async def dial_with_token(self, args: DispatchArgs, token: str) -> DispatchResult:
-        """Confirm by token: dial once, or return what the token already did."""
-        record = await self.ledger.get_intent(token)
-        e164 = e164_or_none(args.to_number, self.default_region)
-        if record is None:
-            await self.ledger.append_audit("refusal", at=self.now(), agent_id=args.agent_id, to_number=e164,
+    async def answer(self, ticket: ConsentTicket, answer: Answer, *, answer_key: str | None) -> DispatchResult:
+        """Use the consent with the person's answer, once: a yes dials (if the rules still allow it)."""
+        consent = await self.consent(ticket.consent_id)
+        use = ConsentAnswer(consent_id=consent.consent_id, binding=consent.binding, via="form", answer_key=answer_key)
+        if consent.state == "used":
+            return await self._first_outcome(consent, replay=use)
+        if answer != "accept":
+            decision = await self.ledger.answer_consent(use, answer, now=self.now())
+            if decision.status == "claimed":
+                return DispatchResult(status="not_dialed", message=text.NOT_A_YES[answer])
+            return await self._refused_use(decision, via="answer")
+        return await self._decide(consent, use, stage="answer")
+
+    async def confirm_token(self, args: DispatchRequest, token: str) -> DispatchResult:
+        """Use a preview's consent by its token: dial once, or return what it already did."""
+        consent = await self.ledger.consent_by_token(token)
+        if consent is None or consent.kind != "single":
+            await self.ledger.append_audit("refusal", at=self.now(), agent_id=args.agent_id,
                                            detail={"claim": "unknown_token"})
-            raise ToolError(text.TOKEN_UNKNOWN)
-        if record.state != "pending":
-            return await self._settled(token, record)
-        bound = None if e164 is None else BoundArgs(agent_id=args.agent_id, to_number=e164,
-                                                    phone_number_id=args.phone_number_id, contact_id=args.contact_id)
-        if bound is None or bound.args_hash() != record.args.args_hash():
-            await self.ledger.append_audit("refusal", at=self.now(), intent_id=record.intent_id, agent_id=args.agent_id,
-                                           to_number=e164, detail={"claim": "mismatched"})
-            raise ToolError(text.other_arguments(record.args))
-        if self.now() >= record.expires_at:
-            await self.ledger.append_audit("refusal", at=self.now(), intent_id=record.intent_id, agent_id=args.agent_id,
-                                           to_number=e164, detail={"claim": "expired"})
-            raise ToolError(text.TOKEN_EXPIRED)
-        facts = await self._read_facts(args.agent_id, self.now())
-        preflight = await self._evaluate(args.to_number, facts, self.now())
-        if not preflight.allowed:
-            current = await self.ledger.get_intent(token)
-            if current is not None and current.state != "pending":
-                # Refused only because a concurrent confirmation of this very token just dialed.
-                return await self._settled(token, current)
-            await self.ledger.record_outcome(token, RefusedOutcome(rules=list(preflight.rules)), now=self.now())
-            raise PreflightRefused(describe_refusals(preflight, stage="token"), preflight.refusals)
-        with _same_policy():
-            claim = await self.ledger.claim(token, bound, now=self.now())
-        if claim.status == "claimed":
-            return await self._post(token, _Handle(bound=bound, preflight=preflight, facts=facts))
-        if claim.status == "expired":
-            raise ToolError(text.TOKEN_EXPIRED)
-        assert claim.intent is not None
-        return await self._settled(token, claim.intent)
+            raise DispatchError(text.TOKEN_UNKNOWN)
+        bound = self.bind(args)
+        use = ConsentAnswer(consent_id=consent.consent_id, binding=bound.binding() if bound else "(not a number)",
+                            via="token", keep_open_if_refused=True)
+        if consent.state == "used":
+            return await self._first_outcome(consent, replay=use)
+        return await self._decide(consent, use, stage="token")
+
+    async def dial_unattended(self, prepared: Prepared) -> DispatchResult:
+        """Dial without asking (OUTBOUNDCALLS_CONFIRM=none), decided like any other dial."""
+        target = self.bind(prepared.args)
+        assert target is not None
+        facts = await self.read_facts(target.agent_id, self.now())
+        request = DialRequest(target=target, estimate_per_minute=prepared.view.est_credits_per_min, mode="none")
+        decision = await self.decide(request, facts)
+        return await self._after(decision, facts, stage="preview")
 
     async def record_charge(self, call: CallSummary) -> bool:
         """Audit the charge of an ended call this server dialed, once; whether it was recorded now."""
@@ -221,67 +207,93 @@ class DispatchService:
         """At start-up: mark abandoned claims unknown and reconcile every recent unknown outcome."""
         return await self.reconciler.recover()
 
-    async def _settled(self, token: str, record: IntentRecord) -> DispatchResult:
-        """What another confirmation of this token did, waiting (bounded) if it is still dialing."""
-        if record.state == "dialing":
-            record = await self.ledger.wait_for_outcome(token, timeout=WAIT_FOR_OTHER_CLAIM_SECONDS) or record
-        return await self._recorded(record)
+    # The pieces the batch path shares.
 
-    async def _evaluate(self, raw: str, facts: _Facts, now: datetime) -> PreflightResult:
-        e164 = e164_or_none(raw, self.default_region)
+    def bind(self, args: DispatchRequest) -> BoundArgs | None:
+        """The arguments as a dial is bound to them (the number in E.164), or None if it is no number."""
+        e164 = e164_or_none(args.to_number, self.policy.default_region)
+        if e164 is None:
+            return None
+        return BoundArgs(agent_id=args.agent_id, to_number=e164, phone_number_id=args.phone_number_id,
+                         contact_id=args.contact_id)
+
+    async def consent(self, consent_id: str) -> ConsentRecord:
+        """A consent this server recorded, or DispatchError if the ledger has none by that id."""
+        record = await self.ledger.consent(consent_id)
+        if record is None:
+            raise DispatchError(text.CONSENT_GONE)
+        return record
+
+    async def decide(self, request: DialRequest, facts: Facts) -> Decision:
+        """One decision in the ledger; a held number is looked up first, so a found call frees it."""
+        await self.release_hold(request.target.to_number)
+        with same_policy():
+            return await self.ledger.decide(request, self.rules(request.target, facts), clock=self.now)
+
+    def rules(self, target: BoundArgs, facts: Facts) -> Rules:
+        """Every pre-flight rule for this destination, for the ledger to evaluate inside its decision."""
+
+        def evaluate(usage: UsageFacts, now: datetime) -> PreflightResult:
+            return self.policy.evaluate(raw=target.to_number, now=now, agent=facts.agent, balance=facts.balance,
+                                        usage=usage)
+
+        return evaluate
+
+    async def evaluate(self, raw: str, facts: Facts, now: datetime) -> PreflightResult:
+        """Pre-flight as a preview shows it (the decision evaluates again, inside the ledger)."""
+        e164 = e164_or_none(raw, self.policy.default_region)
+        if e164 is not None:
+            await self.release_hold(e164)
         usage = await self.ledger.usage(e164, now=now)
-        if e164 is not None and usage.unknown_outcome_at is not None:
-            # The number is held by an unknown outcome: look for that call first, so a found call frees it.
-            if any(r.state != "unknown" for r in await self.reconciler.reconcile_unknown(to_number=e164)):
-                usage = await self.ledger.usage(e164, now=now)
-        return self.policy.evaluate(
-            raw=raw, default_region=self.default_region, now=now, agent=facts.agent, balance=facts.balance, usage=usage
-        )
+        return self.policy.evaluate(raw=raw, now=now, agent=facts.agent, balance=facts.balance, usage=usage)
 
-    async def _current_balance(self, *, fallback: float) -> float:
-        """The balance now (a 402 means it changed since the preview); the cached one if it cannot be read."""
-        try:
-            balance = (await self.api.get_account()).credits
-        except OutboundCallsError:
-            return fallback
-        for agent_id, facts in self._facts.items():
-            self._facts[agent_id] = replace(facts, balance=balance)
-        return balance
+    async def release_hold(self, e164: str) -> None:
+        """Look up the call behind an unknown outcome on this number, so that a found call frees the number."""
+        usage = await self.ledger.usage(e164, now=self.now())
+        if usage.unknown_outcome_at is not None:
+            await self.reconciler.reconcile_unknown(to_number=e164)
 
-    async def _read_facts(self, agent_id: str, now: datetime) -> _Facts:
+    async def read_facts(self, agent_id: str, now: datetime) -> Facts:
+        """The agent and the balance (read together, reused for FACTS_TTL); an upstream failure is a DispatchError."""
         cached = self._facts.get(agent_id)
         if cached is not None and now - cached.read_at < FACTS_TTL:
             return cached
-        agent: AgentFacts | None = None
+        agent = AgentFacts(agent_id=agent_id, exists=False)
         balance = 0.0
+        failures: list[OutboundCallsError] = []
 
         async def read_agent() -> None:
             nonlocal agent
             try:
-                a = await self.api.get_agent(agent_id)
+                found = await self.api.get_agent(agent_id)
             except NotFoundError:
-                agent = AgentFacts(agent_id=agent_id, exists=False)
                 return
-            agent = AgentFacts(agent_id=agent_id, exists=True, status=a.status, name=a.name)
+            except OutboundCallsError as exc:
+                failures.append(exc)
+                return
+            agent = AgentFacts(agent_id=agent_id, exists=True, status=found.status, name=found.name)
 
         async def read_balance() -> None:
             nonlocal balance
-            balance = (await self.api.get_account()).credits
+            try:
+                balance = (await self.api.get_account()).credits
+            except OutboundCallsError as exc:
+                failures.append(exc)
 
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(read_agent)
-                tg.start_soon(read_balance)
-        except* OutboundCallsError as group:
-            raise ToolError(describe_upstream_error(group.exceptions[0])) from None
-        assert agent is not None
-        facts = _Facts(agent=agent, balance=balance, read_at=now)
+        # Each read keeps its own failure: nothing is raised inside the task group, so no exception
+        # group has to be taken apart (which Python 3.11 before 3.11.4 does differently).
+        async with anyio.create_task_group() as group:
+            group.start_soon(read_agent)
+            group.start_soon(read_balance)
+        if failures:
+            raise DispatchError(describe_upstream_error(failures[0]))
+        facts = Facts(agent=agent, balance=balance, read_at=now)
         self._facts[agent_id] = facts
         return facts
 
-    async def _post(self, token: str, handle: _Handle) -> DispatchResult:
+    async def post(self, intent: IntentRecord, facts: Facts) -> DispatchResult:
         """The one POST of a claimed intent, and its outcome recorded whatever happens."""
-        bound = handle.bound
+        bound = intent.args
         body = NewCall(agent_id=bound.agent_id, to_number=bound.to_number,
                        phone_number_id=bound.phone_number_id, contact_id=bound.contact_id)
         started = self.now()
@@ -293,44 +305,135 @@ class DispatchService:
                 # A 502 is "failed" per the vendor's page, but the call may exist anyway: look once.
                 found = await self.reconciler.find_call(bound, started)
                 if found is not None:
-                    await self.ledger.record_outcome(token, DialedOutcome(call_id=found.id), now=self.now())
-                    return self._dialed(found, handle, note=" (the API answered 502, but the call was created)")
-                await self._fail(token, exc.status, exc.message)
-                raise ToolError(describe_upstream_error(exc) + text.NOT_PLACED) from exc
+                    await self.ledger.record_outcome(intent.intent_id, DialedOutcome(call_id=found.id), now=self.now())
+                    return self._dialed(found, bound, note=" (the API answered 502, but the call was created)")
+                await self._fail(intent, exc.status, exc.message)
+                raise DispatchError(describe_upstream_error(exc) + text.NOT_PLACED) from exc
             except InsufficientCreditsError as exc:
-                await self._fail(token, 402, exc.message)
-                balance = await self._current_balance(fallback=handle.facts.balance)
-                raise ToolError(
-                    f"Insufficient credits (402): the balance is {balance:g} credits and the vendor "
-                    "requires at least 25 to dispatch. Nothing was dialed; top up in the OutboundCalls dashboard."
+                await self._fail(intent, 402, exc.message)
+                balance = await self._current_balance(fallback=facts.balance)
+                raise DispatchError(
+                    f"Insufficient credits (402): the balance is {balance:g} credits and the vendor requires at "
+                    f"least {MINIMUM_BALANCE_CREDITS:g} to dispatch. Nothing was dialed; top up in the OutboundCalls "
+                    "dashboard."
                 ) from exc
             except (APIStatusError, ConnectionFailedError) as exc:
                 # A definite answer, or a request that never left: no call exists.
-                await self._fail(token, exc.status if isinstance(exc, APIStatusError) else None, str(exc)[:300])
-                raise ToolError(describe_upstream_error(exc, text.DIAL_SUBJECT) + text.NOT_PLACED) from exc
+                await self._fail(intent, exc.status if isinstance(exc, APIStatusError) else None, str(exc)[:300])
+                raise DispatchError(describe_upstream_error(exc, text.DIAL_SUBJECT) + text.NOT_PLACED) from exc
             except OutboundCallsError as exc:
                 # The request left and no usable answer came back (timeout, drop, a 2xx body we cannot read).
-                return await self._settle_unknown(token, handle, reason=f"{type(exc).__name__}: {exc}")
-            await self.ledger.record_outcome(token, DialedOutcome(call_id=call.id), now=self.now())
-        return self._dialed(call, handle)
+                return await self._settle_unknown(intent, reason=f"{type(exc).__name__}: {exc}")
+            await self.ledger.record_outcome(intent.intent_id, DialedOutcome(call_id=call.id), now=self.now())
+        return self._dialed(call, bound)
 
-    async def _fail(self, token: str, status: int | None, message: str) -> None:
-        await self.ledger.record_outcome(token, FailedOutcome(status=status, message=message), now=self.now())
+    async def recorded(self, intent: IntentRecord, *, word: str) -> DispatchResult:
+        """What a decided dial did, returned again, never dialed again."""
+        if intent.state == "dialed" and intent.call_id:
+            call = await self._get_call(intent.call_id)
+            return DispatchResult(
+                status="dialed", call=call_item(call) if call else None,
+                message=f"This {word} already placed call {intent.call_id}; it was not dialed again.",
+            )
+        if intent.state == "unknown":
+            return DispatchResult(status="outcome_unknown",
+                                  message=f"This {word}'s call has an unknown outcome; it is never dialed again. "
+                                  "Check list_calls.")
+        if intent.state == "failed":
+            raise DispatchError(f"This {word}'s dispatch already failed ({intent.failure_message}); it is not retried. "
+                                "Dispatch again for a new confirmation.")
+        if intent.state == "refused":
+            raise DispatchError(f"This {word} was already decided: refused by {', '.join(intent.refused_rules)}. "
+                                "Nothing was dialed, and it is not decided again.")
+        raise DispatchError(f"This {word}'s dispatch is still in progress elsewhere; it was not dialed again. "
+                            "Try again shortly.")
 
-    async def _settle_unknown(self, token: str, handle: _Handle, *, reason: str) -> DispatchResult:
+    async def _open(self, prepared: Prepared, *, token: str | None, audit: dict[str, JsonValue]) -> ConsentRecord:
+        bound = self.bind(prepared.args)
+        assert bound is not None
+        view = prepared.view
+        destination = ConsentDestination(position=0, to_number=bound.to_number, dial=True,
+                                         estimate_per_minute=view.est_credits_per_min)
+        consent_id = new_consent_id()
+        consent = NewConsent(
+            consent_id=consent_id, kind="single", mode="token" if token else "elicit", agent_id=bound.agent_id,
+            phone_number_id=bound.phone_number_id, contact_id=bound.contact_id, binding=bound.binding(),
+            destinations=(destination,), question=text.with_reference(prepared.question, consent_id), audit=audit,
+        )  # fmt: skip
+        now = self.now()
+        with same_policy():
+            return await self.ledger.open_consent(consent, now=now, expires_at=now + CONSENT_TTL, token=token)
+
+    async def _decide(self, consent: ConsentRecord, use: ConsentAnswer, *, stage: Literal["token", "answer"]) -> DispatchResult:
+        """A yes to a single dispatch: its consent used, the rules and the claim decided, in one transaction."""
+        (agreed,) = consent.agreed
+        target = BoundArgs(agent_id=consent.agent_id, to_number=agreed.to_number,
+                           phone_number_id=consent.phone_number_id, contact_id=consent.contact_id)
+        facts = await self.read_facts(target.agent_id, self.now())
+        request = DialRequest(target=target, estimate_per_minute=agreed.estimate_per_minute, mode=consent.mode,
+                              consent_id=consent.consent_id, use=use)
+        return await self._after(await self.decide(request, facts), facts, stage=stage)
+
+    async def _after(self, decision: Decision, facts: Facts, *, stage: Literal["preview", "token", "answer"]) -> DispatchResult:
+        """Act on a decision: POST a claim; say why anything else dialed nothing."""
+        if decision.claimed:
+            assert decision.intent is not None
+            return await self.post(decision.intent, facts)
+        if decision.status == "refused":
+            assert decision.preflight is not None
+            raise PreflightRefused(describe_refusals(decision.preflight, stage=stage), decision.preflight.refusals)
+        return await self._refused_use(decision, via="token" if stage == "token" else "answer")
+
+    async def _refused_use(self, decision: Decision, *, via: Literal["token", "answer"]) -> DispatchResult:
+        """A consent this yes could not use: the first outcome if it was used, otherwise why not."""
+        consent = decision.consent
+        if decision.status == "consent_used" and consent is not None:
+            return await self._first_outcome(consent)
+        if decision.status == "consent_mismatched" and consent is not None:
+            raise DispatchError(text.other_arguments(consent))
+        if decision.status == "consent_expired":
+            raise DispatchError(text.TOKEN_EXPIRED if via == "token" else text.QUESTION_EXPIRED)
+        raise DispatchError(text.TOKEN_UNKNOWN if via == "token" else text.CONSENT_GONE)
+
+    async def _first_outcome(self, consent: ConsentRecord, *, replay: ConsentAnswer | None = None) -> DispatchResult:
+        """What the first answer to this consent did: reported again, never dialed again."""
+        if replay is not None:
+            # Audited by the ledger when the replay reached a decision; this one stopped before any.
+            await self.ledger.append_audit("replay", at=self.now(), agent_id=consent.agent_id,
+                                           to_number=consent.agreed[0].to_number if consent.agreed else None,
+                                           detail={"consent": consent.consent_id, "via": replay.via,
+                                                   "first_answer": consent.answer})
+        word = _YES_WORD[consent.mode]
+        if consent.answer not in ("accept", "token"):
+            return DispatchResult(status="not_dialed",
+                                  message=f"This question was already answered ({consent.answer}); nothing was dialed.")
+        intents = await self.ledger.wait_for_consent(consent.consent_id, positions=1, timeout=WAIT_FOR_OTHER_SECONDS)
+        if not intents:
+            raise DispatchError(f"This {word} was used, but its dial was never decided; nothing was dialed. "
+                                "Dispatch again for a new confirmation.")
+        return await self.recorded(intents[0], word=word)
+
+    async def _current_balance(self, *, fallback: float) -> float:
+        """The balance now (a 402 means it changed since the preview); the cached one if it cannot be read."""
+        try:
+            balance = (await self.api.get_account()).credits
+        except OutboundCallsError:
+            return fallback
+        self._facts = {agent_id: Facts(f.agent, balance, f.read_at) for agent_id, f in self._facts.items()}
+        return balance
+
+    async def _fail(self, intent: IntentRecord, status: int | None, message: str) -> None:
+        await self.ledger.record_outcome(intent.intent_id, FailedOutcome(status=status, message=message), now=self.now())
+
+    async def _settle_unknown(self, intent: IntentRecord, *, reason: str) -> DispatchResult:
         """Reconcile, never retry: find the call if the vendor created it, otherwise hold the number."""
-        record = await self.ledger.record_outcome(token, UnknownOutcome(reason=reason[:300]), now=self.now())
+        record = await self.ledger.record_outcome(intent.intent_id, UnknownOutcome(reason=reason[:300]), now=self.now())
         settled = await self.reconciler.settle(record)
         if settled.state == "dialed" and settled.call_id:
             found = await self._get_call(settled.call_id)
             if found is not None:
-                return self._dialed(found, handle, note=" (the API's answer was lost, but the call was found)")
-        return DispatchResult(
-            status="outcome_unknown",
-            message=text.outcome_unknown(handle.bound.to_number),
-            preview=preview_view(handle.bound, handle.preflight, handle.facts.agent, handle.facts.balance,
-                                 sandbox=self.sandbox),
-        )
+                return self._dialed(found, intent.args, note=" (the API's answer was lost, but the call was found)")
+        return DispatchResult(status="outcome_unknown", message=text.outcome_unknown(intent.args.to_number))
 
     async def _get_call(self, call_id: str) -> CallSummary | None:
         try:
@@ -338,57 +441,27 @@ class DispatchService:
         except OutboundCallsError:
             return None
 
-    async def _recorded(self, record: IntentRecord) -> DispatchResult:
-        """What a token already did, returned again, never dialed again."""
-        if record.state == "dialed" and record.call_id:
-            call = await self._get_call(record.call_id)
-            return DispatchResult(
-                status="dialed", call=call_item(call) if call else None,
-                message=f"This token already placed call {record.call_id}; it was not dialed again.",
-            )
-        if record.state == "unknown":
-            return DispatchResult(status="outcome_unknown",
-                                  message="This token's call has an unknown outcome; it is never dialed again. Check list_calls.")
-        if record.state == "failed":
-            raise ToolError(f"This token's dispatch already failed ({record.failure_message}); it is not retried. "
-                            "Preview again for a new token.")
-        raise ToolError("This token's dispatch is still in progress elsewhere; it was not dialed again. Try again shortly.")
-
-    def _dialed(self, call: CallSummary, handle: _Handle, note: str = "") -> DispatchResult:
+    def _dialed(self, call: CallSummary, bound: BoundArgs, note: str = "") -> DispatchResult:
         where = " in the SANDBOX (simulated)" if self.sandbox else ""
         return DispatchResult(
             status="dialed",
             call=call_item(call),
-            message=f"Dialed {handle.bound.to_number}{where}{note}. Use wait_for_call with call_id {call.id}.",
+            message=f"Dialed {bound.to_number}{where}{note}. Use wait_for_call with call_id {call.id}.",
         )
 
-    async def _audit(self, prepared: Prepared, kind: AuditKind, detail: dict[str, JsonValue]) -> None:
-        handle = _handle(prepared)
-        await self.ledger.append_audit(
-            kind, at=self.now(), agent_id=handle.bound.agent_id, to_number=handle.bound.to_number,
-            estimate=handle.preflight.estimated_credits_per_minute, detail=detail,
-        )
-
-    async def _audit_refusal(self, args: DispatchArgs, preflight: PreflightResult, *, stage: str) -> None:
+    async def _audit_refusal(self, args: DispatchRequest, preflight: PreflightResult) -> None:
         number = preflight.number
         await self.ledger.append_audit(
             "refusal", at=self.now(), agent_id=args.agent_id, to_number=number.e164 if number else None,
             estimate=preflight.estimated_credits_per_minute,
-            detail={"rules": list(preflight.rules), "raw": args.to_number[:64], "stage": stage},
-        )
+            detail={"rules": list(preflight.rules), "raw": one_line(args.to_number), "stage": "preview"},
+        )  # fmt: skip
 
 
 @contextmanager
-def _same_policy() -> Iterator[None]:
-    """A ledger shared with a process under another policy refuses to dial, as a tool error naming why."""
+def same_policy() -> Iterator[None]:
+    """A ledger shared with a process under another policy refuses to dial, naming why."""
     try:
         yield
     except PolicyMismatchError as exc:
-        raise ToolError(f"Not dialed: {exc}") from None
-
-
-def _handle(prepared: Prepared) -> _Handle:
-    handle = prepared.handle
-    if not isinstance(handle, _Handle):  # pragma: no cover - Prepared only comes from this service
-        raise TypeError("not a prepared dispatch of this service")
-    return handle
+        raise DispatchError(f"Not dialed: {exc}") from None

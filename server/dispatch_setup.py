@@ -42,8 +42,7 @@ async def open_dispatcher(
     ledger = SqliteLedger(resolve_state_dir(settings))
     stack.push_async_callback(ledger.aclose)
     await ledger.ensure_policy_fingerprint(policy.fingerprint(), policy.settings_summary(), now=now())
-    service = DispatchService(api=api, policy=policy, ledger=ledger, default_region=settings.default_region,
-                              sandbox=settings.sandbox, now=now)
+    service = DispatchService(api=api, policy=policy, ledger=ledger, sandbox=settings.sandbox, now=now)
     await service.recover()
     tasks = await stack.enter_async_context(anyio.create_task_group())
     stack.callback(tasks.cancel_scope.cancel)

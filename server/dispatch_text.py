@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Literal
+from typing import Final, Literal
 
-from server.ledger import DispatchArgs as BoundArgs
+from outboundcalls.display import one_line
+from server.ledger import BoundArgs, ConsentRecord, consent_reference
 from server.preflight import AgentFacts, PreflightResult
-from tools.dispatch_models import DispatchArgs, Prepared, Preview
+from tools.dispatch_models import Answer, Preview
 
 __all__ = [
+    "CONSENT_GONE",
     "DIAL_SUBJECT",
-    "RecentQuestions",
+    "NOT_A_YES",
     "NOT_PLACED",
+    "QUESTION_EXPIRED",
+    "SANDBOX_PREFIX",
     "TOKEN_EXPIRED",
     "TOKEN_UNKNOWN",
     "describe_refusals",
@@ -21,6 +24,7 @@ __all__ = [
     "outcome_unknown",
     "preview_view",
     "question_text",
+    "with_reference",
 ]
 
 SANDBOX_PREFIX = "[SANDBOX: simulated call, no real phone rings, no real credits] "
@@ -45,12 +49,18 @@ def preview_view(bound: BoundArgs, preflight: PreflightResult, agent: AgentFacts
         country=preflight.region,
         number_type=number.number_type if number else None,
         agent_id=bound.agent_id,
-        agent_name=agent.name,
+        # A name from the API is shown to the person: one visible line, whatever it holds.
+        agent_name=None if agent.name is None else one_line(agent.name),
         est_credits_per_min=preflight.estimated_credits_per_minute,
         balance=balance,
         local_time=local_time_text(preflight),
         sandbox=sandbox,
     )
+
+
+def with_reference(question: str, consent_id: str) -> str:
+    """The question with its consent's reference: no two questions are worded alike, so an answer names its question."""
+    return f"{question} (Confirmation {consent_reference(consent_id)}.)"
 
 
 def question_text(view: Preview, preflight: PreflightResult, *, sandbox: bool) -> str:
@@ -76,6 +86,18 @@ TOKEN_UNKNOWN = (
     "confirmation_token is not one this server issued (or it was altered). Nothing was dialed. "
     "Call dispatch_call without a token to get a new preview."
 )
+QUESTION_EXPIRED = (
+    "The confirmation question expired before the answer arrived (questions last 5 minutes). Nothing was dialed. "
+    "Dispatch again to ask anew."
+)
+CONSENT_GONE = "The confirmation this answers is not on record (it expired or was never asked). Nothing was dialed."
+NOT_A_YES: Final[dict[Answer, str]] = {
+    "accept": "The person said yes.",
+    "accept_false": "The person did not tick confirm. Nothing was dialed.",
+    "decline": "The person declined. Nothing was dialed.",
+    "cancel": "The person cancelled. Nothing was dialed.",
+    "error": "The confirmation request failed, and no answer is no consent. Nothing was dialed.",
+}
 TOKEN_EXPIRED = (
     "This confirmation_token has expired (tokens last 5 minutes). Nothing was dialed. "
     "Call dispatch_call without a token to preview again."
@@ -92,11 +114,17 @@ def describe_refusals(preflight: PreflightResult, *, stage: Literal["preview", "
     return preflight.refusal_text() + _AFTER[stage]
 
 
-def other_arguments(bound: BoundArgs) -> str:
+def other_arguments(consent: ConsentRecord) -> str:
     """Why a token presented with other arguments confirms nothing."""
+    if consent.kind == "batch":
+        return (
+            "This confirmation_token was issued for another agent, caller id or list of numbers; it confirms nothing "
+            "here. Nothing was dialed. Use exactly the previewed agent and numbers, in the same order."
+        )
+    to = consent.agreed[0].to_number if consent.agreed else "?"
     return (
         "This confirmation_token was issued for other arguments "
-        f"(agent {bound.agent_id}, to {bound.to_number}); it confirms nothing here and stays "
+        f"(agent {consent.agent_id}, to {to}); it confirms nothing here and stays "
         "valid for its own arguments. Nothing was dialed."
     )
 
@@ -108,38 +136,3 @@ def outcome_unknown(to_number: str) -> str:
         "The call may or may not have been placed. Nothing was retried; the number is held until this is "
         "reconciled or the redial cooldown ends. Check list_calls in a minute."
     )
-
-
-class RecentQuestions:
-    """Questions already shown, by arguments, so a repeated preview is worded exactly as before."""
-
-    # A person answers one question at a time; a thousand open ones is far beyond real use, and
-    # the cap keeps memory flat however many previews a busy server makes.
-    MAX_REMEMBERED = 1000
-
-    def __init__(self, *, ttl: timedelta) -> None:
-        self.ttl = ttl
-        self._shown: dict[DispatchArgs, tuple[datetime, Prepared]] = {}
-
-    def get(self, args: DispatchArgs, now: datetime) -> Prepared | None:
-        """The question shown for these arguments within the TTL, if any."""
-        self._forget(now)
-        entry = self._shown.get(args)
-        return entry[1] if entry is not None else None
-
-    def put(self, args: DispatchArgs, prepared: Prepared, now: datetime) -> None:
-        """Remember a question as shown now: its wording, not the service's record of that preview."""
-        # A repeated preview gets a fresh pre-flight record anyway; keeping the old one (the parsed
-        # number, local times, agent facts) would more than double what each remembered question holds.
-        kept = prepared if prepared.handle is None else prepared.model_copy(update={"handle": None})
-        self._shown.pop(args, None)
-        self._shown[args] = (now, kept)
-        self._forget(now)
-
-    def _forget(self, now: datetime) -> None:
-        # Insertion order is age order (put re-inserts), so pruning walks from the oldest.
-        while self._shown:
-            oldest = next(iter(self._shown))
-            if now - self._shown[oldest][0] < self.ttl and len(self._shown) <= self.MAX_REMEMBERED:
-                break
-            del self._shown[oldest]

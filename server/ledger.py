@@ -1,14 +1,22 @@
-"""The dispatch ledger: intents and their confirmation tokens, exactly-once claims, outcomes, audit.
+"""The dispatch ledger: consents, dials decided one at a time, their outcomes, and the audit trail.
 
-An intent moves pending -> dialing (claimed: the one POST may go) -> dialed | failed | unknown;
-unknown -> dialed when reconciliation finds the call. Pre-flight runs again before the claim, so a
-refusal at confirmation leaves the intent as it was (pending: the token stays usable).
-LedgerStore is the storage seam: SQLite today (server.ledger_sqlite), a shared PostgreSQL later;
-any backend must make the pending -> dialing step a single conditional update in the database.
+A consent is what a person was shown and may say yes to: one question (a form) or one preview
+(with a confirmation token), bound to the exact arguments and to the destinations shown as "will
+be called". It is open until a yes (or a no) uses it, once; every later use gets the first
+outcome and dials nothing.
+
+A dial is decided in one transaction, serialized per account: the consent's state, the rules
+that read the ledger (cooldown, holds, the daily caps) and the time-based ones, evaluated with
+one `now` read inside it, and the claim (a new intent in state "dialing"). Only "claimed" allows
+the one POST. An intent then moves dialing -> dialed | failed | unknown; unknown -> dialed when
+reconciliation finds the call. A dial refused inside the transaction is recorded as an intent in
+state "refused", so that the consent it answered reports it again.
+
+LedgerStore is the storage seam: SQLite (server.ledger_sqlite) serializes by the file's write
+lock; a shared database must hold a transaction-scoped lock per account around `decide`.
 
 LedgerError
 ├── UnknownIntentError     no intent has this id
-│   └── UnknownTokenError  no intent has this token
 ├── LedgerStateError       the intent is not in a state that allows the operation
 └── PolicyMismatchError    another live process shares the ledger with a different policy
 """
@@ -17,50 +25,66 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Mapping
+import secrets
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Final, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from server.preflight import RuleName, UsageFacts
+from server.preflight import PreflightResult, RuleName, UsageFacts
 
 __all__ = [
     "USAGE_WINDOW",
     "AuditEntry",
     "AuditKind",
-    "ClaimResult",
-    "ClaimStatus",
+    "BoundArgs",
     "ConfirmMode",
+    "ConsentAnswer",
+    "ConsentDestination",
+    "ConsentKind",
+    "ConsentRecord",
+    "ConsentState",
+    "Decision",
+    "DecisionStatus",
+    "DialRequest",
     "DialedOutcome",
-    "DispatchArgs",
     "FailedOutcome",
-    "Intent",
     "IntentRecord",
     "IntentState",
     "LedgerError",
     "LedgerStateError",
     "LedgerStore",
+    "NewConsent",
     "Outcome",
     "PolicyMismatchError",
-    "RefusedOutcome",
+    "Rules",
     "UnknownIntentError",
     "UnknownOutcome",
-    "UnknownTokenError",
     "UsageFacts",
+    "binding_of",
+    "consent_reference",
+    "new_consent_id",
     "token_hash",
     "utc",
 ]
 
-# The caps and the call count look back this far (a rolling day, per the safe-dispatch decisions).
+# The caps and the call count look back this far (a rolling day).
 USAGE_WINDOW: Final = timedelta(hours=24)
-_E164: Final = re.compile(r"^\+[1-9][0-9]{1,14}$")
+_E164_PATTERN: Final = r"^\+[1-9][0-9]{1,14}$"
 
 ConfirmMode = Literal["token", "elicit", "none"]
-IntentState = Literal["pending", "dialing", "dialed", "failed", "unknown"]
-ClaimStatus = Literal["claimed", "already_done", "in_progress", "expired", "mismatched", "unknown_token"]
-AuditKind = Literal["preview", "question", "answer", "refusal", "dial", "outcome", "reconcile", "charge"]
+ConsentKind = Literal["single", "batch"]
+ConsentState = Literal["open", "used"]
+IntentState = Literal["dialing", "dialed", "failed", "unknown", "refused"]
+AuditKind = Literal["preview", "question", "answer", "refusal", "dial", "outcome", "reconcile", "charge", "replay"]
+DecisionStatus = Literal["claimed", "refused", "consent_used", "consent_expired", "consent_mismatched", "consent_unknown"]
+# How a person's answer reads in the ledger: a ticked form, a token, or anything that is not a yes.
+Answer = Literal["accept", "token", "accept_false", "decline", "cancel", "error"]
+
+# Rules evaluated inside the decision: the ledger's usage facts and the decision's own `now` in,
+# every refusing rule out. Pure: it runs while the account is locked.
+Rules = Callable[[UsageFacts, datetime], PreflightResult]
 
 
 class LedgerError(Exception):
@@ -69,10 +93,6 @@ class LedgerError(Exception):
 
 class UnknownIntentError(LedgerError):
     """No intent has this id."""
-
-
-class UnknownTokenError(UnknownIntentError):
-    """No intent was ever issued with this token (or it was tampered with)."""
 
 
 class LedgerStateError(LedgerError):
@@ -98,37 +118,124 @@ class PolicyMismatchError(LedgerError):
         self.changes = dict(changes)
 
 
-class DispatchArgs(BaseModel):
-    """The exact arguments a confirmation token is bound to; the number already in E.164."""
+class BoundArgs(BaseModel):
+    """What one dial is bound to: the agent, the number in E.164, the caller id and the contact."""
 
     model_config = ConfigDict(frozen=True, defer_build=True)
 
     agent_id: str = Field(min_length=1)
-    to_number: str = Field(pattern=_E164.pattern)
+    to_number: str = Field(pattern=_E164_PATTERN)
     phone_number_id: str | None = None
     contact_id: str | None = None
 
-    def args_hash(self) -> str:
-        """A sha256 of the canonical arguments: any difference makes another hash."""
-        canonical = json.dumps(self.model_dump(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+    def binding(self) -> str:
+        """The binding of a single dispatch to exactly these arguments."""
+        return binding_of("single", self.model_dump())
+
+
+class ConsentDestination(BaseModel):
+    """One destination as the person was shown it: to be called, or refused and why."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    position: int = Field(ge=0)
+    to_number: str = Field(description="E.164, or the input as displayed when it is no number.")
+    dial: bool = Field(description="Shown as 'will be called'.")
+    reason: str | None = None
+    estimate_per_minute: float | None = None
+
+
+class NewConsent(BaseModel):
+    """A consent about to be shown: as a question (elicit) or a preview with a token."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    consent_id: str = Field(pattern=r"^cn_[0-9a-f]{20}$", description="From new_consent_id(); the question may cite it.")
+    kind: ConsentKind
+    mode: Literal["token", "elicit"]
+    agent_id: str
+    phone_number_id: str | None = None
+    contact_id: str | None = None
+    binding: str
+    destinations: tuple[ConsentDestination, ...] = Field(min_length=1)
+    question: str = Field(description="The exact words shown; the same words are asked again on the answering round.")
+    audit: dict[str, JsonValue] = Field(default_factory=dict, description="Extra detail for the preview or question entry.")
+
+
+class ConsentRecord(BaseModel):
+    """A consent as the ledger keeps it; never its token."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    consent_id: str
+    kind: ConsentKind
+    mode: Literal["token", "elicit"]
+    agent_id: str
+    phone_number_id: str | None = None
+    contact_id: str | None = None
+    binding: str
+    destinations: tuple[ConsentDestination, ...]
+    question: str
+    created_at: datetime
+    expires_at: datetime
+    state: ConsentState
+    answer: Answer | None = None
+    answered_at: datetime | None = None
+
+    @property
+    def agreed(self) -> tuple[ConsentDestination, ...]:
+        """The destinations shown as 'will be called', the only ones a yes can dial."""
+        return tuple(d for d in self.destinations if d.dial)
+
+
+class ConsentAnswer(BaseModel):
+    """A yes that uses a consent inside the decision that dials under it."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    consent_id: str
+    binding: str
+    via: Literal["token", "form"]
+    answer_key: str | None = Field(default=None, description="Identifies the answering round, so a replay finds it.")
+    # A token whose dial the rules refuse at confirmation stays usable until it expires; a form's
+    # yes is used by its first decision, whatever that decides.
+    keep_open_if_refused: bool = False
+
+
+class DialRequest(BaseModel):
+    """One destination to decide on: dial it now, or refuse it, in one transaction."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    target: BoundArgs
+    estimate_per_minute: float | None
+    mode: ConfirmMode
+    consent_id: str | None = None
+    position: int = 0
+    use: ConsentAnswer | None = None
+
+    @model_validator(mode="after")
+    def _use_is_of_this_consent(self) -> DialRequest:
+        if self.use is not None and self.use.consent_id != self.consent_id:
+            raise ValueError("a yes can only use the consent the dial is decided under")
+        return self
 
 
 class IntentRecord(BaseModel):
-    """What the ledger knows about one intent; never the token itself."""
+    """One decided dial: claimed (then its outcome), or refused inside the decision."""
 
     model_config = ConfigDict(frozen=True, defer_build=True)
 
     intent_id: str
-    batch_id: str | None = None
-    args: DispatchArgs
+    consent_id: str | None = None
+    position: int = 0
+    args: BoundArgs
     mode: ConfirmMode
     state: IntentState
     estimated_credits_per_minute: float | None
     estimated_credits_per_call: float | None
-    created_at: datetime
-    expires_at: datetime
-    claimed_at: datetime | None = None
+    decided_at: datetime
+    refused_rules: tuple[RuleName, ...] = ()
     call_id: str | None = None
     failure_status: int | None = None
     failure_message: str | None = None
@@ -137,19 +244,15 @@ class IntentRecord(BaseModel):
     reconciled_at: datetime | None = None
 
 
-class Intent(IntentRecord):
-    """A newly created intent with its confirmation token, shown once and stored only as a hash."""
+class Decision(BaseModel):
+    """What one decision did: only "claimed" allows the POST."""
 
-    token: str = Field(repr=False)
+    model_config = ConfigDict(frozen=True, defer_build=True, arbitrary_types_allowed=True)
 
-
-class ClaimResult(BaseModel):
-    """The answer to a confirmation: only "claimed" allows the POST."""
-
-    model_config = ConfigDict(frozen=True, defer_build=True)
-
-    status: ClaimStatus
+    status: DecisionStatus
     intent: IntentRecord | None = None
+    preflight: PreflightResult | None = None
+    consent: ConsentRecord | None = None
 
     @property
     def claimed(self) -> bool:
@@ -164,15 +267,6 @@ class DialedOutcome(BaseModel):
 
     kind: Literal["dialed"] = "dialed"
     call_id: str = Field(min_length=1)
-
-
-class RefusedOutcome(BaseModel):
-    """Pre-flight refused at confirmation: audited, and the token stays unused."""
-
-    model_config = ConfigDict(defer_build=True)
-
-    kind: Literal["refused"] = "refused"
-    rules: list[RuleName] = Field(min_length=1)
 
 
 class FailedOutcome(BaseModel):
@@ -194,7 +288,7 @@ class UnknownOutcome(BaseModel):
     reason: str
 
 
-Outcome = Annotated[DialedOutcome | RefusedOutcome | FailedOutcome | UnknownOutcome, Field(discriminator="kind")]
+Outcome = Annotated[DialedOutcome | FailedOutcome | UnknownOutcome, Field(discriminator="kind")]
 
 
 class AuditEntry(BaseModel):
@@ -214,7 +308,7 @@ class AuditEntry(BaseModel):
 
 
 class LedgerStore(Protocol):
-    """The storage seam of safe dispatch; every time is passed in, none is read from a clock."""
+    """The storage seam of safe dispatch; times are passed in, or read once inside a decision."""
 
     async def ensure_policy_fingerprint(self, fingerprint: str, summary: Mapping[str, str], *, now: datetime) -> None:
         """Join the ledger with this policy, or raise PolicyMismatchError if a live process has another."""
@@ -224,42 +318,48 @@ class LedgerStore(Protocol):
         """Tell other processes this one is still running with its policy."""
         ...
 
-    async def create_intent(
-        self,
-        args: DispatchArgs,
-        *,
-        estimate_per_minute: float | None,
-        now: datetime,
-        expires_at: datetime,
-        mode: ConfirmMode,
-        batch_id: str | None = None,
-        token: str | None = None,
-    ) -> Intent:
-        """Record a pending intent (audited as a preview in token mode) with a fresh token, or a batch-derived one."""
+    async def open_consent(self, consent: NewConsent, *, now: datetime, expires_at: datetime, token: str | None) -> ConsentRecord:
+        """Record a consent as shown (audited as a preview or a question); a token is stored only as its hash.
+
+        A question whose binding already has an open, unexpired question is that question: identical
+        requests racing (a host sending one tool call twice) are asked once, and a yes to either is one yes.
+        """
         ...
 
-    async def get_intent(self, token: str) -> IntentRecord | None:
-        """The intent a token was issued for, if any."""
+    async def consent(self, consent_id: str) -> ConsentRecord | None:
+        """A consent by its id, if any."""
         ...
 
-    async def claim(self, token: str, args: DispatchArgs, *, now: datetime) -> ClaimResult:
-        """Move a pending, unexpired intent with these exact arguments to dialing, exactly once."""
+    async def consent_by_token(self, token: str) -> ConsentRecord | None:
+        """The consent a token was issued for, if any."""
         ...
 
-    async def wait_for_outcome(self, token: str, *, timeout: float) -> IntentRecord | None:
-        """Wait (bounded) until another claimer records the outcome; the record as it then stands."""
+    async def consent_for_answer(self, binding: str, *, answer_key: str, now: datetime) -> ConsentRecord | None:
+        """The consent an answering round answers: the one it already used, else the newest open question so bound."""
         ...
 
-    async def record_outcome(self, token: str, outcome: Outcome, *, now: datetime) -> IntentRecord:
-        """Record what the POST did (from dialing), or audit a refusal (the intent stays as it is)."""
+    async def answer_consent(self, answer: ConsentAnswer, response: Answer, *, now: datetime) -> Decision:
+        """Use a consent with an answer that dials nothing by itself (a no, or a batch's yes); once."""
         ...
 
-    async def reconcile(self, token: str, call_id: str | None, *, now: datetime) -> IntentRecord:
-        """Settle an unknown outcome: dialed when the call was found, still unknown when not."""
+    async def decide(self, request: DialRequest, rules: Rules, *, clock: Callable[[], datetime]) -> Decision:
+        """In one transaction serialized per account: the consent, the ledger's rules at one `now`, and the claim."""
+        ...
+
+    async def intents_of(self, consent_id: str) -> list[IntentRecord]:
+        """The dials decided under a consent, by position."""
+        ...
+
+    async def wait_for_consent(self, consent_id: str, *, positions: int, timeout: float) -> list[IntentRecord]:
+        """Wait (bounded) until every agreed position of a used consent is decided and none is still dialing."""
+        ...
+
+    async def record_outcome(self, intent_id: str, outcome: Outcome, *, now: datetime) -> IntentRecord:
+        """Record what the POST of a claimed intent did."""
         ...
 
     async def reconcile_intent(self, intent_id: str, call_id: str | None, *, now: datetime) -> IntentRecord:
-        """reconcile() by intent id: start-up has only ids, because tokens are stored hashed."""
+        """Settle an unknown outcome: dialed when the call was found, still unknown when not."""
         ...
 
     async def intent_for_call(self, call_id: str) -> IntentRecord | None:
@@ -275,7 +375,7 @@ class LedgerStore(Protocol):
         ...
 
     async def usage(self, to_number: str | None, *, now: datetime) -> UsageFacts:
-        """Dials and estimated credits in the last 24 hours, and this number's last dial and unknown outcome."""
+        """Dials and estimated credits in the last 24 hours, and this number's last dial, dial in flight and hold."""
         ...
 
     async def unreconciled(self) -> list[IntentRecord]:
@@ -304,6 +404,22 @@ class LedgerStore(Protocol):
     async def aclose(self) -> None:
         """Leave the ledger: drop this process's policy lease and close the connection."""
         ...
+
+
+def new_consent_id() -> str:
+    """A fresh consent id; unguessable, so a question citing it is worded like no other."""
+    return "cn_" + secrets.token_hex(10)
+
+
+def consent_reference(consent_id: str) -> str:
+    """The short form of a consent id a person reads in the question."""
+    return consent_id[-6:].upper()
+
+
+def binding_of(kind: ConsentKind, arguments: Mapping[str, JsonValue | Sequence[str | None]]) -> str:
+    """A sha256 of a consent's exact, normalised arguments: any difference makes another binding."""
+    canonical = json.dumps({"kind": kind, "arguments": arguments}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def token_hash(token: str) -> str:

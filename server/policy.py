@@ -15,15 +15,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Final, get_args
 
+from outboundcalls.display import one_line
 from outboundcalls.numbers import NUMBER_TYPE_NAMES, InvalidPhoneNumberError, PhoneNumber, parse_phone
 from outboundcalls.pricing import MINIMUM_BALANCE_CREDITS, estimate_credits_per_minute
 from server.calling_hours import DEFAULT_CALLING_HOURS, CallingHours, LocalTime, destination_zones, local_times
 from server.do_not_call import DoNotCallFileError, load_do_not_call
+from server.settings import ConfirmMode
 from server.preflight import (
     ESTIMATE_MINUTES_PER_CALL,
     RULE_ORDER,
@@ -44,6 +46,8 @@ __all__ = [
     "AgentFacts",
     "DispatchPolicy",
     "DoNotCallFileError",
+    "CONFIRM_MODES",
+    "ConfirmMode",
     "PolicyError",
     "PreflightResult",
     "Refusal",
@@ -54,7 +58,8 @@ __all__ = [
 
 DEFAULT_ALLOWED_NUMBER_TYPES: Final = frozenset({"FIXED_LINE", "MOBILE", "FIXED_LINE_OR_MOBILE", "TOLL_FREE", "VOIP"})
 DEPLOYED_STATUS: Final = "deployed"
-_FINGERPRINT_VERSION: Final = 1
+CONFIRM_MODES: Final[tuple[ConfirmMode, ...]] = get_args(ConfirmMode)
+_FINGERPRINT_VERSION: Final = 2
 
 
 class PolicyError(ValueError):
@@ -69,6 +74,9 @@ class PolicyError(ValueError):
 class DispatchPolicy:
     """The owner's dispatch rules, fixed at start-up; no tool argument can loosen them."""
 
+    confirm_mode: ConfirmMode = "auto"
+    default_region: str = "US"
+    max_batch: int = 20
     allowed_countries: frozenset[str] = frozenset()
     allowed_number_types: frozenset[str] = DEFAULT_ALLOWED_NUMBER_TYPES
     max_credits_per_minute: float = 100.0
@@ -77,10 +85,14 @@ class DispatchPolicy:
     max_calls_per_day: int = 50
     max_credits_per_day: float = 5000.0
     redial_cooldown_minutes: int = 60
-    # Only for messages: the fingerprint covers the file's numbers, not where they were read from.
-    do_not_call_file: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
+        if self.confirm_mode not in CONFIRM_MODES:
+            raise PolicyError("OUTBOUNDCALLS_CONFIRM", f"must be one of {', '.join(CONFIRM_MODES)}, got {self.confirm_mode!r}")
+        if len(self.default_region) != 2 or not self.default_region.isascii() or not self.default_region.isupper():
+            raise PolicyError("OUTBOUNDCALLS_DEFAULT_REGION", f"not an upper-case ISO code: {self.default_region!r}")
+        if self.max_batch < 1:
+            raise PolicyError("OUTBOUNDCALLS_MAX_BATCH", f"must be 1 or more, got {self.max_batch}")
         bad_countries = sorted(c for c in self.allowed_countries if len(c) != 2 or not c.isascii() or not c.isupper())
         if bad_countries:
             raise PolicyError("OUTBOUNDCALLS_ALLOWED_COUNTRIES", f"not upper-case ISO codes: {', '.join(bad_countries)}")
@@ -105,6 +117,8 @@ class DispatchPolicy:
     def from_values(
         cls,
         *,
+        confirm_mode: ConfirmMode = "auto",
+        max_batch: int = 20,
         allowed_countries: Iterable[str] = (),
         allowed_number_types: Iterable[str] = DEFAULT_ALLOWED_NUMBER_TYPES,
         max_credits_per_minute: float = 100.0,
@@ -122,6 +136,9 @@ class DispatchPolicy:
             except ValueError as exc:
                 raise PolicyError("OUTBOUNDCALLS_CALLING_HOURS", str(exc)) from None
         return cls(
+            confirm_mode=confirm_mode,
+            default_region=default_region.strip().upper(),
+            max_batch=max_batch,
             allowed_countries=frozenset(c.strip().upper() for c in allowed_countries if c.strip()),
             allowed_number_types=frozenset(t.strip().upper() for t in allowed_number_types if t.strip()),
             max_credits_per_minute=float(max_credits_per_minute),
@@ -130,13 +147,17 @@ class DispatchPolicy:
             max_calls_per_day=max_calls_per_day,
             max_credits_per_day=float(max_credits_per_day),
             redial_cooldown_minutes=redial_cooldown_minutes,
-            do_not_call_file=do_not_call_file,
         )
 
     def settings_summary(self) -> dict[str, str]:
         """Each setting's normalized value by env var; do-not-call numbers as a count and digest only."""
         digest = hashlib.sha256("\n".join(sorted(self.do_not_call)).encode()).hexdigest()
         return {
+            # Consent first: an elicit-mode process must never share a ledger with one that mints tokens.
+            "OUTBOUNDCALLS_CONFIRM": self.confirm_mode,
+            # How national numbers are read decides which number is dialed.
+            "OUTBOUNDCALLS_DEFAULT_REGION": self.default_region,
+            "OUTBOUNDCALLS_MAX_BATCH": str(self.max_batch),
             "OUTBOUNDCALLS_ALLOWED_COUNTRIES": ",".join(sorted(self.allowed_countries)) or "(all)",
             "OUTBOUNDCALLS_ALLOWED_NUMBER_TYPES": ",".join(sorted(self.allowed_number_types)),
             "OUTBOUNDCALLS_MAX_CREDITS_PER_MINUTE": repr(self.max_credits_per_minute),
@@ -156,7 +177,6 @@ class DispatchPolicy:
         self,
         *,
         raw: str,
-        default_region: str,
         now: datetime,
         agent: AgentFacts,
         balance: float,
@@ -169,7 +189,7 @@ class DispatchPolicy:
         number: PhoneNumber | None = None
         short = None
         try:
-            number = parse_phone(raw, default_region)
+            number = parse_phone(raw, self.default_region)
         except InvalidPhoneNumberError as exc:
             short = exc.short_number
             refusals.append(_refuse_invalid(exc))
@@ -182,7 +202,7 @@ class DispatchPolicy:
         zones_fallback, zone_note = False, None
         if number is not None:
             refusals.extend(self._refuse_destination(number, per_minute))
-            zones = destination_zones(number, default_region.strip().upper())
+            zones = destination_zones(number, self.default_region)
             times = local_times(zones.zones, now, self.calling_hours)
             zones_fallback, zone_note = zones.fallback, zones.note
             hours = self._refuse_hours(number, times, zone_note)
@@ -247,11 +267,11 @@ class DispatchPolicy:
                 )
             )
         if number.e164 in self.do_not_call:
-            where = f" ({self.do_not_call_file})" if self.do_not_call_file else ""
+            # Where the owner keeps the list is the owner's business, not the assistant's.
             refusals.append(
                 _refusal(
                     "do_not_call",
-                    f"{number.e164} is on the do-not-call list{where}",
+                    f"{number.e164} is on the do-not-call list",
                     "This number must not be called. Do not try another way to reach it.",
                 )
             )
@@ -306,7 +326,16 @@ class DispatchPolicy:
         """The cooldown since the last dial to this number, and the hold on an unreconciled outcome."""
         refusals = []
         cooldown = timedelta(minutes=self.redial_cooldown_minutes)
-        if usage.last_dial_at is not None and now - usage.last_dial_at < cooldown:
+        if usage.in_flight:
+            # Whatever the cooldown, even none: two dials to one person at once are never what anyone meant.
+            refusals.append(
+                _refusal(
+                    "cooldown",
+                    f"{number.e164} is being dialed right now by another dispatch",
+                    "The same number is never dialed twice at once. Wait for that call (list_calls shows it).",
+                )
+            )
+        elif usage.last_dial_at is not None and now - usage.last_dial_at < cooldown:
             ago = int((now - usage.last_dial_at).total_seconds() // 60)
             again = usage.last_dial_at + cooldown
             refusals.append(
@@ -339,7 +368,7 @@ def _refuse_invalid(exc: InvalidPhoneNumberError) -> Refusal:
             "Emergency and short service numbers are never called, whatever the settings; "
             "a person who needs emergency services must dial them directly.",
         )
-    return _refusal("validity", f"{exc.raw[:40]!r} is not a dialable number", str(exc))
+    return _refusal("validity", f"'{one_line(exc.raw, limit=40)}' is not a dialable number", str(exc))
 
 
 def _refuse_agent_and_balance(agent: AgentFacts, balance: float) -> list[Refusal]:

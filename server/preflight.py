@@ -95,6 +95,7 @@ class UsageFacts(BaseModel):
     calls_last_24h: int = Field(default=0, ge=0)
     credits_last_24h: float = Field(default=0.0, ge=0)
     last_dial_at: datetime | None = None
+    in_flight: bool = Field(default=False, description="A dial to this number is claimed and has no outcome yet.")
     unknown_outcome_at: datetime | None = None
 
 

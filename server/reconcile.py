@@ -8,8 +8,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from outboundcalls.errors import OutboundCallsError
-from server.ledger import USAGE_WINDOW, IntentRecord, LedgerStateError, LedgerStore
-from server.ledger import DispatchArgs as BoundArgs
+from server.ledger import USAGE_WINDOW, BoundArgs, IntentRecord, LedgerStateError, LedgerStore
 
 if TYPE_CHECKING:
     from outboundcalls.calls import CallSummary
@@ -56,7 +55,7 @@ class Reconciler:
 
     async def settle(self, record: IntentRecord) -> IntentRecord:
         """Look for one unknown intent's call and record what was found (or that nothing was)."""
-        found = await self.find_call(record.args, record.claimed_at or record.created_at)
+        found = await self.find_call(record.args, record.decided_at)
         return await self.ledger.reconcile_intent(record.intent_id, found.id if found else None, now=self.now())
 
     async def reconcile_unknown(self, *, to_number: str | None = None) -> list[IntentRecord]:
@@ -66,7 +65,7 @@ class Reconciler:
         for record in await self.ledger.unreconciled():
             if to_number is not None and record.args.to_number != to_number:
                 continue
-            if (record.claimed_at or record.created_at) < now - RECONCILE_WINDOW:
+            if record.decided_at < now - RECONCILE_WINDOW:
                 continue
             try:
                 settled.append(await self.settle(record))

@@ -15,6 +15,8 @@ __all__ = ["ENV_PREFIX", "DEFAULT_BASE_URL", "ConfirmMode", "Settings", "Setting
 ENV_PREFIX = "OUTBOUNDCALLS_"
 # Kept here as a literal so that reading settings never imports the client (start-up cost).
 DEFAULT_BASE_URL = "https://outboundcalls.ai/api/v1"
+# How a dispatch is consented to: by form when the client can show one (auto), always by form
+# (elicit), always by preview and token (token), or never (none: unattended, within explicit caps).
 ConfirmMode = Literal["auto", "elicit", "token", "none"]
 DEFAULT_NUMBER_TYPES = "FIXED_LINE,MOBILE,FIXED_LINE_OR_MOBILE,TOLL_FREE,VOIP"
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{24,128}")

@@ -25,6 +25,8 @@ STARTUP_ERRORS: Final = (PolicyError, DoNotCallFileError, PolicyMismatchError, L
 def build_policy(settings: Settings) -> DispatchPolicy:
     """The owner's policy from settings; raises PolicyError or DoNotCallFileError naming a bad setting."""
     return DispatchPolicy.from_values(
+        confirm_mode=settings.confirm,
+        max_batch=settings.max_batch,
         allowed_countries=settings.allowed_countries,
         allowed_number_types=settings.allowed_number_types,
         max_credits_per_minute=settings.max_credits_per_minute,

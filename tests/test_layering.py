@@ -15,7 +15,6 @@ FORBIDDEN = {
     "tools": ("server",),
     "server": (),
 }
-MAX_MODULE_LINES = 400
 
 
 def _modules(package: str) -> list[Path]:
@@ -51,16 +50,6 @@ def test_only_the_settings_module_reads_the_environment() -> None:
         if "os.environ" in path.read_text(encoding="utf-8") or "os.getenv" in path.read_text(encoding="utf-8")
     )
     assert readers == ["server/settings.py"]
-
-
-def test_no_product_module_is_over_400_lines() -> None:
-    big = {
-        str(path.relative_to(ROOT)): n
-        for package in (*PACKAGES, "bench")
-        for path in _modules(package)
-        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
-    }
-    assert not big
 
 
 def test_no_module_is_named_for_no_concept() -> None:

@@ -1,20 +1,40 @@
-"""How a person is asked before any call is placed: one path for dispatch_call and dispatch_calls."""
+"""How a person is asked before any call is placed, and how their answer reads: one path for both dispatch tools.
+
+The owner's mode (OUTBOUNDCALLS_CONFIRM) and what the client can show decide the route. A
+question is put in the handshake era over the live back-channel, and in the 2026-07-28 era as an
+input request whose answer arrives on a later round of the same call; that round carries the
+sealed request state it answers, and `answering_key` names it, so that a round sent again finds
+the consent it already used instead of using another.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
-from mcp.server.mcpserver import Context, Elicit
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
-from tools.deps import ToolDeps, deps_of
-from tools.dispatch_models import DialConsent
+from tools.deps import deps_of
+from tools.dispatch_models import Answer, DialConsent, DispatchError
 
-__all__ = ["CANNOT_ELICIT", "AskedOnce", "NotAsked", "ask_person", "can_elicit_form"]
+__all__ = [
+    "CANNOT_ELICIT",
+    "AskedOnce",
+    "Route",
+    "TOKENS_NOT_ACCEPTED",
+    "answering_key",
+    "as_tool_error",
+    "ask_person",
+    "can_elicit_form",
+    "person_answer",
+    "route_for",
+]
 
 log = logging.getLogger("outboundcalls.dispatch")
 
@@ -22,19 +42,42 @@ CANNOT_ELICIT = (
     "This client cannot show a confirmation form, and the owner requires one (OUTBOUNDCALLS_CONFIRM=elicit). "
     "Nothing was dialed. Use a client that supports elicitation, or ask the owner to allow the token flow."
 )
+TOKENS_NOT_ACCEPTED = {
+    "elicit": (
+        "confirmation_token is not accepted here: the owner requires the person to answer a confirmation form "
+        "(OUTBOUNDCALLS_CONFIRM=elicit). Nothing was dialed. Call again without confirmation_token."
+    ),
+    "none": (
+        "confirmation_token is not accepted here: this server dials without confirmations "
+        "(OUTBOUNDCALLS_CONFIRM=none). Nothing was dialed. Call again without confirmation_token."
+    ),
+}
+RouteKind = Literal["token", "offer_token", "unattended", "ask"]
 
 
-class NotAsked(BaseModel):
-    """Why no question was put to the person on this request."""
+class Route(BaseModel):
+    """How this call's consent is obtained: by a token, a preview to confirm, nobody (unattended), or a question."""
 
-    why: Literal["token", "token_mode", "cannot_elicit", "unattended", "nothing_to_ask"]
+    model_config = ConfigDict(frozen=True)
+
+    kind: RouteKind
 
 
 class AskedOnce(BaseModel):
     """A handshake-era answer, or the failure to get one (never consent)."""
 
-    action: Literal["accept", "decline", "cancel", "error"]
-    confirm: bool = False
+    model_config = ConfigDict(frozen=True)
+
+    answer: Answer
+
+
+@contextmanager
+def as_tool_error() -> Iterator[None]:
+    """A dispatch that did not happen reaches the assistant as a tool error with the service's words."""
+    try:
+        yield
+    except DispatchError as exc:
+        raise ToolError(str(exc)) from None
 
 
 def can_elicit_form(ctx: Context[Any]) -> bool:
@@ -48,37 +91,53 @@ def can_elicit_form(ctx: Context[Any]) -> bool:
     return bool(ctx.session.can_send_request)
 
 
-async def ask_person(
-    ctx: Context[ToolDeps],
-    question: str,
-    *,
-    record_question: Callable[[str], Awaitable[None]],
-    refuse_cannot_elicit: Callable[[], Awaitable[None]],
-) -> Elicit[DialConsent] | NotAsked | AskedOnce:
-    """Ask by the owner's mode and what the client can do; call only after pre-flight passed."""
+def route_for(ctx: Context[Any], *, token_given: bool) -> Literal["token", "offer_token", "unattended", "ask", "cannot_ask"]:
+    """The route the owner's mode and this client allow; raises DispatchError for a token the mode refuses."""
     mode = deps_of(ctx).confirm_mode
+    if token_given:
+        if mode in TOKENS_NOT_ACCEPTED:
+            raise DispatchError(TOKENS_NOT_ACCEPTED[mode])
+        return "token"
     if mode == "none":
-        return NotAsked(why="unattended")
+        return "unattended"
     if mode == "token":
-        return NotAsked(why="token_mode")
-    if not can_elicit_form(ctx):
-        if mode == "elicit":
-            await refuse_cannot_elicit()
-            raise ToolError(CANNOT_ELICIT)
-        return NotAsked(why="cannot_elicit")
-    era = str(ctx.protocol_version)
+        return "offer_token"
+    if can_elicit_form(ctx):
+        return "ask"
+    return "cannot_ask" if mode == "elicit" else "offer_token"
+
+
+def answering_key(ctx: Context[Any]) -> str | None:
+    """On a 2026-07-28 round that carries answers, a digest of the request state it answers; otherwise None."""
+    if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS or not ctx.input_responses:
+        return None
+    # The state is sealed and verified by the SDK before we see it: the same round sent again
+    # carries the same state, and a state names the exact question it answers.
+    state = ctx.request_state or ""
+    return hashlib.sha256(state.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+async def ask_person(ctx: Context[Any], question: str) -> Elicit[DialConsent] | AskedOnce:
+    """Put the question: as an input request (2026-07-28), or over the back-channel, where a failure is a no."""
     if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-        # The resolver runs again on the round that carries the answer; the question was asked once.
-        if not ctx.input_responses:
-            await record_question(era)
         return Elicit(question, DialConsent)
-    # Handshake era: ask here so that a failed question is a refusal, never a protocol error and never consent.
-    await record_question(era)
     try:
         answer = await ctx.elicit(question, DialConsent)
     except Exception as exc:  # noqa: BLE001 - any failure to get an answer means no consent
         log.info("confirmation request failed: %s", type(exc).__name__)
-        return AskedOnce(action="error")
+        return AskedOnce(answer="error")
     if answer.action == "accept":
-        return AskedOnce(action="accept", confirm=answer.data.confirm is True)
-    return AskedOnce(action=answer.action)
+        return AskedOnce(answer="accept" if answer.data.confirm is True else "accept_false")
+    return AskedOnce(answer=answer.action)
+
+
+def person_answer(outcome: ElicitationResult[Any]) -> Answer:
+    """What the person answered, in either era; only a ticked confirm (JSON true) is a yes."""
+    if outcome.action != "accept":
+        return outcome.action
+    data = outcome.data
+    if isinstance(data, AskedOnce):
+        return data.answer
+    if isinstance(data, DialConsent):
+        return "accept" if data.confirm is True else "accept_false"
+    return "error"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mcp.server.mcpserver import Context
@@ -14,10 +14,21 @@ if TYPE_CHECKING:
     from outboundcalls.calls import CallDetail, CallSummary
     from outboundcalls.client import OutboundCallsClient
 
-    from tools.batch import BatchArgs, BatchPlan, BatchResult
-    from tools.dispatch_models import DispatchArgs, DispatchResult, Prepared, Preview
+    from tools.dispatch_models import (
+        Answer,
+        BatchArgs,
+        BatchPlan,
+        BatchResult,
+        ConsentTicket,
+        DispatchRequest,
+        DispatchResult,
+        Prepared,
+        Preview,
+    )
 
-__all__ = ["NO_KEY_MESSAGE", "BatchDispatcher", "CallEndWaiter", "Dispatcher", "ToolDeps", "api_of", "deps_of"]
+__all__ = [
+    "NO_KEY_MESSAGE", "BatchDispatcher", "CallEndWaiter", "Dispatcher", "ToolDeps", "api_of", "deps_of", "no_key_error",
+]
 
 NO_KEY_MESSAGE = (
     "No OutboundCalls API key is configured. The owner must set OUTBOUNDCALLS_API_KEY "
@@ -26,34 +37,42 @@ NO_KEY_MESSAGE = (
 
 
 class Dispatcher(Protocol):
-    """The one path every dispatch takes: pre-flight, consent bookkeeping, exactly-once dial."""
+    """The one path every dispatch_call takes: pre-flight, a consent used once, a dial decided once.
 
-    async def prepare(self, args: DispatchArgs) -> Prepared:
-        """Run pre-flight (cached briefly per args); raise ToolError naming every refusing rule."""
+    Every method raises DispatchError (tools.dispatch_models) when nothing was dialed and the
+    assistant must be told why.
+    """
+
+    async def prepare(self, args: DispatchRequest) -> Prepared:
+        """Run pre-flight; raise PreflightRefused naming every refusing rule (audited)."""
         ...
 
-    async def offer_token(self, prepared: Prepared) -> Preview:
-        """Record the intent and return the preview carrying its confirmation token."""
+    async def consent_for_answer(self, args: DispatchRequest, answer_key: str) -> ConsentTicket | None:
+        """On an answering round: the question it answers (or already answered), if one is on record."""
         ...
 
-    async def record_question(self, prepared: Prepared, *, era: str) -> None:
-        """Audit the confirmation question as it is put to the person."""
-        ...
-
-    async def record_answer(self, prepared: Prepared, answer: str) -> None:
-        """Audit what the person answered (accept, decline, cancel, error)."""
+    async def open_question(self, prepared: Prepared, *, era: str) -> ConsentTicket:
+        """Record the question about to be asked (audited once); its words are asked as recorded."""
         ...
 
     async def refuse(self, prepared: Prepared, reason: str) -> None:
         """Audit a refusal that is no pre-flight rule (a required question the client cannot show)."""
         ...
 
-    async def dial(self, prepared: Prepared, *, via: str) -> DispatchResult:
-        """Place the call once, through the ledger."""
+    async def offer_token(self, prepared: Prepared) -> Preview:
+        """Record the preview as a consent and return it carrying its confirmation token."""
         ...
 
-    async def dial_with_token(self, args: DispatchArgs, token: str) -> DispatchResult:
-        """Confirm a previewed dispatch by its token: dial once, or return the recorded outcome."""
+    async def answer(self, ticket: ConsentTicket, answer: Answer, *, answer_key: str | None) -> DispatchResult:
+        """Use the consent with the person's answer, once: a yes dials (if the rules still allow it)."""
+        ...
+
+    async def dial_unattended(self, prepared: Prepared) -> DispatchResult:
+        """Dial without asking (OUTBOUNDCALLS_CONFIRM=none), decided like any other dial."""
+        ...
+
+    async def confirm_token(self, args: DispatchRequest, token: str) -> DispatchResult:
+        """Use a preview's consent by its token: dial once, or return what it already did."""
         ...
 
     async def record_charge(self, call: CallSummary) -> bool:
@@ -62,30 +81,38 @@ class Dispatcher(Protocol):
 
 
 class BatchDispatcher(Protocol):
-    """dispatch_calls' path: every destination through the same pre-flight and ledger, one confirmation."""
+    """dispatch_calls' path: every destination through the same pre-flight and ledger, one consent."""
 
     async def plan(self, args: BatchArgs) -> BatchPlan:
         """Pre-flight every destination; refusals are listed, never fatal (only a batch over the limit is)."""
         ...
 
-    async def record_question(self, plan: BatchPlan, *, era: str) -> None:
-        """Audit the one question as it is put to the person."""
+    async def consent_for_answer(self, args: BatchArgs, answer_key: str) -> ConsentTicket | None:
+        """On an answering round: the question it answers (or already answered), if one is on record."""
         ...
 
-    async def record_answer(self, plan: BatchPlan, answer: str) -> None:
-        """Audit what the person answered, for every ready destination."""
+    async def open_question(self, plan: BatchPlan, *, era: str) -> ConsentTicket:
+        """Record the one question about the batch (audited once)."""
+        ...
+
+    async def refuse(self, plan: BatchPlan, reason: str) -> None:
+        """Audit a refusal that is no pre-flight rule."""
         ...
 
     async def offer_token(self, plan: BatchPlan) -> BatchResult:
-        """Record pending intents for the ready destinations; one token confirms them all."""
+        """Record the preview as one consent for the batch; one token confirms it."""
         ...
 
-    async def dial(self, plan: BatchPlan, *, via: str) -> BatchResult:
-        """Dial each ready destination once, in order, through the ledger."""
+    async def answer(self, ticket: ConsentTicket, answer: Answer, *, answer_key: str | None) -> BatchResult:
+        """Use the consent with the person's answer, once: a yes dials exactly the destinations agreed."""
         ...
 
-    async def dial_with_token(self, args: BatchArgs, token: str) -> BatchResult:
-        """Confirm a previewed batch by its token: each destination dialed once, or its recorded outcome."""
+    async def dial_unattended(self, plan: BatchPlan) -> BatchResult:
+        """Dial each ready destination without asking, each decided like any other dial."""
+        ...
+
+    async def confirm_token(self, args: BatchArgs, token: str) -> BatchResult:
+        """Use a batch preview's consent by its token: each agreed destination dialed once, or what it did."""
         ...
 
     def not_dialed(self, plan: BatchPlan, message: str) -> BatchResult:
@@ -105,6 +132,10 @@ class CallEndWaiter(Protocol):
         ...
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class ToolDeps:
     """Per-server dependencies a tool reaches through its typed Context."""
@@ -114,7 +145,7 @@ class ToolDeps:
     sandbox: bool
     confirm_mode: str
     dispatcher: Dispatcher | None = None
-    now: Callable[[], datetime] = field(default=datetime.now)
+    now: Callable[[], datetime] = field(default=_utc_now)
     sleep: Callable[[float], Awaitable[Any]] | None = None
     call_ends: CallEndWaiter | None = None
     batch: BatchDispatcher | None = None
@@ -125,9 +156,14 @@ def deps_of(ctx: Context[ToolDeps]) -> ToolDeps:
     return ctx.request_context.lifespan_context
 
 
+def no_key_error() -> ToolError:
+    """The tool error of a server that has no API key (and no sandbox): what the owner must set."""
+    return ToolError(NO_KEY_MESSAGE)
+
+
 def api_of(ctx: Context[ToolDeps]) -> OutboundCallsClient:
     """The API client, or a tool error telling the owner how to configure one."""
     api = deps_of(ctx).api
     if api is None:
-        raise ToolError(NO_KEY_MESSAGE)
+        raise no_key_error()
     return api

@@ -1,27 +1,48 @@
-"""What dispatch_call shows and returns; shared by the tool and the server's dispatch service."""
+"""What the dispatch tools and the server's dispatch service pass each other, and what the tools return.
+
+The service (server/dispatch.py, server/batch_dispatch.py) takes these requests and returns these
+results; it raises DispatchError, never an MCP error, and the tools turn that into a tool error.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Literal, Protocol
 
-from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from tools.calls import CallItem
 from tools.results import ToolModel
 
 __all__ = [
-    "DialConsent", "DispatchArgs", "DispatchResult", "DispatchStatus", "NamedRefusal", "PreflightRefused", "Prepared",
+    "Answer",
+    "BatchArgs",
+    "BatchPlan",
+    "BatchResult",
+    "ConsentTicket",
+    "Destination",
+    "DestinationStatus",
+    "DialConsent",
+    "DispatchError",
+    "DispatchRequest",
+    "DispatchResult",
+    "DispatchStatus",
+    "NamedRefusal",
+    "PreflightRefused",
+    "Prepared",
     "Preview",
+    "ReadyDestination",
 ]
 
 DispatchStatus = Literal["dialed", "needs_confirmation", "not_dialed", "outcome_unknown"]
+DestinationStatus = Literal["ready", "refused", "dialed", "failed", "outcome_unknown", "not_dialed"]
+# A person's answer as the ledger records it: only "accept" is a yes.
+Answer = Literal["accept", "accept_false", "decline", "cancel", "error"]
 
 
-class DispatchArgs(BaseModel):
-    """The arguments a dispatch is bound to; to_number as the assistant wrote it."""
+class DispatchRequest(BaseModel):
+    """dispatch_call's arguments as the assistant wrote them."""
 
     model_config = ConfigDict(frozen=True, defer_build=True)
 
@@ -29,6 +50,23 @@ class DispatchArgs(BaseModel):
     to_number: str
     phone_number_id: str | None = None
     contact_id: str | None = None
+
+
+class BatchArgs(BaseModel):
+    """dispatch_calls' arguments: one agent, the destinations as written and in order, the caller id."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    agent_id: str
+    to_numbers: tuple[str, ...]
+    phone_number_id: str | None = None
+
+
+class DialConsent(BaseModel):
+    """The one-field form a person answers before a call is placed."""
+
+    # Strict: the form's field is a boolean, and only JSON true is a yes ("yes", "true", 1 are not).
+    confirm: StrictBool = Field(description="Place this call now?")
 
 
 class Preview(ToolModel):
@@ -52,21 +90,62 @@ class DispatchResult(ToolModel):
     preview: Preview | None = None
 
 
-class DialConsent(BaseModel):
-    """The one-field form a person answers before a call is placed."""
+class Destination(ToolModel):
+    to: str
+    status: DestinationStatus
+    call_id: str | None = None
+    est_credits_per_min: float | None = None
+    local_time: str | None = None
+    reason: str | None = None
 
-    confirm: bool = Field(description="Place this call now?")
+
+class BatchResult(ToolModel):
+    status: Literal["dialed", "needs_confirmation", "not_dialed"]
+    message: str
+    destinations: list[Destination]
+    est_credits_per_min: float | None = None  # all ready calls together; an estimate
+    confirmation_token: str | None = None
+    expires_at: datetime | None = None
 
 
 class Prepared(BaseModel):
-    """A dispatch that passed pre-flight: what to show, what to ask, and the service's own record."""
+    """A dispatch that passed pre-flight: the destination in E.164 (view.to), what to show and what to ask."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True, defer_build=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
-    args: DispatchArgs
+    args: DispatchRequest
     view: Preview
     question: str
-    handle: object = None
+
+
+class ReadyDestination(BaseModel):
+    """A batch destination that passed pre-flight, at its position in the batch."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    position: int
+    view: Preview
+
+
+class BatchPlan(BaseModel):
+    """A batch after pre-flight: every destination as shown, the ready ones, and the one question."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    args: BatchArgs
+    destinations: list[Destination]
+    ready: tuple[ReadyDestination, ...]
+    est_credits_per_min: float | None
+    question: str
+
+
+class ConsentTicket(BaseModel):
+    """A consent the service recorded as shown: the words to ask, and the record a yes will use."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    consent_id: str
+    question: str
 
 
 class NamedRefusal(Protocol):
@@ -79,7 +158,11 @@ class NamedRefusal(Protocol):
     def value(self) -> str: ...
 
 
-class PreflightRefused(ToolError):
+class DispatchError(Exception):
+    """Nothing was dialed, and the message says why and what to do; the tools show it as a tool error."""
+
+
+class PreflightRefused(DispatchError):
     """Pre-flight refused a destination: the message names every rule; a batch lists `refusals` per destination."""
 
     def __init__(self, message: str, refusals: Sequence[NamedRefusal]) -> None:

@@ -45,8 +45,9 @@ async def test_the_token_flow_is_audited_preview_dial_outcome_with_number_estima
     for entry in entries:
         assert (entry.to_number, entry.agent_id, entry.at) == (US_NUMBER, args["agent_id"], NOON)
         assert entry.estimated_credits_per_minute == 19.95
-        assert entry.intent_id == entries[0].intent_id
-    assert entries[0].detail["mode"] == "token"
+    # The preview is the consent; the dial under it and its outcome are one intent.
+    assert entries[0].detail["mode"] == "token" and entries[0].detail["consent"] == entries[1].detail["consent"]
+    assert entries[1].intent_id is not None and entries[1].intent_id == entries[2].intent_id
     assert entries[2].detail == {"kind": "dialed", "call_id": call_id}
 
 
@@ -60,8 +61,9 @@ async def test_the_question_is_audited_once_as_asked_then_the_answer_the_dial_an
     entries = await audit_of(rig)
     assert kinds(entries) == ["question", "answer", "dial", "outcome"]
     assert entries[0].detail["question"] == person.questions[0]  # the words the person saw
-    assert entries[1].detail == {"answer": "accept"}
-    assert entries[2].detail == {"mode": "elicit"}
+    consent = entries[0].detail["consent"]
+    assert entries[1].detail == {"answer": "accept", "consent": consent}
+    assert entries[2].detail == {"mode": "elicit", "consent": consent}
     assert all(entry.to_number == US_NUMBER and entry.estimated_credits_per_minute == 19.95 for entry in entries)
 
 
@@ -73,7 +75,7 @@ async def test_a_declined_question_is_audited_with_its_answer_and_no_dial(tmp_pa
         await client.call_tool("dispatch_call", dispatch_args(rig))
     entries = await audit_of(rig)
     assert kinds(entries) == ["question", "answer"]
-    assert entries[1].detail == {"answer": "decline"}
+    assert entries[1].detail == {"answer": "decline", "consent": entries[0].detail["consent"]}
 
 
 @pytest.mark.anyio

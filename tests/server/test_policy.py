@@ -40,9 +40,8 @@ def check(
     usage: UsageFacts | None = None,
     default_region: str = "US",
 ) -> PreflightResult:
-    return (policy or DispatchPolicy()).evaluate(
-        raw=raw, default_region=default_region, now=now, agent=agent, balance=balance, usage=usage or UsageFacts()
-    )
+    chosen = replace(policy or DispatchPolicy(), default_region=default_region)
+    return chosen.evaluate(raw=raw, now=now, agent=agent, balance=balance, usage=usage or UsageFacts())
 
 
 def test_an_ordinary_number_in_calling_hours_passes_every_rule() -> None:
@@ -150,11 +149,14 @@ def test_a_destination_without_a_rate_estimate_is_refused_by_the_rate_rule() -> 
     assert "no rate estimate" in result.refusals[0].value
 
 
-def test_a_number_on_the_do_not_call_list_is_refused_and_others_pass() -> None:
-    policy = DispatchPolicy(do_not_call=frozenset({SF}), do_not_call_file=Path("/etc/dnc.txt"))
+def test_a_number_on_the_do_not_call_list_is_refused_and_others_pass(tmp_path: Path) -> None:
+    listed = tmp_path / "owners-private-list.txt"
+    listed.write_text(SF + "\n", encoding="utf-8")
+    policy = DispatchPolicy.from_values(do_not_call_file=listed)
     result = check("415-555-0134", policy=policy)
     assert result.rules == ["do_not_call"]
-    assert "/etc/dnc.txt" in result.refusals[0].value
+    # Where the owner keeps the list is never shown to the assistant.
+    assert "owners-private-list" not in result.refusal_text() and str(tmp_path) not in result.refusal_text()
     assert check(LONDON, policy=policy).allowed
 
 
@@ -220,6 +222,14 @@ def test_the_same_number_is_refused_until_the_cooldown_since_its_last_dial_ends(
     assert check(usage=UsageFacts(to_number=SF, last_dial_at=AFTERNOON - timedelta(minutes=60))).allowed
 
 
+def test_a_dial_in_flight_to_the_number_refuses_another_even_with_no_cooldown() -> None:
+    zero = DispatchPolicy(redial_cooldown_minutes=0)
+    busy = UsageFacts(to_number=SF, last_dial_at=AFTERNOON, in_flight=True)
+    refused = check(SF, policy=zero, usage=busy)
+    assert refused.rules == ["cooldown"] and "being dialed right now" in refused.refusals[0].value
+    assert check(SF, policy=zero, usage=busy.model_copy(update={"in_flight": False})).allowed
+
+
 def test_a_zero_cooldown_never_refuses() -> None:
     policy = DispatchPolicy(redial_cooldown_minutes=0)
     assert check(policy=policy, usage=UsageFacts(to_number=SF, last_dial_at=AFTERNOON)).allowed
@@ -283,6 +293,9 @@ def test_from_values_normalizes_settings_and_parses_the_hours() -> None:
 
 def test_from_values_defaults_are_the_documented_ones() -> None:
     assert DispatchPolicy.from_values() == DispatchPolicy(
+        confirm_mode="auto",
+        default_region="US",
+        max_batch=20,
         allowed_countries=frozenset(),
         allowed_number_types=frozenset({"FIXED_LINE", "MOBILE", "FIXED_LINE_OR_MOBILE", "TOLL_FREE", "VOIP"}),
         max_credits_per_minute=100.0,
@@ -320,7 +333,7 @@ def test_the_fingerprint_is_stable_across_instances_input_order_and_case() -> No
 
 
 def test_the_default_policys_fingerprint_is_pinned_so_a_format_change_is_a_reviewed_change() -> None:
-    assert DispatchPolicy().fingerprint() == "9b0650af2ac93483831b231f13ab5ff5682b013044bef76b483f333e5fdc6eb3"
+    assert DispatchPolicy().fingerprint() == "b4637ade8e28a7726b171343bf35778b91743295d75704d4822589da844f5f40"
 
 
 def test_the_fingerprint_is_the_same_in_another_process() -> None:
@@ -340,16 +353,35 @@ def test_the_fingerprint_is_the_same_in_another_process() -> None:
         {"max_calls_per_day": 51},
         {"max_credits_per_day": 4999.0},
         {"redial_cooldown_minutes": 61},
+        {"confirm_mode": "elicit"},
+        {"confirm_mode": "token"},
+        {"confirm_mode": "none"},
+        {"default_region": "GB"},
+        {"max_batch": 21},
     ],
 )
 def test_changing_any_rule_changes_the_fingerprint(change: dict[str, object]) -> None:
     assert replace(DispatchPolicy(), **change).fingerprint() != DispatchPolicy().fingerprint()  # type: ignore[arg-type]
 
 
-def test_the_do_not_call_files_location_is_not_part_of_the_fingerprint() -> None:
-    here = DispatchPolicy(do_not_call=frozenset({SF}), do_not_call_file=Path("a.txt"))
-    there = DispatchPolicy(do_not_call=frozenset({SF}), do_not_call_file=Path("b.txt"))
+def test_the_do_not_call_files_location_is_not_part_of_the_fingerprint(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text(SF + "\n")
+    (tmp_path / "b.txt").write_text(SF + "\n")
+    here = DispatchPolicy.from_values(do_not_call_file=tmp_path / "a.txt")
+    there = DispatchPolicy.from_values(do_not_call_file=tmp_path / "b.txt")
     assert here.fingerprint() == there.fingerprint()
+
+
+def test_every_policy_field_is_in_the_settings_summary() -> None:
+    """A field the summary leaves out would let two processes with different rules share a ledger."""
+    from dataclasses import fields
+
+    summary = DispatchPolicy().settings_summary()
+    for field in fields(DispatchPolicy):
+        setting = "OUTBOUNDCALLS_CONFIRM" if field.name == "confirm_mode" else f"OUTBOUNDCALLS_{field.name.upper()}"
+        setting = "OUTBOUNDCALLS_DO_NOT_CALL_FILE" if field.name == "do_not_call" else setting
+        assert setting in summary, field.name
+    assert next(iter(summary)) == "OUTBOUNDCALLS_CONFIRM"
 
 
 def test_the_settings_summary_never_lists_do_not_call_numbers() -> None:

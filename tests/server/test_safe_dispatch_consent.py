@@ -108,7 +108,8 @@ async def test_elicit_mode_offers_no_token_route_around_the_question(tmp_path: P
     elicit_rig = make_rig(tmp_path / "elicit", confirm="elicit")
     async with connected(elicit_rig, mode) as client:
         result = await confirm(client, dispatch_args(elicit_rig), token)  # a token from another server's ledger
-    assert result.is_error and "not one this server issued" in text_of(result)
+    assert result.is_error and "confirmation_token is not accepted here" in text_of(result)
+    assert "OUTBOUNDCALLS_CONFIRM=elicit" in text_of(result)
     assert elicit_rig.posts() == token_rig.posts() == 0
 
 
@@ -161,16 +162,17 @@ async def test_a_refused_dispatch_is_never_asked_about_in_any_mode(tmp_path: Pat
 
 @pytest.mark.parametrize("mode", ERAS)
 async def test_a_yes_given_after_calling_hours_closed_dials_nothing(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+    # Asked at 09:00 in San Francisco, with calling hours that end at 09:03 there.
+    rig = make_rig(tmp_path, calling_hours="08:00-09:03")
 
     class SlowPerson(Person):
         async def __call__(self, context, params):  # type: ignore[no-untyped-def]
-            await rig.sandbox.advance(12 * 3600)  # the person answers at 21:00 in San Francisco
+            await rig.sandbox.advance(4 * 60)  # the person answers at 09:04, within the question's five minutes
             return await super().__call__(context, params)
 
     person = SlowPerson("accept")
     async with connected(rig, mode, elicitation_callback=person) as client:
         result = await client.call_tool("dispatch_call", dispatch_args(rig))
-    assert result.is_error and "- hours:" in text_of(result) and "21:00 in America/Los_Angeles" in text_of(result)
+    assert result.is_error and "- hours:" in text_of(result) and "09:04 in America/Los_Angeles" in text_of(result)
     assert len(person.questions) == 1
     assert rig.posts() == 0

@@ -47,9 +47,10 @@ def test_every_argument_model_matches_its_published_input_schema() -> None:
 def test_consent_parameters_are_resolved_not_arguments(name: str) -> None:
     fn, hints = next((fn, hints) for fn, hints in catalogue() if fn.__name__ == name)
     tool = build_tool(fn, hints, published_schemas()[name])
-    assert set(tool.resolved_params) == {"consent"}
+    assert set(tool.resolved_params) == {"route", "answer"}
     assert tool.context_kwarg == "ctx"
-    assert "consent" not in tool.fn_metadata.arguments_model().model_fields  # type: ignore[attr-defined]
+    fields = tool.fn_metadata.arguments_model().model_fields  # type: ignore[attr-defined]
+    assert not {"route", "answer"} & set(fields)
 
 
 def test_building_a_tool_creates_no_argument_model_until_its_first_call() -> None:
