@@ -320,7 +320,7 @@ class AccountStore:
         self._conn.execute("COMMIT")
 
     def _account_row(self) -> sqlite3.Row:
-        row = self._conn.execute("SELECT * FROM account WHERE singleton = 1").fetchone()
+        row: sqlite3.Row | None = self._conn.execute("SELECT * FROM account WHERE singleton = 1").fetchone()
         if row is None:
             raise AccountStoreError(f"{self.path} has no account row: reset it with `outboundcalls-mcp sandbox reset`")
         return row
