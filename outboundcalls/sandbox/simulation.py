@@ -21,6 +21,7 @@ from .webhooks import WebhookDelivery, WebhookSender
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+    from ..calls import CallSummary
     from .store import AccountStore
     from .transport import SandboxTransport
 
@@ -152,9 +153,11 @@ class Sandbox:
         """Decide how the next dispatched call goes; several scripts apply to calls in order."""
         self.state.script_next_call(CallScript(outcome, duration_seconds, ring_seconds))
 
-    def dialed_calls(self) -> list[CallRecord]:
+    def dialed_calls(self) -> list[CallSummary]:
         """The calls POST /calls created (not the seeded history), newest first, as of the last request or tick."""
-        return self.state.dialed_calls()
+        from ..calls import CallSummary
+
+        return [CallSummary.model_validate(call.summary_json()) for call in self.state.dialed_calls()]
 
     def sync(self) -> None:
         """Bring calls up to the clock's time, charging and queuing webhooks for those that ended (in memory only)."""

@@ -233,9 +233,8 @@ class AccountStore:
         rows = self._conn.execute(
             "SELECT id, kind, record FROM records WHERE version > ? ORDER BY rowid", (since,)
         ).fetchall()
-        for record_row in rows:
-            table, _ = _KINDS[record_row["kind"]]
-            getattr(state, table)[record_row["id"]] = self._adapters[record_row["kind"]].validate_json(record_row["record"])
+        for record_id, kind, record in rows:
+            getattr(state, _KINDS[kind][0])[record_id] = self._adapters[kind].validate_json(record)
         state.account = self._decode_account(row["record"])
         state.dispatched, state.sequence = row["dispatched"], row["sequence"]
         self._account_id, self._version = row["account_id"], row["version"]
@@ -245,7 +244,11 @@ class AccountStore:
         state = self.state
         return _Before(
             ids={kind: frozenset(getattr(state, table)) for kind, (table, _) in _KINDS.items()},
-            live_calls={c.id: self._encode("call", c) for c in state.calls.values() if c.status not in TERMINAL_STATUSES},
+            live_calls={
+                call.id: self._encode("call", call)
+                for call in state.calls.values()
+                if call.status not in TERMINAL_STATUSES
+            },
             account=self._encode_account(state.account),
             counters=(state.dispatched, state.sequence),
         )

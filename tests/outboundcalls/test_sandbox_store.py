@@ -1,4 +1,4 @@
-"""A persistent sandbox account: one SQLite file shared by sandboxes (and processes) that interleave, reopen and reset it."""
+"""A persistent sandbox account: one SQLite file that sandboxes and processes interleave on, reopen and reset."""
 
 from __future__ import annotations
 
@@ -78,7 +78,8 @@ async def test_two_sandboxes_on_one_file_see_each_others_calls_and_contacts(tmp_
             first = await dial(http_one, one)
             second = await dial(http_two, two, "+14155551213")
             third = await dial(http_one, one, "+14155551214")
-            contact = await http_two.post("/contacts", json={"contactListId": two.seed_ids.contact_list_id, "phone": US})
+            new_contact = {"contactListId": two.seed_ids.contact_list_id, "phone": US}
+            contact = await http_two.post("/contacts", json=new_contact)
             assert contact.status_code == 201
             assert (await listed_ids(http_one))[:3] == (await listed_ids(http_two))[:3] == [third, second, first]
             found = await http_one.get(f"/calls/{second}")
