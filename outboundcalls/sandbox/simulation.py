@@ -67,17 +67,25 @@ class Sandbox:
 
     @classmethod
     def persistent(
-        cls, path: Path, *, clock: Clock | None = None, seed: int = 0, credits: float = DEFAULT_CREDITS, **options: Any
+        cls,
+        path: Path,
+        *,
+        clock: Clock | None = None,
+        seed: int = 0,
+        credits: float = DEFAULT_CREDITS,
+        api_key: str = SANDBOX_API_KEY,
+        webhook_url: str | None = None,
+        webhook_transport: httpx2.AsyncBaseTransport | None = None,
+        webhook_wrapped: bool = False,
     ) -> Sandbox:
-        """The account kept in the SQLite file at `path` (made on first use), shared by every process that opens it.
-
-        `clock` (the wall clock by default) is the base each process adds the account's offset to;
-        `seed` and `credits` only shape a new account. Blocks while another process writes.
-        """
+        """The account in the SQLite file at `path` (made on first use), shared by every process that opens it."""
         from .store import AccountStore
 
+        # `clock` (the wall clock unless given) is the base each process adds the account's shared offset
+        # to; `seed` and `credits` shape a new account only. Opening waits while another process writes.
         store = AccountStore(path, clock=clock if clock is not None else RealClock(), seed=seed, credits=credits)
-        return cls(store=store, **options)
+        return cls(api_key=api_key, webhook_url=webhook_url, webhook_transport=webhook_transport,
+                   webhook_wrapped=webhook_wrapped, store=store)
 
     @property
     def path(self) -> Path | None:
@@ -202,8 +210,7 @@ class Sandbox:
         """Start a persistent account afresh: the seed data, the starting balance, no call dialed."""
         if self._store is None:
             raise TypeError("reset() is for a persistent account; make a new Sandbox() instead")
-        await self._store.reset()
-        self.seed_ids = self._store.seed_ids
+        await self._store.reset()  # the seed is kept, so seed_ids stay as they were
 
     @asynccontextmanager
     async def running(self, *, interval: float = 0.5) -> AsyncIterator[Sandbox]:

@@ -144,12 +144,9 @@ class AccountStore:
 
     @asynccontextmanager
     async def transaction(self, *, read_only: bool = False) -> AsyncIterator[bool]:
-        """Hold the account for one request, caught up first; yields whether changes made inside are kept.
-
-        With read_only, no write lock is taken unless a live call has moved on by now (then the
-        request brings it along in a write transaction like any other).
-        """
+        """Hold the account for one request, caught up first; yields whether changes made inside are kept."""
         async with self._lock:
+            # A read takes no write lock, unless a live call has moved on by now: ending it charges the account.
             if read_only:
                 await self._run(self._read_catch_up)
                 if not self.state.due(self.clock.now()):
