@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Final, TextIO
 from pydantic import BaseModel, ConfigDict
 
 from outboundcalls.calls import CallSummary
+from outboundcalls.sandbox.store import AccountStoreError
 
 if TYPE_CHECKING:
     from server.settings import Settings
@@ -19,6 +21,8 @@ __all__ = ["LATEST_CALLS_SHOWN", "SandboxStatus", "format_status", "print_status
 
 LATEST_CALLS_SHOWN: Final = 5
 _YES: Final = ("y", "yes")
+# What a damaged or too-new file in the sandbox state directory raises on opening.
+_UNREADABLE: Final = (AccountStoreError, sqlite3.DatabaseError)
 
 
 class SandboxStatus(BaseModel):
@@ -77,7 +81,11 @@ def print_status(settings: Settings, *, out: TextIO | None = None, now: datetime
 
     stream = out or sys.stdout
     state_dir = resolve_state_dir(settings)
-    status = anyio.run(lambda: read_status(state_dir, now=now or datetime.now(UTC)))
+    try:
+        status = anyio.run(lambda: read_status(state_dir, now=now or datetime.now(UTC)))
+    except _UNREADABLE as exc:
+        print(_unreadable(state_dir, exc), file=sys.stderr)
+        return 1
     if status is None:
         stream.write(f"No sandbox account yet: `outboundcalls-mcp --sandbox` makes one in "
                      f"{sandbox_account_path(state_dir)} when it first serves.\n")
@@ -106,7 +114,11 @@ def run_reset(
     state_dir = resolve_state_dir(settings)
     at = now or datetime.now(UTC)
     # Asked again under the ledger's lock when resetting; asked here so nobody confirms a reset that cannot happen.
-    seen_at = live_server_seen_at(state_dir, now=at)
+    try:
+        seen_at = live_server_seen_at(state_dir, now=at)
+    except _UNREADABLE as exc:
+        errors.write(_unreadable(state_dir, exc) + "\n")
+        return 1
     if seen_at is not None:
         errors.write(f"outboundcalls-mcp: {SandboxInUseError(state_dir, seen_at)}\n")
         return 1
@@ -128,5 +140,14 @@ def run_reset(
     except SandboxInUseError as exc:
         errors.write(f"outboundcalls-mcp: {exc}\n")
         return 1
+    except _UNREADABLE as exc:
+        errors.write(_unreadable(state_dir, exc) + "\n")
+        return 1
     stream.write(f"The sandbox in {state_dir} starts afresh: no calls dialed, no audit trail, the starting balance.\n")
     return 0
+
+
+def _unreadable(state_dir: Path, exc: Exception) -> str:
+    """One line for a file in the sandbox state directory that cannot be opened, and what to do."""
+    return (f"outboundcalls-mcp: the sandbox state in {state_dir} cannot be read ({exc}): move the directory aside, "
+            "and the next `outboundcalls-mcp --sandbox` starts a new account there.")

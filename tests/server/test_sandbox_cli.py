@@ -216,3 +216,27 @@ def test_a_misplaced_or_missing_sandbox_action_is_one_line_naming_the_command_to
     assert main(argv) == 2
     errors = capsys.readouterr().err
     assert errors.count("\n") == 1 and f"`outboundcalls-mcp {fix}`" in errors
+
+
+def test_a_sandbox_account_that_cannot_be_read_stops_the_server_with_one_line_naming_it(tmp_path: Path) -> None:
+    account = sandbox_account_path(sandbox_dir(tmp_path))
+    account.parent.mkdir(parents=True)
+    account.write_text("not a database: something else wrote here\n" * 4)
+    done = _run(tmp_path, "--sandbox")
+    assert done.returncode == 2 and done.stdout == ""
+    error = done.stderr.splitlines()[-1]
+    assert error.startswith("outboundcalls-mcp: configuration error: the sandbox account") and str(account) in error
+    assert "Traceback" not in done.stderr
+
+
+def test_status_and_reset_on_an_unreadable_account_say_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    account = sandbox_account_path(sandbox_dir(tmp_path))
+    account.parent.mkdir(parents=True)
+    account.write_text("not a database: something else wrote here\n" * 4)
+    assert print_status(make_settings(tmp_path), now=NOW) == 1
+    code, said, errors, _ = reset(make_settings(tmp_path), yes=True)
+    for error in (capsys.readouterr().err, errors):
+        assert error.count("\n") == 1 and "cannot be read" in error and "move the directory aside" in error
+    assert (code, said) == (1, "")
