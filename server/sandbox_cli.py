@@ -61,7 +61,7 @@ def format_status(status: SandboxStatus) -> str:
     """The status for a person, one fact a line, one call a line (id, number, status)."""
     lines = [
         f"Sandbox account: {status.path}",
-        f"Balance: {status.credits:g} credits (simulated)",
+        f"Balance: {status.credits:.2f} credits (simulated)",  # :g would round a balance of 12345.67
         f"Calls dialed: {status.calls_dialed}" + (" (newest first)" if status.latest_calls else ""),
     ]
     lines += [f"  {call.id}  {call.to_number or '-'}  {call.status}" for call in status.latest_calls]

@@ -125,7 +125,7 @@ def test_reset_empties_the_account_the_ledger_and_the_call_ends_and_keeps_the_au
     assert (code, errors, asked) == (0, "", [])
     assert said.startswith(f"The sandbox in {sandbox_dir(tmp_path)} starts afresh")
     fresh = status_text(settings)
-    assert "Calls dialed: 0" in fresh and f"Balance: {DEFAULT_CREDITS:g} credits" in fresh
+    assert "Calls dialed: 0" in fresh and f"Balance: {DEFAULT_CREDITS:.2f} credits" in fresh
     assert audit(tmp_path) == []
     assert rows(sandbox_dir(tmp_path) / LEDGER_FILENAME, "policy_holders") == 0
     assert rows(sandbox_dir(tmp_path) / "call_ends.sqlite3", "call_ends") == 0
@@ -144,6 +144,7 @@ def test_reset_is_refused_while_a_live_server_holds_the_ledger_and_changes_nothi
     assert errors.startswith("outboundcalls-mcp: a sandbox server still uses") and errors.count("\n") == 1
     assert "stop it" in errors and "outboundcalls-mcp sandbox reset" in errors
     assert status_text(make_settings(tmp_path)) == before and ids[0] in before
+    assert "In use by a running server (last seen" in before
     assert audit(tmp_path) == ["preview"]
 
 
