@@ -150,7 +150,7 @@ async def _open_deps(
     if settings.sandbox and transport is None:
         from server.sandbox_mode import start_sandbox
 
-        transport, key, base_url = await start_sandbox(stack)
+        transport, key, base_url = await start_sandbox(stack, resolve_state_dir(settings))
     if key is not None:
         api = await stack.enter_async_context(
             OutboundCallsClient(key, base_url=base_url, transport=transport, timeout=settings.timeout_seconds, retry=retry)

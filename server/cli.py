@@ -1,4 +1,4 @@
-"""`outboundcalls-mcp`: serve over stdio or HTTP, run the demo, or read the audit trail."""
+"""`outboundcalls-mcp`: serve over stdio or HTTP, run the demo, read the audit trail, or see or reset the sandbox."""
 
 from __future__ import annotations
 
@@ -36,8 +36,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", nargs="?", choices=["serve", "demo", "audit"], default="serve",
-                        help="serve (default), demo (a scripted session on the sandbox), audit (the dispatch audit trail)")
+    parser.add_argument("command", nargs="?", choices=["serve", "demo", "audit", "sandbox"], default="serve",
+                        help="serve (default), demo (a scripted session on the sandbox), audit (the dispatch audit "
+                             "trail), sandbox status|reset (the persistent sandbox account)")
+    parser.add_argument("action", nargs="?", choices=["status", "reset"], default=None,
+                        help="sandbox: status (where the account lives, its balance and calls) or reset (start the "
+                             "account and its ledger afresh)")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("--sandbox", action="store_true", default=None, help="use the built-in sandbox, no key needed")
     parser.add_argument("--read-only", action="store_true", default=None, help="register no tool that dials or writes")
@@ -46,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
     parser.add_argument("--json", action="store_true", help="audit: print JSON lines")
     parser.add_argument("--limit", type=int, default=50, help="audit: how many entries")
+    parser.add_argument("--yes", action="store_true", help="sandbox reset: do not ask first (for scripts)")
     return parser
 
 
@@ -65,10 +70,20 @@ def _main(argv: Sequence[str] | None) -> int:
 
         print(f"outboundcalls-mcp {__version__}")
         return 0
+    if args.command == "sandbox" and args.action is None:
+        print("outboundcalls-mcp: `sandbox` needs an action: run `outboundcalls-mcp sandbox status` or "
+              "`outboundcalls-mcp sandbox reset`.", file=sys.stderr)
+        return 2
+    if args.command != "sandbox" and args.action is not None:
+        print(f"outboundcalls-mcp: `{args.action}` is an action of `sandbox` only: run "
+              f"`outboundcalls-mcp sandbox {args.action}`.", file=sys.stderr)
+        return 2
     from server.settings import SettingsError, load_settings
 
     try:
-        settings = load_settings(sandbox=args.sandbox, read_only=args.read_only)
+        # The sandbox command is about the sandbox's state directory whether or not --sandbox was given.
+        sandbox = True if args.command == "sandbox" else args.sandbox
+        settings = load_settings(sandbox=sandbox, read_only=args.read_only)
     except SettingsError as exc:
         print(f"outboundcalls-mcp: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -82,6 +97,9 @@ def _main(argv: Sequence[str] | None) -> int:
 
         collect_as_usual(freeze=False)
         return print_audit(settings, limit=args.limit, as_json=args.json)
+    if args.command == "sandbox":
+        collect_as_usual(freeze=False)
+        return _sandbox(settings, args.action, yes=args.yes)
     from server.startup import STARTUP_ERRORS, check_startup
 
     try:
@@ -98,6 +116,15 @@ def _main(argv: Sequence[str] | None) -> int:
 
         return serve_http(settings, host=args.host, port=args.port)
     return _serve_stdio(settings)
+
+
+def _sandbox(settings: Settings, action: str, *, yes: bool) -> int:
+    from server.sandbox_cli import print_status, run_reset
+
+    if action == "status":
+        return print_status(settings)
+    # Asked on the terminal only: a host or a pipe on stdin must never answer for the owner.
+    return run_reset(settings, yes=yes, ask=input if sys.stdin.isatty() and sys.stdout.isatty() else None)
 
 
 def _serve_stdio(settings: Settings) -> int:

@@ -103,7 +103,8 @@ async def _session(state_dir: Path) -> None:
             raise RuntimeError(f"dispatch_call did not dial: {dispatched['message']}")
         _say(f"\n5. Dispatched: call {call['id']} to {call['to']}, status {call['status']}.")
 
-        _say("\n6. wait_for_call, with the server's progress notifications:")
+        _say("\n6. wait_for_call, with the server's progress notifications, in simulated time: the demo's clock")
+        _say("jumps ahead whenever the server waits, so the call's minute passes at once.", 3)
         last: list[str] = []
 
         async def progress(done: float, total: float | None, message: str | None) -> None:
@@ -117,7 +118,8 @@ async def _session(state_dir: Path) -> None:
                                    progress_callback=progress),
             "wait_for_call",
         )
-        _say(f"Ended: {waited['call']['status']} after {waited['waited_s']:g} s of waiting.", 3)
+        _say(f"Ended: {waited['call']['status']} after {waited['waited_s']:g} s of waiting on the simulated clock "
+             "(a real call takes that long).", 3)
 
         detail = _data(await client.call_tool("get_call", {"call_id": call["id"]}), "get_call")
         turns = detail.get("transcript") or []
@@ -133,4 +135,6 @@ async def _session(state_dir: Path) -> None:
         spent = balance["credits"] - after["credits"]
         _say(f"\n8. Cost: {detail.get('credits', spent):g} credits for {detail.get('duration_s') or 0:g} s of talk. "
              f"Balance {balance['credits']:g} -> {after['credits']:g} credits.")
-    _say("\nDone. Run `outboundcalls-mcp --sandbox` to try it from your own MCP host.")
+    _say("\nDone. Run `outboundcalls-mcp --sandbox` to try it from your own MCP host: there calls take real")
+    _say("time, and one sandbox account is kept between runs: `outboundcalls-mcp sandbox status` shows it,")
+    _say("`outboundcalls-mcp sandbox reset` starts it afresh.")

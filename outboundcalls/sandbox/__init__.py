@@ -34,6 +34,11 @@ Webhooks: `Sandbox(webhook_url=..., webhook_transport=..., webhook_wrapped=False
 GET /calls/{id} JSON of each ended call once (wrapped: {"event": "call.ended", "call": ...});
 attempts are in `sandbox.webhooks.deliveries`.
 Standalone: `python -m outboundcalls.sandbox --port 8787` (loopback only, real clock).
+
+Persistent: `Sandbox.persistent(path, clock=RealClock())` keeps the account in a SQLite file that
+any number of processes share (`store.py` says how); its time is the base clock plus an offset that
+`await sandbox.advance(s)` moves for all of them, `await sandbox.reset()` starts it afresh, and
+`sandbox.close()` closes the file. `Sandbox()` stays in memory.
 """
 
 from __future__ import annotations

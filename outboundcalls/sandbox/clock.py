@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol, runtime_checkable
 
-__all__ = ["DEFAULT_START", "Clock", "ManualClock", "RealClock", "format_timestamp"]
+__all__ = ["DEFAULT_START", "AccountClock", "Clock", "ManualClock", "RealClock", "format_timestamp"]
 
 # A fixed Monday morning, so that seeded history and every test timeline are reproducible.
 DEFAULT_START: Final = datetime(2025, 6, 2, 9, 0, 0, tzinfo=UTC)
@@ -49,6 +49,26 @@ class ManualClock:
 
     def __repr__(self) -> str:
         return f"ManualClock({format_timestamp(self._now)})"
+
+
+class AccountClock:
+    """A base clock moved on by a shared offset, never earlier than the latest time it told: time a file can carry."""
+
+    def __init__(self, base: Clock, *, offset: float = 0.0, floor: datetime | None = None) -> None:
+        self.base = base
+        self.offset = offset
+        self.floor = floor
+
+    def now(self) -> datetime:
+        """The base time plus the offset, held at the floor if the base went back (another process, a clock step)."""
+        moment = self.base.now().astimezone(UTC) + timedelta(seconds=self.offset)
+        if self.floor is not None and moment < self.floor:
+            moment = self.floor
+        self.floor = moment
+        return moment
+
+    def __repr__(self) -> str:
+        return f"AccountClock({self.base!r}, offset={self.offset:g})"
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -143,7 +143,6 @@ class Gateway:
         method, path = scope["method"], api_path(scope["path"])
         exchange = in_process.get()
         fault = exchange.fault if exchange is not None else self.sandbox.faults.take(method, path)
-        self.sandbox.sync()
         request_id = self.sandbox.next_request_id()
         # A read changes nothing, so a GET is handled for "missing_fields" to have a body to strip.
         processes = (
@@ -152,7 +151,8 @@ class Gateway:
             or fault.kind == "latency"
             or (fault.kind == "missing_fields" and method == "GET")
         )
-        handled = await self._handle(scope, raw) if processes else None
+        async with self.sandbox.serving(read_only=method == "GET"):
+            handled = await self._handle(scope, raw) if processes else None
         lost = fault is not None and fault.kind in ("hang", "timeout_before_send", "drop")
         reply: _Reply | None
         if fault is None or fault.kind == "latency":

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import httpx2
 
-from .clock import Clock, ManualClock
+from .clock import Clock, ManualClock, RealClock
 from .faults import Faults
 from .gateway import API_PREFIX, RecordedRequest, api_path
 from .lifecycle import CallScript, LiveOutcome
+from .records import CallRecord
 from .seed import build_state
 from .webhooks import WebhookDelivery, WebhookSender
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+    from ..calls import CallSummary
+    from .store import AccountStore
     from .transport import SandboxTransport
 
 __all__ = ["DEFAULT_CREDITS", "SANDBOX_API_KEY", "SANDBOX_BASE_URL", "Sandbox"]
@@ -42,11 +46,18 @@ class Sandbox:
         webhook_url: str | None = None,
         webhook_transport: httpx2.AsyncBaseTransport | None = None,
         webhook_wrapped: bool = False,
+        store: AccountStore | None = None,
     ) -> None:
         self.api_key = api_key
-        self.clock: Clock = clock if clock is not None else ManualClock()
-        self.seed = seed
-        self.state, self.seed_ids = build_state(seed=seed, now=self.clock.now(), credits=credits)
+        self._store = store
+        if store is not None:  # the account, its seed and its clock are the file's (see persistent())
+            self.clock: Clock = store.clock
+            self.seed = store.state.seed
+            self.state, self.seed_ids = store.state, store.seed_ids
+        else:
+            self.clock = clock if clock is not None else ManualClock()
+            self.seed = seed
+            self.state, self.seed_ids = build_state(seed=seed, now=self.clock.now(), credits=credits)
         self.faults = Faults()
         self.requests: list[RecordedRequest] = []
         self.webhooks = WebhookSender(webhook_url, transport=webhook_transport, wrapped=webhook_wrapped)
@@ -54,8 +65,41 @@ class Sandbox:
         self._app: Starlette | None = None
         self._request_counter = 0
 
+    @classmethod
+    def persistent(
+        cls,
+        path: Path,
+        *,
+        clock: Clock | None = None,
+        seed: int = 0,
+        credits: float = DEFAULT_CREDITS,
+        api_key: str = SANDBOX_API_KEY,
+        webhook_url: str | None = None,
+        webhook_transport: httpx2.AsyncBaseTransport | None = None,
+        webhook_wrapped: bool = False,
+    ) -> Sandbox:
+        """The account in the SQLite file at `path` (made on first use), shared by every process that opens it."""
+        from .store import AccountStore
+
+        # `clock` (the wall clock unless given) is the base each process adds the account's shared offset
+        # to; `seed` and `credits` shape a new account only. Opening waits while another process writes.
+        store = AccountStore(path, clock=clock if clock is not None else RealClock(), seed=seed, credits=credits)
+        return cls(api_key=api_key, webhook_url=webhook_url, webhook_transport=webhook_transport,
+                   webhook_wrapped=webhook_wrapped, store=store)
+
+    @property
+    def path(self) -> Path | None:
+        """The file a persistent account lives in; None in memory."""
+        return None if self._store is None else self._store.path
+
+    def close(self) -> None:
+        """Close a persistent account's file (the account stays in it); nothing to do in memory."""
+        if self._store is not None:
+            self._store.close()
+
     def __repr__(self) -> str:
-        return f"Sandbox(seed={self.seed}, credits={self.credits}, clock={self.clock!r})"
+        where = "" if self._store is None else f", path={str(self._store.path)!r}"
+        return f"Sandbox(seed={self.seed}, credits={self.credits}, clock={self.clock!r}{where})"
 
     @property
     def app(self) -> Starlette:
@@ -84,6 +128,8 @@ class Sandbox:
 
     @credits.setter
     def credits(self, value: float) -> None:
+        if self._store is not None:
+            raise TypeError("a persistent account's balance changes only by its calls, or by a reset")
         self.state.account.credits = float(value)
 
     @property
@@ -115,22 +161,56 @@ class Sandbox:
         """Decide how the next dispatched call goes; several scripts apply to calls in order."""
         self.state.script_next_call(CallScript(outcome, duration_seconds, ring_seconds))
 
+    def dialed_calls(self) -> list[CallSummary]:
+        """The calls POST /calls created (not the seeded history), newest first, as of the last request or tick."""
+        from ..calls import CallSummary
+
+        return [CallSummary.model_validate(call.summary_json()) for call in self.state.dialed_calls()]
+
     def sync(self) -> None:
-        """Bring calls up to the clock's time, charging and queuing webhooks for those that ended."""
+        """Bring calls up to the clock's time, charging and queuing webhooks for those that ended (in memory only)."""
+        if self._store is not None:
+            raise TypeError("a persistent account is brought up to date by tick(), in a transaction")
         for call in self.state.advance(self.clock.now()):
             self.webhooks.enqueue(call.id, call.detail_json())
 
+    @asynccontextmanager
+    async def serving(self, *, read_only: bool) -> AsyncIterator[None]:
+        """The account for one request: brought up to the clock first; a persistent one written back after."""
+        if self._store is None:
+            self.sync()
+            yield
+            return
+        ended: list[CallRecord] = []
+        async with self._store.transaction(read_only=read_only) as writable:
+            if writable:
+                ended = self.state.advance(self.clock.now())
+            yield
+        # Queued only once committed: a rolled-back end was never an end.
+        for call in ended:
+            self.webhooks.enqueue(call.id, call.detail_json())
+
     async def tick(self) -> list[WebhookDelivery]:
-        """Sync to the clock and deliver any queued webhooks."""
-        self.sync()
+        """Bring the account up to the clock and deliver any queued webhooks."""
+        async with self.serving(read_only=True):
+            pass
         return await self.webhooks.flush()
 
     async def advance(self, seconds: float) -> list[WebhookDelivery]:
-        """Move a ManualClock forward, then tick."""
-        if not isinstance(self.clock, ManualClock):
+        """Move a ManualClock (or a persistent account's shared time) forward, then tick."""
+        if self._store is not None:
+            await self._store.advance_clock(seconds)
+        elif isinstance(self.clock, ManualClock):
+            self.clock.advance(seconds)
+        else:
             raise TypeError("advance() needs a ManualClock; a real clock moves by itself")
-        self.clock.advance(seconds)
         return await self.tick()
+
+    async def reset(self) -> None:
+        """Start a persistent account afresh: the seed data, the starting balance, no call dialed."""
+        if self._store is None:
+            raise TypeError("reset() is for a persistent account; make a new Sandbox() instead")
+        await self._store.reset()  # the seed is kept, so seed_ids stay as they were
 
     @asynccontextmanager
     async def running(self, *, interval: float = 0.5) -> AsyncIterator[Sandbox]:

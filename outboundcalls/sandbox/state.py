@@ -57,7 +57,7 @@ def destination_region(e164: str) -> str | None:
 class SandboxState:
     """Every resource of the sandbox account (and one foreign account), and the rules over them."""
 
-    def __init__(self, *, seed: int, account: AccountRecord) -> None:
+    def __init__(self, *, seed: int, account: AccountRecord, id_source: random.Random | None = None) -> None:
         self.seed = seed
         self.account = account
         self.agents: dict[str, AgentRecord] = {}
@@ -67,21 +67,23 @@ class SandboxState:
         self.campaigns: dict[str, CampaignRecord] = {}
         self.calls: dict[str, CallRecord] = {}
         self.dispatched = 0
-        self._ids = random.Random(f"ids:{seed}")
+        # Seeded for a reproducible account in memory; a persistent account draws from the OS instead,
+        # so that ids never repeat across its resets.
+        self.id_source = id_source if id_source is not None else random.Random(f"ids:{seed}")
         self._scripts: deque[CallScript] = deque()
-        self._sequence = 0
+        self.sequence = 0  # the last call's creation order
 
     def new_id(self) -> str:
         """A fresh cuid-like id, deterministic for a seed and the order of creation."""
         while True:
-            candidate = "clx" + "".join(self._ids.choices(_ID_ALPHABET, k=22))
+            candidate = "clx" + "".join(self.id_source.choices(_ID_ALPHABET, k=22))
             if candidate not in self.calls and candidate not in self.contacts:
                 return candidate
 
     def add_call(self, call: CallRecord) -> CallRecord:
         """Store a call, remembering creation order to break ties between equal timestamps."""
-        self._sequence += 1
-        call.sequence = self._sequence
+        self.sequence += 1
+        call.sequence = self.sequence
         self.calls[call.id] = call
         return call
 
@@ -219,6 +221,21 @@ class SandboxState:
             if number.owner == OWNER and number.active:
                 return number
         raise ApiError(400, "phoneNumberId: the account has no active phone number")
+
+    def due(self, now: datetime) -> bool:
+        """Whether some live call has moved on to another status by `now`."""
+        return any(
+            call.plan is not None
+            and call.status not in TERMINAL_STATUSES
+            and call.plan.status_at((now - call.created_at).total_seconds()) != call.status
+            for call in self.calls.values()
+        )
+
+    def dialed_calls(self) -> list[CallRecord]:
+        """This account's calls created by POST /calls (not the seeded history), newest first."""
+        calls = [call for call in self.calls.values() if call.owner == OWNER and call.plan is not None]
+        calls.sort(key=lambda call: (call.created_at, call.sequence), reverse=True)
+        return calls
 
     def advance(self, now: datetime) -> list[CallRecord]:
         """Move live calls to their status at `now`; return the ones that just ended, in end order."""
