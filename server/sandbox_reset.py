@@ -101,8 +101,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 def _live_lease(conn: sqlite3.Connection, now: datetime) -> datetime | None:
     """The newest live policy lease's last renewal, as the ledger itself counts leases."""
-    from server.ledger_sql import from_db, to_db
-    from server.ledger_sqlite import POLICY_LEASE
+    from server.ledger_sqlite import POLICY_LEASE, from_db, to_db
 
     if not _tables(conn) & {"policy_holders"}:
         return None

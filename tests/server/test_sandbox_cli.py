@@ -15,7 +15,7 @@ from outboundcalls.calls import CallDetail
 from outboundcalls.sandbox import DEFAULT_CREDITS, ManualClock, Sandbox
 from server.call_events import CallEndStore
 from server.cli import main
-from server.ledger_sql import to_db
+from server.ledger_sqlite import to_db
 from server.ledger_sqlite import LEDGER_FILENAME, POLICY_LEASE, SqliteLedger, read_audit
 from server.sandbox_cli import LATEST_CALLS_SHOWN, print_status, run_reset
 from server.sandbox_mode import sandbox_account_path
