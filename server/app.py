@@ -17,6 +17,7 @@ from outboundcalls.version import __version__
 from server.call_events import CallEndStore, CallEvents, serve_legacy_subscriptions
 from server.logs import configure_logging
 from server.policy import DispatchPolicy
+from server.sdk_patches import OutboundCallsServer
 from server.settings import Settings
 from server.startup import build_policy
 from server.state_dir import resolve_state_dir
@@ -80,9 +81,11 @@ def build_server(
                                     retry=retry)
             if deps.dispatcher is not None:  # charges known at a call's end go into the audit trail
                 stack.callback(events.add_listener(deps.dispatcher.record_charge))
+            if deps.api is not None:  # a webhook is a hint: the API says whether the call ended
+                stack.callback(events.confirm_with(deps.api.get_call))
             yield deps
 
-    mcp: MCPServer[ToolDeps] = MCPServer(
+    mcp: MCPServer[ToolDeps] = OutboundCallsServer(
         SERVER_NAME,
         title="OutboundCalls",
         version=__version__,
@@ -123,7 +126,7 @@ def _register_catalogue_on_first_use(mcp: MCPServer[ToolDeps], settings: Setting
             from tools.prompts import register_prompts
 
             register_resources(mcp)
-            register_prompts(mcp)
+            register_prompts(mcp, read_only=settings.read_only)
             register_audit_resource(mcp, settings)
         return await call_next(ctx)
 

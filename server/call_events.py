@@ -23,6 +23,7 @@ import anyio.to_thread
 from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
 
 from outboundcalls.calls import CallDetail
+from outboundcalls.errors import OutboundCallsError
 from tools.resources import SCHEME, call_uri, transcript_uri
 
 if TYPE_CHECKING:
@@ -117,6 +118,38 @@ class CallEvents:
         self._waiters: dict[str, set[anyio.Event]] = {}
         self._subscribers: dict[str, dict[int, Any]] = {}
         self._listeners: list[Callable[[CallDetail], Awaitable[Any]]] = []
+        self._lookup: Callable[[str], Awaitable[CallDetail]] | None = None
+
+    def confirm_with(self, lookup: Callable[[str], Awaitable[CallDetail]]) -> Callable[[], None]:
+        """Read each call a webhook names from the API (`lookup`) before believing it ended; returns its remover."""
+        self._lookup = lookup
+
+        def remove() -> None:
+            self._lookup = None
+
+        return remove
+
+    async def hinted(self, call: CallDetail, *, event: str | None, at: datetime) -> CallDetail | None:
+        """A webhook says this call ended: the API's record of it if the API agrees it ended, otherwise None.
+
+        The webhook's secret proves who may knock, not what is true: its body is never stored,
+        announced or audited. Only the call as the API returns it is.
+        """
+        if self._lookup is None:
+            log.warning("a post-call webhook arrived with no API to confirm it against; it changed nothing")
+            return None
+        try:
+            actual = await self._lookup(call.id)
+        except OutboundCallsError as exc:
+            log.warning("could not confirm a post-call webhook with the API (%s); it changed nothing", type(exc).__name__)
+            return None
+        if not actual.is_terminal or actual.status != call.status or actual.credits_charged != call.credits_charged:
+            # Its contents stay out of the log: only that it disagreed, and what the API says.
+            log.warning("a post-call webhook disagreed with the API, which says the call is %s", actual.status)
+        if not actual.is_terminal:
+            return None
+        await self.received(actual, event=event, at=at)
+        return actual
 
     def add_listener(self, listener: Callable[[CallDetail], Awaitable[Any]]) -> Callable[[], None]:
         """Call listener with each call the first time it is known to have ended; returns its remover."""

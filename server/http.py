@@ -16,7 +16,10 @@ from server.settings import Settings, SettingsError
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-__all__ = ["MAX_BODY_BYTES", "BearerTokenMiddleware", "build_http_app", "check_exposure", "is_loopback", "serve_http"]
+__all__ = [
+    "MAX_BODY_BYTES", "BearerTokenMiddleware", "build_http_app", "check_exposure", "is_loopback", "routes_served",
+    "serve_http", "uvicorn_options",
+]
 
 MAX_BODY_BYTES = 1024 * 1024
 MCP_PATH = "/mcp"
@@ -125,6 +128,25 @@ def build_http_app(
     return app
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn reads the client's address: X-Forwarded-For only from the proxies the owner names."""
+    # uvicorn trusts the header from 127.0.0.1 by default: every request with a fresh value would
+    # get a fresh rate-limit bucket, bearer-token guesses included.
+    trusted = sorted(settings.http_trusted_proxies)
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": ",".join(trusted) if trusted else ""}
+
+
+def routes_served(settings: Settings, host: str, port: int) -> list[str]:
+    """What the HTTP server serves, for its start-up line on stderr; never the webhook's secret."""
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    lines = [f"MCP at {base}{MCP_PATH}" + (" (bearer token required)" if settings.http_token else "")]
+    if settings.webhook_secret is not None:
+        from server.webhooks import WEBHOOK_PATH
+
+        lines.append(f"post-call webhooks at {base}{WEBHOOK_PATH}/<OUTBOUNDCALLS_WEBHOOK_SECRET>")
+    return lines
+
+
 def serve_http(settings: Settings, *, host: str, port: int) -> int:
     """Serve until interrupted."""
     import sys
@@ -138,9 +160,10 @@ def serve_http(settings: Settings, *, host: str, port: int) -> int:
     except SettingsError as exc:
         print(f"outboundcalls-mcp: {exc}", file=sys.stderr)
         return 2
-    print(f"outboundcalls-mcp: serving MCP on http://{host}:{port}{MCP_PATH}", file=sys.stderr)
+    for line in routes_served(settings, host, port):
+        print(f"outboundcalls-mcp: serving {line}", file=sys.stderr)
     from server.heap import collect_as_usual
 
     collect_as_usual()
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", **uvicorn_options(settings))
     return 0

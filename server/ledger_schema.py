@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -52,6 +53,9 @@ _V1: Final = (
         finished_at TEXT,
         reconciled_at TEXT
     )""",
+    "CREATE INDEX IF NOT EXISTS intents_by_claim ON intents (claimed_at)",
+    "CREATE INDEX IF NOT EXISTS intents_by_number ON intents (to_number, claimed_at)",
+    "CREATE INDEX IF NOT EXISTS intents_by_batch ON intents (batch_id) WHERE batch_id IS NOT NULL",
     """CREATE TABLE IF NOT EXISTS audit (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         at TEXT NOT NULL,
@@ -125,6 +129,7 @@ _V2: Final = (
         estimate_per_call, state, claimed_at, call_id, failure_status, failure_message, unknown_reason,
         finished_at, reconciled_at
        FROM intents_v1 WHERE state != 'pending'""",
+    # Dropped before the new indexes are made: version 1's indexes moved with the renamed table.
     "DROP TABLE intents_v1",
     "CREATE INDEX intents_by_decision ON intents (decided_at)",
     "CREATE INDEX intents_by_number ON intents (to_number, decided_at)",
@@ -145,7 +150,7 @@ def open_connection(path: Path) -> sqlite3.Connection:
         os.chmod(path, 0o600)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+    if _enter_wal(conn) != "wal":
         conn.close()
         raise LedgerError(f"{path}: SQLite could not use WAL mode here (a network filesystem?)")
     # FULL: with NORMAL a power cut can undo a committed claim, and a lost claim can dial twice.
@@ -159,6 +164,20 @@ def open_connection(path: Path) -> sqlite3.Connection:
         raise
     conn.execute("COMMIT")
     return conn
+
+
+def _enter_wal(conn: sqlite3.Connection) -> str:
+    """Switch the file to WAL, waiting out another connection that is writing it (up to the busy timeout)."""
+    # SQLite does not apply busy_timeout to this pragma: on a file another process is creating it
+    # fails at once with "database is locked", so two servers starting together would not both start.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.01)
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:

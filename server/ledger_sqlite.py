@@ -185,6 +185,9 @@ class SqliteLedger:
             if use is not None:
                 refused = _refuse_use(conn, consent, use, at)
                 if refused is not None:
+                    if refused.status == "consent_used" and request.consent_id is not None:
+                        first = _intent_at(conn, request.consent_id, request.position)
+                        return refused.model_copy(update={"intent": first})
                     return refused
             elif request.consent_id is not None:
                 if consent is None or consent.state != "used" or consent.answer not in _YES:
@@ -192,6 +195,10 @@ class SqliteLedger:
                 done = _intent_at(conn, request.consent_id, request.position)
                 if done is not None:
                     return Decision(status="consent_used", intent=done, consent=consent)
+            if consent is not None and not _agreed(consent, request):
+                # A yes dials only what its consent showed as "will be called", at that position.
+                _audit_dial(conn, "refusal", at, request, {"claim": "not_agreed"})
+                return Decision(status="consent_mismatched", consent=consent)
             preflight = rules(_usage(conn, request.target.to_number, at), at)
             if not preflight.allowed:
                 if use is not None and use.keep_open_if_refused:
@@ -487,6 +494,15 @@ def _use(conn: sqlite3.Connection, consent: ConsentRecord, use: ConsentAnswer, r
     used = _consent(conn, consent.consent_id)
     assert used is not None
     return used
+
+
+def _agreed(consent: ConsentRecord, request: DialRequest) -> bool:
+    """Whether the consent showed this exact dial, at this position, as one that will be called."""
+    shown = next((d for d in consent.agreed if d.position == request.position), None)
+    target = request.target
+    if shown is None or shown.to_number != target.to_number or consent.agent_id != target.agent_id:
+        return False
+    return consent.phone_number_id == target.phone_number_id and consent.contact_id == target.contact_id
 
 
 def _open_question(conn: sqlite3.Connection, binding: str, at: datetime) -> ConsentRecord | None:

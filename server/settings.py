@@ -54,6 +54,10 @@ class Settings(BaseModel):
     http_rate_limit: int = Field(
         default=600, ge=0, description="MCP requests per minute per client address over HTTP (429 beyond); 0 = no limit."
     )
+    http_trusted_proxies: frozenset[str] = Field(
+        default=frozenset(),
+        description="Proxy addresses (IPs or networks) whose X-Forwarded-For is believed; empty = none.",
+    )
     webhook_secret: SecretStr | None = Field(default=None, description="Secret path part of the webhook route.")
     # Safe dispatch: consent and policy.
     confirm: ConfirmMode = Field(default="auto", description="auto, elicit, token or none.")
@@ -82,6 +86,28 @@ class Settings(BaseModel):
     def _split_hosts(cls, value: Any) -> Any:
         if isinstance(value, str):
             return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("http_trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("http_trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: frozenset[str]) -> frozenset[str]:
+        import ipaddress
+
+        bad = []
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                bad.append(entry)
+        if bad:
+            raise ValueError(f"not IP addresses or networks: {', '.join(sorted(bad))} (e.g. 10.0.0.5 or 10.0.0.0/24)")
         return value
 
     @field_validator("allowed_countries")

@@ -102,9 +102,9 @@ def add_webhook_route(
             call, event = parse_call_webhook(body)
         except WebhookBodyError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=400)
-        if call.is_terminal:
-            await events.received(call, event=event, at=now())
-        log.info("webhook for call %s (%s)", call.id, call.status)
-        return JSONResponse({"received": call.id, "ended": call.is_terminal})
+        confirmed = await events.hinted(call, event=event, at=now()) if call.is_terminal else None
+        if confirmed is not None:
+            log.info("webhook: the API confirms call %s ended (%s)", confirmed.id, confirmed.status)
+        return JSONResponse({"received": call.id, "ended": confirmed is not None})
 
     mcp.custom_route(WEBHOOK_ROUTE, methods=["POST"], name="call_webhook", include_in_schema=False)(receive_call_webhook)

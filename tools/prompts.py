@@ -185,8 +185,10 @@ async def follow_up_missed_calls(
     return "\n".join(lines)
 
 
-def register_prompts(mcp: MCPServer[Any]) -> None:
-    """Add the three workflow prompts."""
-    mcp.prompt(title="Call and report")(call_and_report)
+def register_prompts(mcp: MCPServer[Any], *, read_only: bool) -> None:
+    """Add the workflow prompts; those that tell the assistant to dispatch only where it can."""
+    if not read_only:
+        mcp.prompt(title="Call and report")(call_and_report)
     mcp.prompt(title="Campaign report")(campaign_report)
-    mcp.prompt(title="Follow up missed calls")(follow_up_missed_calls)
+    if not read_only:
+        mcp.prompt(title="Follow up missed calls")(follow_up_missed_calls)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from mcp import Client
 
 from outboundcalls.sandbox import Fault
-from server.ledger import DispatchArgs
+from server.ledger import BoundArgs
 from server.ledger_sqlite import SqliteLedger
 from server.state_dir import resolve_state_dir
 from tests.harness import Rig, connected, make_rig
@@ -23,6 +22,7 @@ from tests.server.dispatch_kit import (
     preview_token,
     text_of,
 )
+from tests.server.ledger_kit import Clock, allow, dial, new_token, single_consent, token_use
 
 pytestmark = pytest.mark.anyio
 
@@ -183,13 +183,16 @@ async def test_start_up_settles_a_claim_left_dialing_by_a_stopped_process(tmp_pa
     rig = make_rig(tmp_path)
     now = rig.sandbox.clock.now()
     ledger = SqliteLedger(resolve_state_dir(rig.settings))
-    found_args = DispatchArgs(agent_id=rig.sandbox.seed_ids.deployed_agent_id, to_number=US_NUMBER)
-    lost_args = DispatchArgs(agent_id=rig.sandbox.seed_ids.deployed_agent_id, to_number="+14155550136")
+    found_args = BoundArgs(agent_id=rig.sandbox.seed_ids.deployed_agent_id, to_number=US_NUMBER)
+    lost_args = BoundArgs(agent_id=rig.sandbox.seed_ids.deployed_agent_id, to_number="+14155550136")
     tokens = []
     for args in (found_args, lost_args):
-        intent = await ledger.create_intent(args, estimate_per_minute=19.95, now=now, expires_at=now + timedelta(minutes=5), mode="token")
-        assert (await ledger.claim(intent.token, args, now=now)).claimed
-        tokens.append(intent.token)
+        # A preview shown, then its token confirmed: the dial is claimed, as the stopped process left it.
+        token = new_token()
+        consent = await single_consent(ledger, args, token=token, now=now)
+        decision = await ledger.decide(dial(args, consent=consent, use=token_use(consent, args)), allow, clock=Clock(now))
+        assert decision.claimed and decision.intent is not None and decision.intent.state == "dialing"
+        tokens.append(token)
     await ledger.aclose()  # the process stops here, after its POST for the first intent only
     async with rig.sandbox.http_client() as http:
         await http.post("/calls", json={"agentId": found_args.agent_id, "toNumber": US_NUMBER})

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import ResourceUpdated
+from mcp.shared.exceptions import MCPDeprecationWarning
 from starlette.types import ASGIApp
 
 from outboundcalls.sandbox import ManualClock, Sandbox
@@ -23,6 +26,8 @@ from server.call_events import CallEndStore
 from server.http import build_http_app
 from server.settings import Settings, SettingsError, load_settings
 from server.state_dir import resolve_state_dir
+from server.ledger import AuditEntry
+from server.ledger_sqlite import read_audit
 from tests.harness import NOON_NEW_YORK, make_settings
 
 pytestmark = pytest.mark.anyio
@@ -77,6 +82,18 @@ async def _place_call(sandbox: Sandbox) -> str:
     return str(response.json()["id"])
 
 
+async def audit_of(hook: HookRig) -> list[AuditEntry]:
+    """The rig's audit trail."""
+    return await read_audit(resolve_state_dir(hook.settings), 200)
+
+
+@asynccontextmanager
+async def serving(hook: HookRig) -> AsyncIterator[None]:
+    """The HTTP app's lifespan, as uvicorn runs it (httpx2's ASGITransport sends no lifespan events)."""
+    async with hook.server.session_manager.run():
+        yield
+
+
 @pytest.fixture(params=["legacy", "auto"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -108,7 +125,8 @@ async def test_a_webhook_ends_a_wait_at_once_with_no_further_get(hook: HookRig, 
             gets_before = hook.gets(call_id)
             deliveries = await hook.sandbox.advance(120)
     result = outcome["result"]
-    assert gets_before == 1 and hook.gets(call_id) == 1
+    # One GET by the wait's first look, one by the webhook to confirm the end with the API; no more polling.
+    assert gets_before == 1 and hook.gets(call_id) == 2
     assert [d.status_code for d in deliveries] == [200]
     assert not result.is_error and result.structured_content is not None
     assert result.structured_content["timed_out"] is False
@@ -119,7 +137,8 @@ async def test_a_webhook_ends_a_wait_at_once_with_no_further_get(hook: HookRig, 
 
 async def test_a_received_call_end_is_stored_in_the_state_directory(hook: HookRig) -> None:
     call_id = await _place_call(hook.sandbox)
-    await hook.sandbox.advance(120)
+    async with serving(hook):
+        await hook.sandbox.advance(120)
     stored = await hook.stored(call_id)
     assert stored is not None and stored.status == "completed" and stored.transcript
     assert (resolve_state_dir(hook.settings) / "call_ends.sqlite3").stat().st_mode & 0o077 == 0
@@ -140,13 +159,14 @@ async def test_a_store_that_cannot_be_written_still_ends_the_wait(hook: HookRig)
             deliveries = await hook.sandbox.advance(120)
     assert [d.status_code for d in deliveries] == [200]
     assert outcome["result"].structured_content["call"]["status"] == "completed"
-    assert hook.gets(call_id) == 1
+    assert hook.gets(call_id) == 2  # the wait's first look and the webhook's confirmation
 
 
 async def test_the_wrapped_form_with_an_event_name_is_accepted(tmp_path: Path) -> None:
     hook = make_hook_rig(tmp_path, wrapped=True)
     call_id = await _place_call(hook.sandbox)
-    deliveries = await hook.sandbox.advance(120)
+    async with serving(hook):
+        deliveries = await hook.sandbox.advance(120)
     assert deliveries[0].payload["event"] == "call.ended" and deliveries[0].status_code == 200
     assert (await hook.stored(call_id)) is not None
 
@@ -216,10 +236,50 @@ async def test_a_call_that_has_not_ended_is_acknowledged_but_ends_nothing(hook: 
     assert await hook.stored(call_id) is None
 
 
+async def test_a_forged_call_end_with_the_right_secret_changes_nothing_while_the_api_disagrees(
+    hook: HookRig, mode: str, log_lines: list[str]
+) -> None:
+    call_id = await _place_call(hook.sandbox)  # queued at the vendor
+    forged = {**hook.sandbox.call_json(call_id), "status": "completed", "toNumber": "+19005550100",
+              "creditsCharged": 0.01, "summary": "FORGED SUMMARY"}
+    heard: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        heard.append(type(message).__name__)
+
+    async with serving(hook), Client(hook.server, mode=mode, message_handler=on_message) as client:
+        if mode == "legacy":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MCPDeprecationWarning)
+                await client.subscribe_resource(f"outboundcalls://calls/{call_id}")
+        async with hook.http() as http:
+            response = await http.post(HOOK, json=forged)
+        waited = await client.call_tool("wait_for_call", {"call_id": call_id, "timeout_seconds": 1})
+    assert response.status_code == 200 and response.json() == {"received": call_id, "ended": False}
+    assert await hook.stored(call_id) is None
+    assert waited.structured_content is not None and waited.structured_content["call"]["status"] == "queued"
+    assert "ResourceUpdatedNotification" not in heard
+    assert [e for e in await audit_of(hook) if e.kind == "charge"] == []
+    warned = [line for line in log_lines if line.startswith("WARNING") and "webhook" in line]
+    assert warned and all("FORGED" not in line and "+1900" not in line and "0.01" not in line for line in log_lines)
+
+
+async def test_a_call_end_whose_body_disagrees_with_the_api_is_recorded_as_the_api_says(hook: HookRig) -> None:
+    call_id = await _place_call(hook.sandbox)
+    await hook.sandbox.advance(120)  # the call ended at the vendor (its own webhook goes nowhere here)
+    forged = {**hook.sandbox.call_json(call_id), "creditsCharged": 0.01, "status": "failed"}
+    async with serving(hook), hook.http() as http:
+        response = await http.post(HOOK, json=forged)
+    stored = await hook.stored(call_id)
+    assert response.json() == {"received": call_id, "ended": True}
+    assert stored is not None and stored.status == "completed" and stored.credits_charged != 0.01
+
+
 async def test_the_route_is_not_behind_the_bearer_token_but_mcp_is(tmp_path: Path) -> None:
     hook = make_hook_rig(tmp_path, http_token="t" * 32)
     call_id = await _place_call(hook.sandbox)
-    await hook.sandbox.advance(120)
+    async with serving(hook):
+        await hook.sandbox.advance(120)
     async with hook.http() as http:
         mcp = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
     assert hook.sandbox.webhooks.deliveries[0].status_code == 200 and mcp.status_code == 401

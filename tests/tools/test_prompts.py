@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from tests.harness import Rig, connected
+from tests.harness import Rig, connected, make_rig
 
 pytestmark = pytest.mark.anyio
 
@@ -105,3 +106,12 @@ async def test_follow_up_missed_calls_refuses_a_date_it_cannot_read(rig: Rig, mo
         with pytest.raises(MCPError) as raised:
             await client.get_prompt("follow_up_missed_calls", {"since": since})
     assert raised.value.code == types.INVALID_PARAMS and "2026-11-28" in raised.value.message
+
+
+async def test_a_read_only_server_lists_no_prompt_that_would_have_the_assistant_dispatch(tmp_path: Path, mode: str) -> None:
+    rig = make_rig(tmp_path, read_only=True)
+    async with connected(rig, mode) as client:
+        names = {p.name for p in (await client.list_prompts()).prompts}
+        with pytest.raises(MCPError):
+            await client.get_prompt("call_and_report", {"agent_id": "a", "to_number": "+14155550134", "goal": "g"})
+    assert names == {"campaign_report"}
