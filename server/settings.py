@@ -20,6 +20,8 @@ DEFAULT_BASE_URL = "https://outboundcalls.ai/api/v1"
 ConfirmMode = Literal["auto", "elicit", "token", "none"]
 DEFAULT_NUMBER_TYPES = "FIXED_LINE,MOBILE,FIXED_LINE_OR_MOBILE,TOLL_FREE,VOIP"
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{24,128}")
+# A value that says "not set": empty, or a bundle host's placeholder left unresolved (see load_settings).
+_UNRESOLVED = re.compile(r"(\$\{user_config\.[A-Za-z0-9_]+\})?")
 
 
 class SettingsError(ValueError):
@@ -196,11 +198,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             f"unknown setting(s) {', '.join(unknown)}: a misspelt policy is silently ignored otherwise; "
             f"run `outboundcalls-mcp --help` for the list"
         )
-    # An empty value means "not set": bundle hosts substitute "" for optional fields left blank.
+    # An empty value means "not set": bundle hosts substitute "" for optional fields left blank, and
+    # pass an optional field with no value and no default on as its literal `${user_config.<key>}`.
     values: dict[str, Any] = {
         name: env[f"{ENV_PREFIX}{name.upper()}"]
         for name in Settings.model_fields
-        if env.get(f"{ENV_PREFIX}{name.upper()}", "").strip()
+        if not _UNRESOLVED.fullmatch(env.get(f"{ENV_PREFIX}{name.upper()}", "").strip())
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:

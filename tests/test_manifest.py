@@ -73,12 +73,32 @@ async def test_the_manifest_lists_exactly_the_registered_tools(tmp_path: Path) -
     assert all(tool["description"] for tool in MANIFEST["tools"])
 
 
-def test_the_manifest_version_and_entry_point_match_the_package() -> None:
+def test_the_manifest_version_license_python_and_repository_match_the_package() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     project = pyproject["project"]
     # One source: the package's constant, which setuptools reads into the distribution's metadata.
     assert "version" in project["dynamic"]
     assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "outboundcalls.version.__version__"}
     assert MANIFEST["version"] == __version__ == version("outboundcalls-mcp")
-    assert (ROOT / MANIFEST["server"]["entry_point"]).is_file()
-    assert MANIFEST["server"]["mcp_config"]["command"] in project["scripts"]
+    assert MANIFEST["license"] == project["license"]
+    assert MANIFEST["compatibility"]["runtimes"]["python"] == project["requires-python"]
+    assert MANIFEST["repository"]["url"] == project["urls"]["Repository"] == MANIFEST["homepage"]
+
+
+def test_the_host_starts_the_console_script_with_uv_in_the_bundle_directory() -> None:
+    # server.type "uv": the host installs the bundle's pyproject.toml with uv, then runs the one console
+    # script, so the module path behind it lives only in pyproject.toml's [project.scripts].
+    server = MANIFEST["server"]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert MANIFEST["manifest_version"] == "0.4" and server["type"] == "uv"
+    assert server["mcp_config"]["command"] == "uv"
+    *uv_run, script = server["mcp_config"]["args"]
+    assert uv_run == ["run", "--directory", "${__dirname}"] and script in scripts
+    # A host may run the entry point itself; the bundle test runs it as a file in the bundle's environment.
+    assert (ROOT / server["entry_point"]).is_file()
+
+
+def test_the_icon_is_a_512_pixel_square_png() -> None:
+    data = (ROOT / MANIFEST["icon"]).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (512, 512)

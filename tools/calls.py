@@ -17,6 +17,7 @@ from tools.errors import upstream_errors
 from tools.inputs import AgentId, CallId, CampaignId, StatusFilter
 from tools.resources import transcript_uri
 from tools.results import READ_FROM_API, ToolModel, read_all, structured
+from tools.task_groups import first_error
 
 if TYPE_CHECKING:
     from outboundcalls.client import OutboundCallsClient
@@ -269,12 +270,10 @@ async def _get_calls(api: OutboundCallsClient, call_ids: list[str]) -> list[Call
             with upstream_errors(f"call_id {call_id!r}"):
                 found[call_id] = await api.get_call(call_id)
 
-    try:
+    with first_error(ToolError):
         async with anyio.create_task_group() as group:
             for call_id in call_ids:
                 group.start_soon(one, call_id)
-    except* ToolError as failed:
-        raise failed.exceptions[0] from None
     return [found[c] for c in call_ids]
 
 

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -108,7 +109,7 @@ async def test_a_token_unknown_or_tampered_finds_no_consent(ledger: SqliteLedger
 
 async def test_the_ledger_file_is_private_to_its_owner_and_in_wal_mode(ledger: SqliteLedger) -> None:
     assert ledger.path.stat().st_mode & 0o777 == 0o600
-    with sqlite3.connect(ledger.path) as conn:
+    with closing(sqlite3.connect(ledger.path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

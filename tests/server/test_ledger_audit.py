@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -186,7 +187,7 @@ async def test_details_that_look_like_secrets_are_refused(ledger: SqliteLedger, 
 
 async def test_the_audit_trail_cannot_be_edited_or_deleted(ledger: SqliteLedger) -> None:
     await single_consent(ledger, token=new_token())
-    with sqlite3.connect(ledger.path) as conn:
+    with closing(sqlite3.connect(ledger.path)) as conn:
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             conn.execute("UPDATE audit SET kind = 'dial'")
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):

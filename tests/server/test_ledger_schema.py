@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -74,7 +75,7 @@ def write_v1_file(state_dir: Path) -> Path:
 
 
 def read_table(path: Path, query: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         return [tuple(row) for row in conn.execute(query).fetchall()]
 
 
@@ -129,7 +130,7 @@ async def test_a_version_1_ledger_keeps_its_audit_trail_append_only(tmp_path: Pa
         *(("dial", intent_id) for intent_id, *_ in V1_DIALS), ("preview", None),
     ]  # fmt: skip
     assert entries[0].detail["consent"] == consent.consent_id
-    with sqlite3.connect(path) as conn, pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with closing(sqlite3.connect(path)) as conn, conn, pytest.raises(sqlite3.DatabaseError, match="append-only"):
         conn.execute("DELETE FROM audit")
 
 
@@ -233,7 +234,7 @@ def test_connections_opening_a_version_1_ledger_at_once_migrate_it_once(tmp_path
 def test_a_ledger_written_by_a_newer_release_is_refused_naming_the_release_to_run(tmp_path: Path) -> None:
     open_connection(tmp_path / LEDGER_FILENAME).close()
     path = tmp_path / LEDGER_FILENAME
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
         conn.execute("UPDATE meta SET value = '9.4.1' WHERE key = 'written_by'")
     with pytest.raises(LedgerError) as caught:

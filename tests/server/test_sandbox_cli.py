@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
+from contextlib import closing
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,7 +63,7 @@ def fill_ledger(tmp_path: Path, *, lease_seen_at: datetime) -> None:
 
     anyio.run(fill)
     # The lease a server holds while it runs, and leaves behind if it dies (a clean exit deletes it).
-    with sqlite3.connect(sandbox_dir(tmp_path) / LEDGER_FILENAME) as conn:
+    with closing(sqlite3.connect(sandbox_dir(tmp_path) / LEDGER_FILENAME)) as conn, conn:
         conn.execute("INSERT INTO policy_holders (holder_id, fingerprint, summary, started_at, seen_at) "
                      "VALUES ('server', 'fingerprint', '{}', ?, ?)", (to_db(lease_seen_at), to_db(lease_seen_at)))
     conn.close()
@@ -73,7 +74,7 @@ def audit(tmp_path: Path) -> list[str]:
 
 
 def rows(path: Path, table: str) -> int:
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         count: int = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
     conn.close()
     return count
@@ -130,7 +131,7 @@ def test_reset_empties_the_account_the_ledger_and_the_call_ends_and_keeps_the_au
     assert rows(sandbox_dir(tmp_path) / LEDGER_FILENAME, "policy_holders") == 0
     assert rows(sandbox_dir(tmp_path) / "call_ends.sqlite3", "call_ends") == 0
     fill_ledger(tmp_path, lease_seen_at=NOW)
-    with sqlite3.connect(sandbox_dir(tmp_path) / LEDGER_FILENAME) as conn, pytest.raises(sqlite3.IntegrityError):
+    with closing(sqlite3.connect(sandbox_dir(tmp_path) / LEDGER_FILENAME)) as conn, conn, pytest.raises(sqlite3.IntegrityError):
         conn.execute("DELETE FROM audit")
     conn.close()
 

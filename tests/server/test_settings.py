@@ -98,6 +98,18 @@ def test_empty_values_are_treated_as_unset(blank: str) -> None:
     assert settings == load_settings({})
 
 
+def test_a_placeholder_the_bundle_host_left_unresolved_is_unset() -> None:
+    # mcpb hosts pass `${user_config.<key>}` on verbatim for an optional field with no value and no default.
+    env = {f"OUTBOUNDCALLS_{name.upper()}": f"${{user_config.{name}}}" for name in Settings.model_fields}
+    assert load_settings(env) == load_settings({})
+
+
+def test_a_value_that_only_contains_a_placeholder_is_still_a_value_and_checked() -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"OUTBOUNDCALLS_MAX_CALLS_PER_DAY": "${user_config.max_calls_per_day}0"})
+    assert "OUTBOUNDCALLS_MAX_CALLS_PER_DAY" in str(raised.value)
+
+
 def test_command_line_flags_override_the_environment_and_absent_flags_do_not() -> None:
     settings = load_settings({"OUTBOUNDCALLS_SANDBOX": "false", "OUTBOUNDCALLS_READ_ONLY": "true"}, sandbox=True, read_only=None)
     assert settings.sandbox is True and settings.read_only is True
