@@ -23,7 +23,7 @@ from bench.tool_calls import RunFigures, measure_tool_calls
 from bench.upstream import Upstream
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = [sys.executable, "-m", "server"]
+OURS = [sys.executable, "-m", "outboundcalls_mcp.server"]
 FLOOR = [sys.executable, "-m", "bench.floor_server"]
 FLOOR_READ = [sys.executable, "-m", "bench.floor_read_server"]
 # A policy that refuses nothing the benchmark does, so every dispatch is dialed.
@@ -149,7 +149,7 @@ def _inside_calls() -> list[tuple[str, dict[str, object]]]:
 
 
 def _stdio_table(startup: dict, run: RunFigures, inside: InsideFigures) -> str:
-    table = Table("stdio (ours = `python -m server` against the sandbox on a loopback socket; floor = bench/floor_server.py)")
+    table = Table("stdio (ours = `python -m outboundcalls_mcp.server` against the sandbox on a loopback socket; floor = bench/floor_server.py)")
     for era, first in ((LEGACY, "initialize"), (MODERN, "server/discover")):
         o, f = startup["ours"], startup["floor"]
         table.add(spread_row(f"spawn -> {first} [{era}]", o.first_answer[era], f.first_answer[era]))

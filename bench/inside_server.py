@@ -71,7 +71,7 @@ def main() -> int:
     OutboundCallsClient._get = _timed_request(OutboundCallsClient._get)  # type: ignore[method-assign]  # noqa: SLF001
     OutboundCallsClient._post = _timed_request(OutboundCallsClient._post)  # type: ignore[method-assign]  # noqa: SLF001
     atexit.register(_dump)
-    from server.cli import main as cli_main
+    from outboundcalls_mcp.server.cli import main as cli_main
 
     return cli_main(sys.argv[1:])
 

@@ -2,7 +2,7 @@
 
 Three processes on loopback: the sandbox API (this module with --serve-sandbox, so that it can answer
 a random share of requests with 502 and report its full request log), our server
-(`python -m server --transport http`, permissive policy, confirm=token), and this load generator.
+(`python -m outboundcalls_mcp.server --transport http`, permissive policy, confirm=token), and this load generator.
 Half the sessions speak the handshake era (stateful, SSE), half 2026-07-28. Reads are mixed with
 confirmed dispatches (preview, then confirm by token, each to a new number); afterwards the ledger is
 compared with what the sandbox received: one intent per dispatch, one call per dialed intent, no
@@ -283,7 +283,7 @@ def run_once(label: str, fail_rate: float, sessions: int, total_calls: int, disp
             "OUTBOUNDCALLS_API_KEY": "oc_test_sandbox_not_a_live_key_0000",
             "OUTBOUNDCALLS_STATE_DIR": state,
         })  # fmt: skip
-        argv = [sys.executable, "-m", "server", "--transport", "http", "--port", str(port)]
+        argv = [sys.executable, "-m", "outboundcalls_mcp.server", "--transport", "http", "--port", str(port)]
         with HttpServer(argv, port, env) as server:
             figures, seconds = anyio.run(run_sessions, server.url, sessions, total_calls, dispatch_share, server.process.pid)
         ledger = ledger_check(Path(state), sandbox.log(), figures)

@@ -14,17 +14,17 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from outboundcalls.version import __version__
-from server.call_events import CallEndStore, CallEvents, serve_legacy_subscriptions
-from server.logs import configure_logging
-from server.policy import DispatchPolicy
-from server.sdk_patches import OutboundCallsServer
-from server.settings import Settings
-from server.startup import build_policy
-from server.state_dir import resolve_state_dir
-from tools import build_tools
-from tools.completions import register_completions
-from tools.deps import ToolDeps
-from tools.resources import bind_request_deps, register_resources
+from outboundcalls_mcp.server.call_events import CallEndStore, CallEvents, serve_legacy_subscriptions
+from outboundcalls_mcp.server.logs import configure_logging
+from outboundcalls_mcp.server.policy import DispatchPolicy
+from outboundcalls_mcp.server.sdk_patches import OutboundCallsServer
+from outboundcalls_mcp.server.settings import Settings
+from outboundcalls_mcp.server.startup import build_policy
+from outboundcalls_mcp.server.state_dir import resolve_state_dir
+from outboundcalls_mcp.tools import build_tools
+from outboundcalls_mcp.tools.completions import register_completions
+from outboundcalls_mcp.tools.deps import ToolDeps
+from outboundcalls_mcp.tools.resources import bind_request_deps, register_resources
 
 if TYPE_CHECKING:
     import httpx2
@@ -100,7 +100,7 @@ def build_server(
     register_completions(mcp)
     serve_legacy_subscriptions(mcp, events)
     if settings.webhook_secret is not None:
-        from server.webhooks import add_webhook_route  # only a server given a webhook secret loads it
+        from outboundcalls_mcp.server.webhooks import add_webhook_route  # only a server given a webhook secret loads it
 
         add_webhook_route(mcp, settings.webhook_secret, events, now=clock)
     return mcp
@@ -122,8 +122,8 @@ def _register_catalogue_on_first_use(mcp: MCPServer[ToolDeps], settings: Setting
     async def register_then_continue(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if pending and ctx.method not in _NO_CATALOGUE_NEEDED and not ctx.method.startswith("notifications/"):
             pending.clear()  # synchronous from here on: no other request can interleave
-            from server.audit_resource import register_audit_resource
-            from tools.prompts import register_prompts
+            from outboundcalls_mcp.server.audit_resource import register_audit_resource
+            from outboundcalls_mcp.tools.prompts import register_prompts
 
             register_resources(mcp)
             register_prompts(mcp, read_only=settings.read_only)
@@ -151,7 +151,7 @@ async def _open_deps(
     key = settings.api_key
     base_url = settings.base_url
     if settings.sandbox and transport is None:
-        from server.sandbox_mode import start_sandbox
+        from outboundcalls_mcp.server.sandbox_mode import start_sandbox
 
         transport, key, base_url = await start_sandbox(stack, resolve_state_dir(settings))
     if key is not None:
@@ -162,8 +162,8 @@ async def _open_deps(
         log.warning("no API key: every tool will answer how to set OUTBOUNDCALLS_API_KEY or use --sandbox")
     dispatcher = batch = None
     if api is not None and policy is not None:
-        from server.batch_dispatch import BatchDispatchService
-        from server.dispatch_setup import open_dispatcher
+        from outboundcalls_mcp.server.batch_dispatch import BatchDispatchService
+        from outboundcalls_mcp.server.dispatch_setup import open_dispatcher
 
         dispatcher = await open_dispatcher(settings, stack, api=api, policy=policy, now=now)
         batch = BatchDispatchService(dispatcher)

@@ -7,8 +7,8 @@ import sys
 from typing import TYPE_CHECKING, Final, TextIO
 
 if TYPE_CHECKING:
-    from server.ledger import AuditEntry
-    from server.settings import Settings
+    from outboundcalls_mcp.server.ledger import AuditEntry
+    from outboundcalls_mcp.server.settings import Settings
 
 __all__ = ["MAX_LIMIT", "format_table", "print_audit", "summarize"]
 
@@ -21,8 +21,8 @@ def print_audit(settings: Settings, *, limit: int, as_json: bool, out: TextIO | 
     """Print the most recent `limit` entries, oldest first; the exit status."""
     import anyio
 
-    from server.ledger_sqlite import read_audit
-    from server.state_dir import resolve_state_dir
+    from outboundcalls_mcp.server.ledger_sqlite import read_audit
+    from outboundcalls_mcp.server.state_dir import resolve_state_dir
 
     stream = out or sys.stdout
     if not 1 <= limit <= MAX_LIMIT:

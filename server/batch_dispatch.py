@@ -15,10 +15,10 @@ from typing import Final
 
 from outboundcalls.display import one_line
 from outboundcalls.numbers import e164_or_none
-from server import dispatch_text as text
-from server.dispatch import CONSENT_TTL, WAIT_FOR_OTHER_SECONDS, DispatchService, Facts, same_policy
-from server.dispatch_text import SANDBOX_PREFIX
-from server.ledger import (
+from outboundcalls_mcp.server import dispatch_text as text
+from outboundcalls_mcp.server.dispatch import CONSENT_TTL, WAIT_FOR_OTHER_SECONDS, DispatchService, Facts, same_policy
+from outboundcalls_mcp.server.dispatch_text import SANDBOX_PREFIX
+from outboundcalls_mcp.server.ledger import (
     BoundArgs,
     ConsentAnswer,
     ConsentDestination,
@@ -29,8 +29,8 @@ from server.ledger import (
     binding_of,
     new_consent_id,
 )
-from server.preflight import ESTIMATE_MINUTES_PER_CALL, estimate_per_call
-from tools.dispatch_models import (
+from outboundcalls_mcp.server.preflight import ESTIMATE_MINUTES_PER_CALL, estimate_per_call
+from outboundcalls_mcp.tools.dispatch_models import (
     Answer,
     BatchArgs,
     BatchPlan,

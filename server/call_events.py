@@ -24,7 +24,7 @@ from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
 
 from outboundcalls.calls import CallDetail
 from outboundcalls.errors import OutboundCallsError
-from tools.resources import SCHEME, call_uri, transcript_uri
+from outboundcalls_mcp.tools.resources import SCHEME, call_uri, transcript_uri
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext

@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from server.heap import collect_as_usual, collect_seldom
+from outboundcalls_mcp.server.heap import collect_as_usual, collect_seldom
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from outboundcalls_mcp.server.settings import Settings
 
 __all__ = ["main"]
 
@@ -18,7 +18,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _settings_help() -> str:
-    from server.settings import ENV_PREFIX, Settings
+    from outboundcalls_mcp.server.settings import ENV_PREFIX, Settings
 
     rows = []
     for name, field in Settings.model_fields.items():
@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script and `python -m server`."""
+    """Entry point of the console script and `python -m outboundcalls_mcp.server`."""
     collect_seldom()  # until the server is built (server/heap.py says why)
     try:
         return _main(argv)
@@ -78,7 +78,7 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"outboundcalls-mcp: `{args.action}` is an action of `sandbox` only: run "
               f"`outboundcalls-mcp sandbox {args.action}`.", file=sys.stderr)
         return 2
-    from server.settings import SettingsError, load_settings
+    from outboundcalls_mcp.server.settings import SettingsError, load_settings
 
     try:
         # The sandbox command is about the sandbox's state directory whether or not --sandbox was given.
@@ -88,19 +88,19 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"outboundcalls-mcp: configuration error: {exc}", file=sys.stderr)
         return 2
     if args.command == "demo":
-        from server.demo import run_demo
+        from outboundcalls_mcp.server.demo import run_demo
 
         collect_as_usual(freeze=False)
         return run_demo()
     if args.command == "audit":
-        from server.audit_cli import print_audit
+        from outboundcalls_mcp.server.audit_cli import print_audit
 
         collect_as_usual(freeze=False)
         return print_audit(settings, limit=args.limit, as_json=args.json)
     if args.command == "sandbox":
         collect_as_usual(freeze=False)
         return _sandbox(settings, args.action, yes=args.yes)
-    from server.startup import STARTUP_ERRORS, check_startup
+    from outboundcalls_mcp.server.startup import STARTUP_ERRORS, check_startup
 
     try:
         # Before serving: a policy that does not parse, or that differs from a live process's on the
@@ -112,14 +112,14 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"outboundcalls-mcp: configuration error: {exc}", file=sys.stderr)
         return 2
     if args.transport == "http":
-        from server.http import serve_http
+        from outboundcalls_mcp.server.http_transport import serve_http
 
         return serve_http(settings, host=args.host, port=args.port)
     return _serve_stdio(settings)
 
 
 def _sandbox(settings: Settings, action: str, *, yes: bool) -> int:
-    from server.sandbox_cli import print_status, run_reset
+    from outboundcalls_mcp.server.sandbox_cli import print_status, run_reset
 
     if action == "status":
         return print_status(settings)
@@ -128,9 +128,9 @@ def _sandbox(settings: Settings, action: str, *, yes: bool) -> int:
 
 
 def _serve_stdio(settings: Settings) -> int:
-    from server.app import build_server
-    from server.startup import find_startup_error
-    from server.stdio_pipes import run_stdio
+    from outboundcalls_mcp.server.app import build_server
+    from outboundcalls_mcp.server.startup import find_startup_error
+    from outboundcalls_mcp.server.stdio_pipes import run_stdio
 
     _announce(settings)
     try:

@@ -54,8 +54,8 @@ async def _session(state_dir: Path) -> None:
     from mcp.client.session import ClientRequestContext
 
     from outboundcalls.sandbox import SANDBOX_API_KEY, ManualClock, Sandbox
-    from server.app import build_server
-    from server.settings import Settings
+    from outboundcalls_mcp.server.app import build_server
+    from outboundcalls_mcp.server.settings import Settings
 
     # Noon in New York today: inside the default calling hours wherever in the US the demo dials.
     noon = datetime.now(UTC).replace(hour=17, minute=0, second=0, microsecond=0)

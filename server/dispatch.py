@@ -33,9 +33,9 @@ from outboundcalls.errors import (
 )
 from outboundcalls.numbers import e164_or_none
 from outboundcalls.pricing import MINIMUM_BALANCE_CREDITS
-from server import dispatch_text as text
-from server.dispatch_text import describe_refusals, preview_view, question_text
-from server.ledger import (
+from outboundcalls_mcp.server import dispatch_text as text
+from outboundcalls_mcp.server.dispatch_text import describe_refusals, preview_view, question_text
+from outboundcalls_mcp.server.ledger import (
     BoundArgs,
     ConsentAnswer,
     ConsentDestination,
@@ -53,11 +53,11 @@ from server.ledger import (
     UsageFacts,
     new_consent_id,
 )
-from server.policy import DEPLOYED_STATUS, DispatchPolicy
-from server.preflight import AgentFacts, PreflightResult
-from server.reconcile import Reconciler
-from tools.calls import call_item
-from tools.dispatch_models import (
+from outboundcalls_mcp.server.policy import DEPLOYED_STATUS, DispatchPolicy
+from outboundcalls_mcp.server.preflight import AgentFacts, PreflightResult
+from outboundcalls_mcp.server.reconcile import Reconciler
+from outboundcalls_mcp.tools.calls import call_item
+from outboundcalls_mcp.tools.dispatch_models import (
     Answer,
     ConsentTicket,
     DispatchError,
@@ -67,7 +67,7 @@ from tools.dispatch_models import (
     Prepared,
     Preview,
 )
-from tools.errors import describe_upstream_error
+from outboundcalls_mcp.tools.errors import describe_upstream_error
 
 if TYPE_CHECKING:
     from outboundcalls.client import OutboundCallsClient

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
-from server.ledger import LedgerStore, PolicyMismatchError
+from outboundcalls_mcp.server.ledger import LedgerStore, PolicyMismatchError
 
 if TYPE_CHECKING:
     from outboundcalls.client import OutboundCallsClient
-    from server.dispatch import DispatchService
-    from server.policy import DispatchPolicy
-    from server.settings import Settings
+    from outboundcalls_mcp.server.dispatch import DispatchService
+    from outboundcalls_mcp.server.policy import DispatchPolicy
+    from outboundcalls_mcp.server.settings import Settings
 
 __all__ = ["HEARTBEAT_SECONDS", "keep_policy_lease", "open_dispatcher"]
 
@@ -35,9 +35,9 @@ async def open_dispatcher(
     now: Callable[[], datetime],
 ) -> DispatchService:
     """Open the ledger, join it with this policy, reconcile what a stopped process left, keep the lease."""
-    from server.dispatch import DispatchService
-    from server.ledger_sqlite import SqliteLedger
-    from server.state_dir import resolve_state_dir
+    from outboundcalls_mcp.server.dispatch import DispatchService
+    from outboundcalls_mcp.server.ledger_sqlite import SqliteLedger
+    from outboundcalls_mcp.server.state_dir import resolve_state_dir
 
     ledger = SqliteLedger(resolve_state_dir(settings))
     stack.push_async_callback(ledger.aclose)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Final, Literal
 
 from outboundcalls.display import one_line
-from server.ledger import BoundArgs, ConsentRecord, consent_reference
-from server.preflight import AgentFacts, PreflightResult
-from tools.dispatch_models import Answer, Preview
+from outboundcalls_mcp.server.ledger import BoundArgs, ConsentRecord, consent_reference
+from outboundcalls_mcp.server.preflight import AgentFacts, PreflightResult
+from outboundcalls_mcp.tools.dispatch_models import Answer, Preview
 
 __all__ = [
     "CONSENT_GONE",

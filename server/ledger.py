@@ -32,7 +32,7 @@ from typing import Annotated, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from server.preflight import PreflightResult, RuleName, UsageFacts
+from outboundcalls_mcp.server.preflight import PreflightResult, RuleName, UsageFacts
 
 __all__ = [
     "USAGE_WINDOW",

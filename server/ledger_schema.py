@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from outboundcalls.version import __version__
-from server.ledger import LedgerError
+from outboundcalls_mcp.server.ledger import LedgerError
 
 __all__ = ["BUSY_TIMEOUT_MS", "MIGRATIONS", "SCHEMA_VERSION", "open_connection"]
 

@@ -23,7 +23,7 @@ import anyio
 import anyio.to_thread
 from pydantic import JsonValue
 
-from server.ledger import (
+from outboundcalls_mcp.server.ledger import (
     USAGE_WINDOW,
     Answer,
     AuditEntry,
@@ -47,8 +47,8 @@ from server.ledger import (
     token_hash,
     utc,
 )
-from server.ledger_schema import open_connection
-from server.preflight import PreflightResult, estimate_per_call
+from outboundcalls_mcp.server.ledger_schema import open_connection
+from outboundcalls_mcp.server.preflight import PreflightResult, estimate_per_call
 
 __all__ = ["LEDGER_FILENAME", "POLICY_LEASE", "SqliteLedger", "from_db", "read_audit", "to_db"]
 

@@ -6,7 +6,7 @@ import logging
 import sys
 from typing import Any
 
-from server.settings import Settings
+from outboundcalls_mcp.server.settings import Settings
 
 __all__ = ["RedactSecrets", "StderrHandler", "configure_logging"]
 

@@ -23,10 +23,10 @@ from typing import Final, get_args
 from outboundcalls.display import one_line
 from outboundcalls.numbers import NUMBER_TYPE_NAMES, InvalidPhoneNumberError, PhoneNumber, parse_phone
 from outboundcalls.pricing import MINIMUM_BALANCE_CREDITS, estimate_credits_per_minute
-from server.calling_hours import DEFAULT_CALLING_HOURS, CallingHours, LocalTime, destination_zones, local_times
-from server.do_not_call import DoNotCallFileError, load_do_not_call
-from server.settings import ConfirmMode
-from server.preflight import (
+from outboundcalls_mcp.server.calling_hours import DEFAULT_CALLING_HOURS, CallingHours, LocalTime, destination_zones, local_times
+from outboundcalls_mcp.server.do_not_call import DoNotCallFileError, load_do_not_call
+from outboundcalls_mcp.server.settings import ConfirmMode
+from outboundcalls_mcp.server.preflight import (
     ESTIMATE_MINUTES_PER_CALL,
     RULE_ORDER,
     RULE_SETTINGS,

@@ -10,7 +10,7 @@ from typing import Final, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from outboundcalls.numbers import PhoneNumber, ShortNumber
-from server.calling_hours import LocalTime
+from outboundcalls_mcp.server.calling_hours import LocalTime
 
 __all__ = [
     "ESTIMATE_MINUTES_PER_CALL",

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from outboundcalls.errors import OutboundCallsError
-from server.ledger import USAGE_WINDOW, BoundArgs, IntentRecord, LedgerStateError, LedgerStore
+from outboundcalls_mcp.server.ledger import USAGE_WINDOW, BoundArgs, IntentRecord, LedgerStateError, LedgerStore
 
 if TYPE_CHECKING:
     from outboundcalls.calls import CallSummary

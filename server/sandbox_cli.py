@@ -15,7 +15,7 @@ from outboundcalls.calls import CallSummary
 from outboundcalls.sandbox.store import AccountStoreError
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from outboundcalls_mcp.server.settings import Settings
 
 __all__ = ["LATEST_CALLS_SHOWN", "SandboxStatus", "format_status", "print_status", "read_status", "run_reset"]
 
@@ -40,8 +40,8 @@ class SandboxStatus(BaseModel):
 async def read_status(state_dir: Path, *, now: datetime) -> SandboxStatus | None:
     """The account in a sandbox state directory, its calls brought up to now; None if none was made yet."""
     from outboundcalls.sandbox import Sandbox
-    from server.sandbox_mode import sandbox_account_path
-    from server.sandbox_reset import live_server_seen_at
+    from outboundcalls_mcp.server.sandbox_mode import sandbox_account_path
+    from outboundcalls_mcp.server.sandbox_reset import live_server_seen_at
 
     path = sandbox_account_path(state_dir)
     if not path.exists():
@@ -76,8 +76,8 @@ def print_status(settings: Settings, *, out: TextIO | None = None, now: datetime
     """`sandbox status`; the exit status."""
     import anyio
 
-    from server.sandbox_mode import sandbox_account_path
-    from server.state_dir import resolve_state_dir
+    from outboundcalls_mcp.server.sandbox_mode import sandbox_account_path
+    from outboundcalls_mcp.server.state_dir import resolve_state_dir
 
     stream = out or sys.stdout
     state_dir = resolve_state_dir(settings)
@@ -106,9 +106,9 @@ def run_reset(
     """`sandbox reset`: asks first (unless `yes`; `ask` is None without a terminal), refuses under a live server."""
     import anyio
 
-    from server.sandbox_mode import sandbox_account_path
-    from server.sandbox_reset import SandboxInUseError, live_server_seen_at, reset_sandbox
-    from server.state_dir import resolve_state_dir
+    from outboundcalls_mcp.server.sandbox_mode import sandbox_account_path
+    from outboundcalls_mcp.server.sandbox_reset import SandboxInUseError, live_server_seen_at, reset_sandbox
+    from outboundcalls_mcp.server.state_dir import resolve_state_dir
 
     stream, errors = out or sys.stdout, err or sys.stderr
     state_dir = resolve_state_dir(settings)

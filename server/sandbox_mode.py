@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Final
 
 from pydantic import SecretStr
 
-from server.ledger import LedgerError
+from outboundcalls_mcp.server.ledger import LedgerError
 
 if TYPE_CHECKING:
     import httpx2

@@ -30,7 +30,7 @@ class SandboxInUseError(Exception):
     """A server process still holds the sandbox ledger (its policy lease is live)."""
 
     def __init__(self, state_dir: Path, seen_at: datetime) -> None:
-        from server.ledger_sqlite import POLICY_LEASE
+        from outboundcalls_mcp.server.ledger_sqlite import POLICY_LEASE
 
         super().__init__(
             f"a sandbox server still uses {state_dir} (last seen {seen_at:%Y-%m-%d %H:%M:%S} UTC): stop it "
@@ -43,7 +43,7 @@ class SandboxInUseError(Exception):
 
 def live_server_seen_at(state_dir: Path, *, now: datetime) -> datetime | None:
     """When a live server last renewed its lease on the sandbox ledger; None if no server holds it."""
-    from server.ledger_sqlite import LEDGER_FILENAME
+    from outboundcalls_mcp.server.ledger_sqlite import LEDGER_FILENAME
 
     ledger = state_dir / LEDGER_FILENAME
     if not ledger.exists():
@@ -55,8 +55,8 @@ def live_server_seen_at(state_dir: Path, *, now: datetime) -> datetime | None:
 async def reset_sandbox(state_dir: Path, *, account: Path, now: datetime) -> None:
     """Empty the ledger and the call ends and start the account afresh, or raise SandboxInUseError."""
     from outboundcalls.sandbox import Sandbox
-    from server.call_events import CALL_ENDS_FILENAME
-    from server.ledger_sqlite import LEDGER_FILENAME
+    from outboundcalls_mcp.server.call_events import CALL_ENDS_FILENAME
+    from outboundcalls_mcp.server.ledger_sqlite import LEDGER_FILENAME
 
     if state_dir.name != "sandbox":
         # The live ledger must never be emptied by a reset, whatever the caller resolved.
@@ -101,7 +101,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 def _live_lease(conn: sqlite3.Connection, now: datetime) -> datetime | None:
     """The newest live policy lease's last renewal, as the ledger itself counts leases."""
-    from server.ledger_sqlite import POLICY_LEASE, from_db, to_db
+    from outboundcalls_mcp.server.ledger_sqlite import POLICY_LEASE, from_db, to_db
 
     if not _tables(conn) & {"policy_holders"}:
         return None

@@ -5,7 +5,7 @@ changes what the hook relies on; the SDK's minor version is pinned in pyproject.
 
 - A confirmation answer the SDK refuses before our code sees it (accepted with no content, or
   content that is not the form's boolean) becomes a tool error that names no internal resolver:
-  the SDK words it after the resolver's module path (`Resolver 'tools.dispatch:ask_consent' ...`).
+  the SDK words it after the resolver's module path (`Resolver 'outboundcalls_mcp.tools.dispatch:ask_consent' ...`).
 """
 
 from __future__ import annotations

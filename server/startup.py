@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from server.do_not_call import DoNotCallFileError
-from server.ledger import LedgerError, PolicyMismatchError
-from server.policy import DispatchPolicy, PolicyError
+from outboundcalls_mcp.server.do_not_call import DoNotCallFileError
+from outboundcalls_mcp.server.ledger import LedgerError, PolicyMismatchError
+from outboundcalls_mcp.server.policy import DispatchPolicy, PolicyError
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from outboundcalls_mcp.server.settings import Settings
 
 __all__ = ["STARTUP_ERRORS", "build_policy", "check_startup", "find_startup_error"]
 
@@ -54,8 +54,8 @@ def check_startup(settings: Settings, *, join_ledger: bool = True) -> None:
 
     import anyio
 
-    from server.ledger_sqlite import SqliteLedger
-    from server.state_dir import resolve_state_dir
+    from outboundcalls_mcp.server.ledger_sqlite import SqliteLedger
+    from outboundcalls_mcp.server.state_dir import resolve_state_dir
 
     async def join() -> None:
         ledger = SqliteLedger(resolve_state_dir(settings))

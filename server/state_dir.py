@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server.settings import Settings
+from outboundcalls_mcp.server.settings import Settings
 
 __all__ = ["resolve_state_dir"]
 

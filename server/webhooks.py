@@ -19,12 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from outboundcalls.calls import CallDetail
-from tools.inputs import check_id
+from outboundcalls_mcp.tools.inputs import check_id
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-    from server.call_events import CallEvents
+    from outboundcalls_mcp.server.call_events import CallEvents
 
 __all__ = ["MAX_WEBHOOK_BYTES", "WEBHOOK_PATH", "WEBHOOK_ROUTE", "add_webhook_route", "parse_call_webhook"]
 

@@ -15,8 +15,8 @@ from mcp.server.mcpserver import MCPServer
 
 from outboundcalls.retry import RetryPolicy
 from outboundcalls.sandbox import SANDBOX_API_KEY, ManualClock, Sandbox
-from server.app import build_server
-from server.settings import Settings
+from outboundcalls_mcp.server.app import build_server
+from outboundcalls_mcp.server.settings import Settings
 
 ElicitationCallback = Callable[..., Awaitable[Any]]
 

@@ -22,8 +22,8 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext
 
 from outboundcalls.sandbox import Fault, Sandbox, SeedIds
-from server.ledger_sqlite import LEDGER_FILENAME
-from server.state_dir import resolve_state_dir
+from outboundcalls_mcp.server.ledger_sqlite import LEDGER_FILENAME
+from outboundcalls_mcp.server.state_dir import resolve_state_dir
 from tests.harness import Rig, make_rig
 
 pytestmark = pytest.mark.anyio

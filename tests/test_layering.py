@@ -9,12 +9,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("outboundcalls", "tools", "server")
+# Each directory's installed name: server/ and tools/ install under this project's own name.
+INSTALLED = {"outboundcalls": "outboundcalls", "tools": "outboundcalls_mcp.tools", "server": "outboundcalls_mcp.server"}
 # What each layer may not import: server -> tools -> outboundcalls, never back up.
 FORBIDDEN = {
-    "outboundcalls": ("mcp", "mcp_types", "tools", "server"),
-    "tools": ("server",),
+    "outboundcalls": ("mcp", "mcp_types", "outboundcalls_mcp"),
+    "tools": ("outboundcalls_mcp.server",),
     "server": (),
 }
+# The repository's directory names are not importable names: importing them would load a second copy.
+NOT_IMPORTABLE = ("server", "tools")
 
 
 def _modules(package: str) -> list[Path]:
@@ -37,7 +41,18 @@ def test_a_layer_never_imports_the_layers_above_it(package: str) -> None:
         f"{path.relative_to(ROOT)}: {name}"
         for path in _modules(package)
         for name in _imported(path)
-        if name.split(".")[0] in FORBIDDEN[package]
+        if any(name == top or name.startswith(top + ".") for top in FORBIDDEN[package])
+    }
+    assert not offending
+
+
+def test_nothing_imports_a_directory_name_instead_of_its_installed_name() -> None:
+    offending = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for directory in (*PACKAGES, "tests", "bench")
+        for path in sorted((ROOT / directory).rglob("*.py"))
+        for name in _imported(path)
+        if name.split(".")[0] in NOT_IMPORTABLE
     }
     assert not offending
 

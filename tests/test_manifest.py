@@ -13,8 +13,8 @@ import pytest
 from mcp import Client
 
 from outboundcalls.version import __version__
-from server.app import build_server
-from server.settings import ENV_PREFIX, Settings
+from outboundcalls_mcp.server.app import build_server
+from outboundcalls_mcp.server.settings import ENV_PREFIX, Settings
 
 pytestmark = pytest.mark.anyio
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server.settings import ENV_PREFIX, Settings
-from tools import READ_TOOLS, WRITE_TOOLS
+from outboundcalls_mcp.server.settings import ENV_PREFIX, Settings
+from outboundcalls_mcp.tools import READ_TOOLS, WRITE_TOOLS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -24,11 +24,11 @@ from outboundcalls.client import OutboundCallsClient
 from outboundcalls.errors import OutboundCallsError
 from outboundcalls.retry import RetryPolicy
 from outboundcalls.sandbox import SANDBOX_BASE_URL, Fault, ManualClock, Sandbox
-from server.app import build_server
-from server.cli import _parser
-from server.ledger_sqlite import LEDGER_FILENAME, SqliteLedger
-from server.settings import Settings, load_settings
-from server.state_dir import resolve_state_dir
+from outboundcalls_mcp.server.app import build_server
+from outboundcalls_mcp.server.cli import _parser
+from outboundcalls_mcp.server.ledger_sqlite import LEDGER_FILENAME, SqliteLedger
+from outboundcalls_mcp.server.settings import Settings, load_settings
+from outboundcalls_mcp.server.state_dir import resolve_state_dir
 from tests.harness import NOON_NEW_YORK, make_settings
 from tests.test_fault_matrix import FAULTS, TOOLS, Upstream, run_case
 

@@ -41,17 +41,44 @@ def _env(home: Path) -> dict[str, str]:
 
 
 def test_the_installed_packages_come_from_the_venv_not_from_the_checkout(venv: Path, tmp_path: Path) -> None:
-    code = "import outboundcalls, server, tools; print('\\n'.join(m.__file__ for m in (outboundcalls, server, tools)))"
+    code = ("import outboundcalls, outboundcalls_mcp.server as s, outboundcalls_mcp.tools as t; "
+            "print('\\n'.join(m.__file__ for m in (outboundcalls, s, t)))")
     found = subprocess.run([venv / "bin" / "python", "-c", code], cwd=tmp_path, env=_env(tmp_path),
                            check=True, capture_output=True, text=True).stdout.split()
     site_packages = next((venv / "lib").glob("python3.*/site-packages"))
     assert all(Path(path).is_relative_to(site_packages) for path in found), found
-    for data in ("outboundcalls/openapi.yaml", "tools/published_schemas.json",
-                 "outboundcalls/py.typed", "tools/py.typed", "server/py.typed"):
+    for data in ("outboundcalls/openapi.yaml", "outboundcalls_mcp/tools/published_schemas.json",
+                 "outboundcalls/py.typed", "outboundcalls_mcp/tools/py.typed", "outboundcalls_mcp/server/py.typed"):
         assert (site_packages / data).is_file(), data
-    # TODO(issue 17, the rename of server/tools to outboundcalls_mcp.server/.tools): assert here that the
-    # distribution installs only this project's top-level names (its top_level.txt / RECORD), e.g.
-    # {"outboundcalls", "outboundcalls_mcp"}, and import them by those names above.
+
+
+def test_the_distribution_installs_only_this_projects_top_level_names(venv: Path, tmp_path: Path) -> None:
+    """No generic name (server, tools) lands in site-packages, where it would collide with another package's."""
+    code = ("import importlib.metadata as m; files = m.distribution('outboundcalls-mcp').files or []; "
+            "print('\\n'.join(sorted({f.parts[0] for f in files if not f.parts[0].endswith('.dist-info')})))")
+    listed = subprocess.run([venv / "bin" / "python", "-c", code], cwd=tmp_path, env=_env(tmp_path),
+                            check=True, capture_output=True, text=True).stdout.split()
+    site_packages = next((venv / "lib").glob("python3.*/site-packages"))
+    assert [name for name in listed if name not in ("..",)] == ["outboundcalls", "outboundcalls_mcp"], listed
+    assert not (site_packages / "server").exists() and not (site_packages / "tools").exists()
+    shown = subprocess.run([venv / "bin" / "python", "-m", "pip", "show", "-f", "outboundcalls-mcp"], cwd=tmp_path,
+                           env=_env(tmp_path), check=True, capture_output=True, text=True).stdout
+    tops = {line.strip().split("/")[0] for line in shown.split("Files:", 1)[1].splitlines() if "/" in line}
+    assert {top for top in tops if not top.endswith(".dist-info") and top != ".."} == {"outboundcalls", "outboundcalls_mcp"}
+
+
+def test_every_source_package_is_in_the_distribution() -> None:
+    """A package directory pyproject.toml does not list would be missing from the wheel, silently."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    installed = {"outboundcalls": "outboundcalls", "server": "outboundcalls_mcp.server", "tools": "outboundcalls_mcp.tools"}
+    found = {
+        ".".join([installed[init.relative_to(ROOT).parts[0]], *init.relative_to(ROOT).parts[1:-1]])
+        for directory in installed
+        for init in (ROOT / directory).rglob("__init__.py")
+    }
+    assert found == listed
 
 
 def test_the_demo_runs_from_another_directory(venv: Path, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ WRITE_TOOLS = ("add_contact", "dispatch_call", "dispatch_calls")
 
 def catalogue() -> list[tuple[Callable[..., Any], ToolAnnotations]]:
     """Every tool function with its annotations, in the order tools/list shows them."""
-    from tools import account, agents, batch, calls, campaigns, contacts, dispatch
+    from outboundcalls_mcp.tools import account, agents, batch, calls, campaigns, contacts, dispatch
 
     return [
         (account.get_balance, READ),
@@ -45,7 +45,7 @@ def catalogue() -> list[tuple[Callable[..., Any], ToolAnnotations]]:
 
 def build_tools(*, read_only: bool) -> list[Tool]:
     """Every tool (no writing tool at all when read_only), with the published lean schemas."""
-    from tools.registration import build_tool, published_schemas
+    from outboundcalls_mcp.tools.registration import build_tool, published_schemas
 
     schemas = published_schemas()
     return [

@@ -8,9 +8,9 @@ from mcp.server.mcpserver import Context
 
 from outboundcalls.account import Account
 from outboundcalls.pricing import MINIMUM_BALANCE_CREDITS
-from tools.deps import ToolDeps, api_of, deps_of
-from tools.errors import upstream_errors
-from tools.results import ToolModel, structured
+from outboundcalls_mcp.tools.deps import ToolDeps, api_of, deps_of
+from outboundcalls_mcp.tools.errors import upstream_errors
+from outboundcalls_mcp.tools.results import ToolModel, structured
 
 __all__ = ["Balance", "balance_view", "get_balance"]
 

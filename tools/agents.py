@@ -10,10 +10,10 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from outboundcalls.agents import Agent
-from tools.deps import ToolDeps, api_of
-from tools.errors import upstream_errors
-from tools.inputs import AgentId, StatusFilter
-from tools.results import READ_FROM_API, ToolModel, read_all, structured
+from outboundcalls_mcp.tools.deps import ToolDeps, api_of
+from outboundcalls_mcp.tools.errors import upstream_errors
+from outboundcalls_mcp.tools.inputs import AgentId, StatusFilter
+from outboundcalls_mcp.tools.results import READ_FROM_API, ToolModel, read_all, structured
 
 V = TypeVar("V", bound=ToolModel)
 

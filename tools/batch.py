@@ -7,7 +7,7 @@ from typing import Annotated, Any, Final
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from pydantic import Field
 
-from tools.consent import (
+from outboundcalls_mcp.tools.consent import (
     CANNOT_ELICIT,
     AskedOnce,
     Route,
@@ -17,10 +17,10 @@ from tools.consent import (
     person_answer,
     route_for,
 )
-from tools.deps import BatchDispatcher, ToolDeps, deps_of, no_key_error
-from tools.dispatch_models import BatchArgs, BatchPlan, BatchResult, ConsentTicket, DialConsent, DispatchError
-from tools.inputs import AgentId, OptionalId, Token
-from tools.results import structured
+from outboundcalls_mcp.tools.deps import BatchDispatcher, ToolDeps, deps_of, no_key_error
+from outboundcalls_mcp.tools.dispatch_models import BatchArgs, BatchPlan, BatchResult, ConsentTicket, DialConsent, DispatchError
+from outboundcalls_mcp.tools.inputs import AgentId, OptionalId, Token
+from outboundcalls_mcp.tools.results import structured
 
 __all__ = ["MAX_BATCH_LIMIT", "BatchRoute", "ask_batch_consent", "batch_route", "dispatch_calls"]
 

@@ -12,12 +12,12 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from outboundcalls.calls import CallDetail, CallSummary, TranscriptTurn
-from tools.deps import ToolDeps, api_of, deps_of
-from tools.errors import upstream_errors
-from tools.inputs import AgentId, CallId, CampaignId, StatusFilter
-from tools.resources import transcript_uri
-from tools.results import READ_FROM_API, ToolModel, read_all, structured
-from tools.task_groups import first_error
+from outboundcalls_mcp.tools.deps import ToolDeps, api_of, deps_of
+from outboundcalls_mcp.tools.errors import upstream_errors
+from outboundcalls_mcp.tools.inputs import AgentId, CallId, CampaignId, StatusFilter
+from outboundcalls_mcp.tools.resources import transcript_uri
+from outboundcalls_mcp.tools.results import READ_FROM_API, ToolModel, read_all, structured
+from outboundcalls_mcp.tools.task_groups import first_error
 
 if TYPE_CHECKING:
     from outboundcalls.client import OutboundCallsClient

@@ -5,10 +5,10 @@ from __future__ import annotations
 from mcp.server.mcpserver import Context
 
 from outboundcalls.campaigns import Campaign
-from tools.deps import ToolDeps, api_of
-from tools.errors import upstream_errors
-from tools.inputs import CampaignId
-from tools.results import ToolModel, structured
+from outboundcalls_mcp.tools.deps import ToolDeps, api_of
+from outboundcalls_mcp.tools.errors import upstream_errors
+from outboundcalls_mcp.tools.inputs import CampaignId
+from outboundcalls_mcp.tools.results import ToolModel, structured
 
 __all__ = ["CampaignProgress", "campaign_progress", "get_campaign"]
 

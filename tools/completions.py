@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 import mcp_types as types
 
 from outboundcalls.errors import OutboundCallsError
-from tools.deps import ToolDeps
+from outboundcalls_mcp.tools.deps import ToolDeps
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext

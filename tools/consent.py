@@ -20,8 +20,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ConfigDict
 
-from tools.deps import deps_of
-from tools.dispatch_models import Answer, DialConsent, DispatchError
+from outboundcalls_mcp.tools.deps import deps_of
+from outboundcalls_mcp.tools.dispatch_models import Answer, DialConsent, DispatchError
 
 __all__ = [
     "CANNOT_ELICIT",

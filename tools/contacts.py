@@ -10,11 +10,11 @@ from mcp.server.mcpserver import Context
 from pydantic import AfterValidator, Field
 
 from outboundcalls.contacts import Contact, NewContact
-from tools.deps import ToolDeps, api_of, deps_of
-from tools.errors import upstream_errors
-from tools.inputs import ContactListId, ShortText, check_custom_fields, check_email, check_tag
-from tools.phone import e164_or_tool_error
-from tools.results import READ_FROM_API, ToolModel, read_all, structured
+from outboundcalls_mcp.tools.deps import ToolDeps, api_of, deps_of
+from outboundcalls_mcp.tools.errors import upstream_errors
+from outboundcalls_mcp.tools.inputs import ContactListId, ShortText, check_custom_fields, check_email, check_tag
+from outboundcalls_mcp.tools.phone import e164_or_tool_error
+from outboundcalls_mcp.tools.results import READ_FROM_API, ToolModel, read_all, structured
 
 __all__ = ["ContactInfo", "ContactList", "add_contact", "contact_info", "contact_infos", "list_contacts"]
 

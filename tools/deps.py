@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from outboundcalls.calls import CallDetail, CallSummary
     from outboundcalls.client import OutboundCallsClient
 
-    from tools.dispatch_models import (
+    from outboundcalls_mcp.tools.dispatch_models import (
         Answer,
         BatchArgs,
         BatchPlan,

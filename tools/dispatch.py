@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from pydantic import Field
 
-from tools.consent import (
+from outboundcalls_mcp.tools.consent import (
     CANNOT_ELICIT,
     AskedOnce,
     Route,
@@ -17,8 +17,8 @@ from tools.consent import (
     person_answer,
     route_for,
 )
-from tools.deps import Dispatcher, ToolDeps, deps_of, no_key_error
-from tools.dispatch_models import (
+from outboundcalls_mcp.tools.deps import Dispatcher, ToolDeps, deps_of, no_key_error
+from outboundcalls_mcp.tools.dispatch_models import (
     ConsentTicket,
     DialConsent,
     DispatchError,
@@ -26,8 +26,8 @@ from tools.dispatch_models import (
     DispatchResult,
     Prepared,
 )
-from tools.inputs import AgentId, OptionalId, Token
-from tools.results import structured
+from outboundcalls_mcp.tools.inputs import AgentId, OptionalId, Token
+from outboundcalls_mcp.tools.results import structured
 
 __all__ = ["CallRoute", "ask_consent", "consent_route", "dispatch_call"]
 

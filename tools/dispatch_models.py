@@ -12,8 +12,8 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from tools.calls import CallItem
-from tools.results import ToolModel
+from outboundcalls_mcp.tools.calls import CallItem
+from outboundcalls_mcp.tools.results import ToolModel
 
 __all__ = [
     "Answer",

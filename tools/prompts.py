@@ -15,9 +15,9 @@ from pydantic import Field
 
 from outboundcalls.calls import CallSummary
 from outboundcalls.errors import NotFoundError, OutboundCallsError
-from tools.deps import NO_KEY_MESSAGE, ToolDeps, deps_of
-from tools.errors import describe_upstream_error
-from tools.inputs import check_id, check_text
+from outboundcalls_mcp.tools.deps import NO_KEY_MESSAGE, ToolDeps, deps_of
+from outboundcalls_mcp.tools.errors import describe_upstream_error
+from outboundcalls_mcp.tools.inputs import check_id, check_text
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer

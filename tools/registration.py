@@ -33,7 +33,7 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, PrivateAttr, create_model
 
-from tools.schema import compact_schema
+from outboundcalls_mcp.tools.schema import compact_schema
 
 __all__ = ["SCHEMA_FILE", "LazyArguments", "LazyFuncMetadata", "build_tool", "derive_schemas", "published_schemas"]
 

@@ -13,9 +13,9 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
 from outboundcalls.calls import CallDetail, TranscriptTurn
 from outboundcalls.errors import NotFoundError, OutboundCallsError
-from tools.deps import NO_KEY_MESSAGE, ToolDeps, deps_of
-from tools.errors import describe_upstream_error
-from tools.inputs import check_id
+from outboundcalls_mcp.tools.deps import NO_KEY_MESSAGE, ToolDeps, deps_of
+from outboundcalls_mcp.tools.errors import describe_upstream_error
+from outboundcalls_mcp.tools.inputs import check_id
 
 if TYPE_CHECKING:
     from outboundcalls.client import OutboundCallsClient
@@ -108,7 +108,7 @@ async def _read_call(deps: ToolDeps, call_id: str) -> CallDetail:
 
 async def call_detail(call_id: str, ctx: Context[ToolDeps]) -> str:
     """One call in full as JSON: status, times, cost, summary, extracted data and every transcript turn."""
-    from tools.calls import call_view
+    from outboundcalls_mcp.tools.calls import call_view
 
     call = await _read_call(deps_of(ctx), call_id)
     return call_view(call, include_transcript=True, max_chars=None).model_dump_json(exclude_none=True)
@@ -121,7 +121,7 @@ async def call_transcript(call_id: str, ctx: Context[ToolDeps]) -> str:
 
 async def campaign(campaign_id: str, ctx: Context[ToolDeps]) -> str:
     """A campaign's progress as JSON: calls completed, successful, failed, credits, success rate."""
-    from tools.campaigns import campaign_progress
+    from outboundcalls_mcp.tools.campaigns import campaign_progress
 
     api = _api(deps_of(ctx), "campaign", campaign_id)
     with _resource_errors(f"campaign {campaign_id!r}"):
@@ -131,7 +131,7 @@ async def campaign(campaign_id: str, ctx: Context[ToolDeps]) -> str:
 
 async def contact_list(contact_list_id: str, ctx: Context[ToolDeps]) -> str:
     """The contacts of one contact list as JSON."""
-    from tools.contacts import ContactList, contact_infos
+    from outboundcalls_mcp.tools.contacts import ContactList, contact_infos
 
     api = _api(deps_of(ctx), "contact list", contact_list_id)
     with _resource_errors(f"contact list {contact_list_id!r}"):
@@ -148,7 +148,7 @@ def _static_deps() -> ToolDeps:
 
 async def agents() -> str:
     """The voice agents as JSON: id, name, status."""
-    from tools.agents import AgentList, agent_items
+    from outboundcalls_mcp.tools.agents import AgentList, agent_items
 
     deps = _static_deps()
     assert deps.api is not None
@@ -159,7 +159,7 @@ async def agents() -> str:
 
 async def account() -> str:
     """The account as JSON: credits, whether a call can be dispatched, plan."""
-    from tools.account import balance_view
+    from outboundcalls_mcp.tools.account import balance_view
 
     deps = _static_deps()
     assert deps.api is not None

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime, timedelta
 
-from server.app import build_server
-from server.settings import load_settings
+from outboundcalls_mcp.server.app import build_server
+from outboundcalls_mcp.server.settings import load_settings
 
 
 def main() -> None:

@@ -13,10 +13,10 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext
 
 from outboundcalls.sandbox import ManualClock, Sandbox
-from server.ledger import AuditEntry
-from server.ledger_sqlite import read_audit
-from server.app import build_server
-from server.state_dir import resolve_state_dir
+from outboundcalls_mcp.server.ledger import AuditEntry
+from outboundcalls_mcp.server.ledger_sqlite import read_audit
+from outboundcalls_mcp.server.app import build_server
+from outboundcalls_mcp.server.state_dir import resolve_state_dir
 from tests.harness import NOON_NEW_YORK, Rig, make_settings
 
 ERAS = ["legacy", "auto"]  # the handshake era (today's hosts) and 2026-07-28

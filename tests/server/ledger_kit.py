@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
-from server.ledger import (
+from outboundcalls_mcp.server.ledger import (
     BoundArgs,
     ConfirmMode,
     ConsentAnswer,
@@ -26,9 +26,9 @@ from server.ledger import (
     binding_of,
     new_consent_id,
 )
-from server.ledger_sqlite import SqliteLedger
-from server.policy import DEPLOYED_STATUS, DispatchPolicy
-from server.preflight import AgentFacts, PreflightResult, Refusal, RuleName, UsageFacts
+from outboundcalls_mcp.server.ledger_sqlite import SqliteLedger
+from outboundcalls_mcp.server.policy import DEPLOYED_STATUS, DispatchPolicy
+from outboundcalls_mcp.server.preflight import AgentFacts, PreflightResult, Refusal, RuleName, UsageFacts
 
 __all__ = [
     "ARGS",

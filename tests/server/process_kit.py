@@ -24,7 +24,7 @@ from mcp import Client, StdioServerParameters
 
 from outboundcalls.sandbox import SANDBOX_API_KEY, Sandbox
 from outboundcalls.sandbox.standalone import create_server, serve
-from server.ledger_sqlite import LEDGER_FILENAME
+from outboundcalls_mcp.server.ledger_sqlite import LEDGER_FILENAME
 from tests.harness import console_script
 from tests.server.dispatch_kit import text_of
 

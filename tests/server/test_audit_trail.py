@@ -13,8 +13,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server.audit_cli import print_audit
-from server.audit_resource import AUDIT_URI
+from outboundcalls_mcp.server.audit_cli import print_audit
+from outboundcalls_mcp.server.audit_resource import AUDIT_URI
 from tests.harness import NOON_NEW_YORK, connected, make_rig
 from tests.server.dispatch_kit import (
     ERAS,
@@ -183,7 +183,7 @@ def test_an_empty_trail_says_so_and_a_bad_limit_is_refused(tmp_path: Path) -> No
 def test_the_console_script_prints_the_audit_as_json_lines(tmp_path: Path) -> None:
     state = anyio.run(seeded_audit, tmp_path)
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "OUTBOUNDCALLS_STATE_DIR": str(state)}
-    done = subprocess.run([sys.executable, "-m", "server", "audit", "--sandbox", "--json", "--limit", "3"], env=env,
+    done = subprocess.run([sys.executable, "-m", "outboundcalls_mcp.server", "audit", "--sandbox", "--json", "--limit", "3"], env=env,
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["kind"] for line in done.stdout.splitlines()] == ["preview", "dial", "outcome"]

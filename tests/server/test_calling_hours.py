@@ -9,7 +9,7 @@ import phonenumbers
 import pytest
 
 from outboundcalls.numbers import parse_phone
-from server.calling_hours import CAPITAL_ZONES, CallingHours, destination_zones, local_times
+from outboundcalls_mcp.server.calling_hours import CAPITAL_ZONES, CallingHours, destination_zones, local_times
 
 WINTER_NOON_UTC = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 

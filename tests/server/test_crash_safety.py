@@ -29,7 +29,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from outboundcalls.client import OutboundCallsClient
 from outboundcalls.sandbox import SANDBOX_API_KEY, SANDBOX_BASE_URL, Fault, RecordedRequest, Sandbox
 from outboundcalls.sandbox.standalone import base_url, create_server, serve
-from server.ledger_sqlite import LEDGER_FILENAME
+from outboundcalls_mcp.server.ledger_sqlite import LEDGER_FILENAME
 
 pytestmark = pytest.mark.anyio
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.cli import main
-from server.demo import run_demo
+from outboundcalls_mcp.server.cli import main
+from outboundcalls_mcp.server.demo import run_demo
 
 
 def test_the_demo_shows_every_step_of_a_session_in_order(capsys: pytest.CaptureFixture[str]) -> None:

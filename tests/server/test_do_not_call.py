@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.policy import DispatchPolicy, DoNotCallFileError, load_do_not_call
+from outboundcalls_mcp.server.policy import DispatchPolicy, DoNotCallFileError, load_do_not_call
 
 
 def test_numbers_in_any_written_form_become_e164_and_comments_and_blank_lines_are_skipped(tmp_path: Path) -> None:

@@ -10,11 +10,11 @@ def test_only_young_collections_while_building_then_the_usual_thresholds_with_a_
     # In a child process: freezing the test runner's own heap would leak into every later test.
     code = (
         "import gc\n"
-        "from server.heap import collect_seldom, collect_as_usual\n"
+        "from outboundcalls_mcp.server.heap import collect_seldom, collect_as_usual\n"
         "usual = gc.get_threshold()\n"
         "collect_seldom(); assert gc.isenabled()\n"
         "older = [gc.get_stats()[n]['collections'] for n in (1, 2)]\n"
-        "import server.app\n"
+        "import outboundcalls_mcp.server.app\n"
         "assert [gc.get_stats()[n]['collections'] for n in (1, 2)] == older, 'an older generation was collected'\n"
         "assert gc.get_stats()[0]['collections'] > 0, 'young collections must keep running'\n"
         "collect_as_usual()\n"
@@ -26,7 +26,7 @@ def test_only_young_collections_while_building_then_the_usual_thresholds_with_a_
 def test_an_early_exit_restores_the_usual_thresholds_without_freezing() -> None:
     code = (
         "import gc\n"
-        "from server.cli import main\n"
+        "from outboundcalls_mcp.server.cli import main\n"
         "usual, frozen = gc.get_threshold(), gc.get_freeze_count()\n"  # 3.12 starts with some frozen
         "assert main(['--version']) == 0 and gc.get_threshold() == usual and gc.get_freeze_count() == frozen\n"
     )

@@ -13,10 +13,10 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from server.http import build_http_app, check_exposure, serve_http
-from server.settings import Settings, SettingsError
+from outboundcalls_mcp.server.http_transport import build_http_app, check_exposure, serve_http
+from outboundcalls_mcp.server.settings import Settings, SettingsError
 from tests.harness import Rig, make_rig, make_settings
-from tools import READ_TOOLS, WRITE_TOOLS
+from outboundcalls_mcp.tools import READ_TOOLS, WRITE_TOOLS
 
 pytestmark = pytest.mark.anyio
 

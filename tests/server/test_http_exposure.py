@@ -16,9 +16,9 @@ from typing import Any
 import httpx2
 import pytest
 
-from server.http import MAX_BODY_BYTES, BearerTokenMiddleware, build_http_app
-from server.rate_limit import MAX_TRACKED_CLIENTS, TokenBuckets
-from server.settings import SettingsError, load_settings
+from outboundcalls_mcp.server.http_transport import MAX_BODY_BYTES, BearerTokenMiddleware, build_http_app
+from outboundcalls_mcp.server.rate_limit import MAX_TRACKED_CLIENTS, TokenBuckets
+from outboundcalls_mcp.server.settings import SettingsError, load_settings
 from tests.harness import Rig, make_rig
 
 pytestmark = pytest.mark.anyio

@@ -21,7 +21,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.subscriptions import ResourceUpdated
 
-from server.http import build_http_app
+from outboundcalls_mcp.server.http_transport import build_http_app
 from tests.harness import Rig, make_rig
 from tests.tools.subscription_kit import Heard, place_call, subscribe
 

@@ -13,8 +13,8 @@ import httpx2
 import pytest
 import uvicorn
 
-from server.http import build_http_app, routes_served, uvicorn_options
-from server.settings import SettingsError, load_settings
+from outboundcalls_mcp.server.http_transport import build_http_app, routes_served, uvicorn_options
+from outboundcalls_mcp.server.settings import SettingsError, load_settings
 from tests.harness import make_rig
 
 pytestmark = pytest.mark.anyio

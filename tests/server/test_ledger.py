@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from server.ledger import (
+from outboundcalls_mcp.server.ledger import (
     BoundArgs,
     ConsentAnswer,
     ConsentRecord,
@@ -27,8 +27,8 @@ from server.ledger import (
     UnknownOutcome,
     token_hash,
 )
-from server.ledger_sqlite import LEDGER_FILENAME, SqliteLedger
-from server.preflight import PreflightResult, UsageFacts
+from outboundcalls_mcp.server.ledger_sqlite import LEDGER_FILENAME, SqliteLedger
+from outboundcalls_mcp.server.preflight import PreflightResult, UsageFacts
 from tests.server.ledger_kit import (
     ARGS,
     EXPIRES,
@@ -628,7 +628,7 @@ def test_the_sqlite_ledger_implements_every_method_of_the_storage_interface() ->
     ],
 )
 def test_stored_times_round_trip_exactly_as_fixed_width_utc(moment: datetime) -> None:
-    from server.ledger_sqlite import from_db, to_db
+    from outboundcalls_mcp.server.ledger_sqlite import from_db, to_db
 
     stored = to_db(moment)
     assert len(stored) == len("2026-01-01T00:00:00.000000Z") and stored.endswith("Z")
@@ -637,7 +637,7 @@ def test_stored_times_round_trip_exactly_as_fixed_width_utc(moment: datetime) ->
 
 def test_reading_stored_times_never_loads_strptime() -> None:
     code = (
-        "import sys; from server.ledger_sqlite import from_db; from_db('2026-01-02T03:04:05.678901Z'); "
+        "import sys; from outboundcalls_mcp.server.ledger_sqlite import from_db; from_db('2026-01-02T03:04:05.678901Z'); "
         "assert '_strptime' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from server.ledger import AuditEntry, DialedOutcome, UnknownOutcome
-from server.ledger_sqlite import SqliteLedger, read_audit
+from outboundcalls_mcp.server.ledger import AuditEntry, DialedOutcome, UnknownOutcome
+from outboundcalls_mcp.server.ledger_sqlite import SqliteLedger, read_audit
 from tests.server.ledger_kit import (
     ARGS,
     EXPIRES,

@@ -13,10 +13,10 @@ from typing import Final
 import pytest
 
 from outboundcalls.version import __version__
-from server.ledger import BoundArgs, LedgerError, token_hash
-from server.ledger_schema import MIGRATIONS, SCHEMA_VERSION, open_connection
-from server.ledger_sqlite import LEDGER_FILENAME, SqliteLedger, to_db
-from server.policy import DispatchPolicy
+from outboundcalls_mcp.server.ledger import BoundArgs, LedgerError, token_hash
+from outboundcalls_mcp.server.ledger_schema import MIGRATIONS, SCHEMA_VERSION, open_connection
+from outboundcalls_mcp.server.ledger_sqlite import LEDGER_FILENAME, SqliteLedger, to_db
+from outboundcalls_mcp.server.policy import DispatchPolicy
 from tests.server.ledger_kit import ARGS, RATE, T0, Clock, dial, new_token, policy_rules, single_consent
 
 pytestmark = pytest.mark.anyio

@@ -19,10 +19,10 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from server.ledger import BoundArgs, DecisionStatus, DialedOutcome, DialRequest, IntentRecord, PolicyMismatchError
-from server.ledger_sqlite import SqliteLedger
-from server.policy import ConfirmMode, DispatchPolicy
-from server.preflight import UsageFacts
+from outboundcalls_mcp.server.ledger import BoundArgs, DecisionStatus, DialedOutcome, DialRequest, IntentRecord, PolicyMismatchError
+from outboundcalls_mcp.server.ledger_sqlite import SqliteLedger
+from outboundcalls_mcp.server.policy import ConfirmMode, DispatchPolicy
+from outboundcalls_mcp.server.preflight import UsageFacts
 from tests.server.ledger_kit import (
     ARGS,
     RATE,
@@ -58,9 +58,9 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from server.ledger import DialRequest
-from server.ledger_sqlite import SqliteLedger
-from server.policy import DispatchPolicy
+from outboundcalls_mcp.server.ledger import DialRequest
+from outboundcalls_mcp.server.ledger_sqlite import SqliteLedger
+from outboundcalls_mcp.server.policy import DispatchPolicy
 from tests.server.ledger_kit import allow, policy_rules
 
 

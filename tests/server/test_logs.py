@@ -7,7 +7,7 @@ import io
 import logging
 from pathlib import Path
 
-from server.logs import configure_logging
+from outboundcalls_mcp.server.logs import configure_logging
 from tests.harness import make_settings
 
 

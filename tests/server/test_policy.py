@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from server.calling_hours import CallingHours
-from server.policy import (
+from outboundcalls_mcp.server.calling_hours import CallingHours
+from outboundcalls_mcp.server.policy import (
     RULE_ORDER,
     RULE_SETTINGS,
     AgentFacts,
@@ -337,7 +337,7 @@ def test_the_default_policys_fingerprint_is_pinned_so_a_format_change_is_a_revie
 
 
 def test_the_fingerprint_is_the_same_in_another_process() -> None:
-    code = "from server.policy import DispatchPolicy; print(DispatchPolicy().fingerprint())"
+    code = "from outboundcalls_mcp.server.policy import DispatchPolicy; print(DispatchPolicy().fingerprint())"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.strip() == DispatchPolicy().fingerprint()
 

@@ -19,8 +19,8 @@ from mcp import Client, StdioServerParameters
 
 from outboundcalls.sandbox import SANDBOX_API_KEY, Sandbox
 from outboundcalls.sandbox.standalone import create_server, serve
-from server.app import build_server
-from server.settings import Settings
+from outboundcalls_mcp.server.app import build_server
+from outboundcalls_mcp.server.settings import Settings
 from tests.server.dispatch_kit import ERAS, US_NUMBER, Person, call_id_of, confirm, preview_token, text_of
 from tests.server.process_kit import (
     PROCESS_SECONDS,

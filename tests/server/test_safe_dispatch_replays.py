@@ -12,7 +12,7 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
-from server.sdk_patches import CONFIRMATION_NOT_ANSWERED
+from outboundcalls_mcp.server.sdk_patches import CONFIRMATION_NOT_ANSWERED
 from tests.harness import Rig, connected, make_rig
 from tests.server.dispatch_kit import (
     ERAS,

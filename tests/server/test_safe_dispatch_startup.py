@@ -12,14 +12,14 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server.cli import _announce
-from server.dispatch_setup import keep_policy_lease
-from server.do_not_call import DoNotCallFileError
-from server.ledger import PolicyMismatchError
-from server.ledger_sqlite import SqliteLedger
-from server.policy import DispatchPolicy, PolicyError
-from server.settings import SettingsError, load_settings
-from server.startup import build_policy, check_startup, find_startup_error
+from outboundcalls_mcp.server.cli import _announce
+from outboundcalls_mcp.server.dispatch_setup import keep_policy_lease
+from outboundcalls_mcp.server.do_not_call import DoNotCallFileError
+from outboundcalls_mcp.server.ledger import PolicyMismatchError
+from outboundcalls_mcp.server.ledger_sqlite import SqliteLedger
+from outboundcalls_mcp.server.policy import DispatchPolicy, PolicyError
+from outboundcalls_mcp.server.settings import SettingsError, load_settings
+from outboundcalls_mcp.server.startup import build_policy, check_startup, find_startup_error
 from tests.harness import make_rig, make_settings
 
 SANDBOX_KEY = "oc_live_sandbox"

@@ -9,8 +9,8 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
-from server.ledger import PolicyMismatchError
-from server.startup import find_startup_error
+from outboundcalls_mcp.server.ledger import PolicyMismatchError
+from outboundcalls_mcp.server.startup import find_startup_error
 from tests.harness import connected, make_rig
 from tests.server.dispatch_kit import (
     ERAS,

@@ -8,9 +8,9 @@ import pytest
 from mcp import Client
 
 from outboundcalls.sandbox import Fault
-from server.ledger import BoundArgs
-from server.ledger_sqlite import SqliteLedger
-from server.state_dir import resolve_state_dir
+from outboundcalls_mcp.server.ledger import BoundArgs
+from outboundcalls_mcp.server.ledger_sqlite import SqliteLedger
+from outboundcalls_mcp.server.state_dir import resolve_state_dir
 from tests.harness import Rig, connected, make_rig
 from tests.server.dispatch_kit import (
     ERAS,

@@ -14,14 +14,14 @@ import pytest
 
 from outboundcalls.calls import CallDetail
 from outboundcalls.sandbox import DEFAULT_CREDITS, ManualClock, Sandbox
-from server.call_events import CallEndStore
-from server.cli import main
-from server.ledger_sqlite import to_db
-from server.ledger_sqlite import LEDGER_FILENAME, POLICY_LEASE, SqliteLedger, read_audit
-from server.sandbox_cli import LATEST_CALLS_SHOWN, print_status, run_reset
-from server.sandbox_mode import sandbox_account_path
-from server.sandbox_reset import reset_sandbox
-from server.settings import Settings
+from outboundcalls_mcp.server.call_events import CallEndStore
+from outboundcalls_mcp.server.cli import main
+from outboundcalls_mcp.server.ledger_sqlite import to_db
+from outboundcalls_mcp.server.ledger_sqlite import LEDGER_FILENAME, POLICY_LEASE, SqliteLedger, read_audit
+from outboundcalls_mcp.server.sandbox_cli import LATEST_CALLS_SHOWN, print_status, run_reset
+from outboundcalls_mcp.server.sandbox_mode import sandbox_account_path
+from outboundcalls_mcp.server.sandbox_reset import reset_sandbox
+from outboundcalls_mcp.server.settings import Settings
 from tests.harness import console_script, make_settings
 
 NOW = datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
@@ -150,7 +150,7 @@ def test_reset_is_refused_while_a_live_server_holds_the_ledger_and_changes_nothi
 
 
 def test_the_reset_itself_checks_the_lease_under_the_ledgers_lock(tmp_path: Path) -> None:
-    from server.sandbox_reset import SandboxInUseError
+    from outboundcalls_mcp.server.sandbox_reset import SandboxInUseError
 
     dial_on_account(tmp_path, 1)
     fill_ledger(tmp_path, lease_seen_at=NOW)

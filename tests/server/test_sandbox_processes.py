@@ -11,8 +11,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from outboundcalls.sandbox import Sandbox
-from server.ledger_sqlite import read_audit
-from server.sandbox_mode import sandbox_account_path
+from outboundcalls_mcp.server.ledger_sqlite import read_audit
+from outboundcalls_mcp.server.sandbox_mode import sandbox_account_path
 from tests.harness import console_script
 from tests.server.dispatch_kit import US_NUMBER, call_id_of, confirm, preview_token, text_of
 

@@ -6,7 +6,7 @@ import inspect
 
 from mcp.server.mcpserver import resolve
 
-from server import sdk_patches
+from outboundcalls_mcp.server import sdk_patches
 
 
 def test_the_sdk_still_words_a_refused_confirmation_answer_the_way_the_patch_recognises() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.settings import Settings, SettingsError, load_settings
+from outboundcalls_mcp.server.settings import Settings, SettingsError, load_settings
 
 SECRET = "oc_live_" + "Zk3v9QpL2mXr7TbW4nYc8HsJ6dFg1AeU"
 

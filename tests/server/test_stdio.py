@@ -10,7 +10,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.harness import console_script
-from tools import READ_TOOLS, WRITE_TOOLS
+from outboundcalls_mcp.tools import READ_TOOLS, WRITE_TOOLS
 
 pytestmark = pytest.mark.anyio
 

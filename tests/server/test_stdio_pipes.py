@@ -17,7 +17,7 @@ from mcp.shared._context_streams import ContextSendStream
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
-from server.stdio_pipes import StdioStreams, loop_can_serve, pipe_streams
+from outboundcalls_mcp.server.stdio_pipes import StdioStreams, loop_can_serve, pipe_streams
 
 pytestmark = pytest.mark.anyio
 

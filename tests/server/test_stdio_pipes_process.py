@@ -21,7 +21,7 @@ INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 MISBEHAVING_SERVER = """
 import os, subprocess, sys
 from mcp.server.mcpserver import MCPServer
-from server.stdio_pipes import run_stdio
+from outboundcalls_mcp.server.stdio_pipes import run_stdio
 
 mcp = MCPServer("misbehaving", log_level="WARNING")
 

@@ -21,13 +21,13 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from starlette.types import ASGIApp
 
 from outboundcalls.sandbox import ManualClock, Sandbox
-from server.app import build_server
-from server.call_events import CallEndStore
-from server.http import build_http_app
-from server.settings import Settings, SettingsError, load_settings
-from server.state_dir import resolve_state_dir
-from server.ledger import AuditEntry
-from server.ledger_sqlite import read_audit
+from outboundcalls_mcp.server.app import build_server
+from outboundcalls_mcp.server.call_events import CallEndStore
+from outboundcalls_mcp.server.http_transport import build_http_app
+from outboundcalls_mcp.server.settings import Settings, SettingsError, load_settings
+from outboundcalls_mcp.server.state_dir import resolve_state_dir
+from outboundcalls_mcp.server.ledger import AuditEntry
+from outboundcalls_mcp.server.ledger_sqlite import read_audit
 from tests.harness import NOON_NEW_YORK, make_settings
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,7 @@ from mcp import Client
 
 from outboundcalls.calls import TERMINAL_STATUSES
 from outboundcalls.sandbox import Fault
-from server.app import build_server
+from outboundcalls_mcp.server.app import build_server
 from tests.harness import Rig, connected, make_settings
 
 pytestmark = pytest.mark.anyio

@@ -13,7 +13,7 @@ from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
 from outboundcalls.sandbox import Fault, ManualClock, Sandbox
-from server.app import build_server
+from outboundcalls_mcp.server.app import build_server
 from tests.harness import NOON_NEW_YORK, Rig, connected, make_settings
 
 pytestmark = pytest.mark.anyio

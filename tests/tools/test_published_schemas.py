@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tools import catalogue
-from tools.registration import SCHEMA_FILE, build_tool, derive_schemas, published_schemas
+from outboundcalls_mcp.tools import catalogue
+from outboundcalls_mcp.tools.registration import SCHEMA_FILE, build_tool, derive_schemas, published_schemas
 
 
 def _derived() -> dict[str, dict[str, Any]]:
@@ -54,7 +54,7 @@ def test_consent_parameters_are_resolved_not_arguments(name: str) -> None:
 
 
 def test_building_a_tool_creates_no_argument_model_until_its_first_call() -> None:
-    from tools.registration import LazyArguments
+    from outboundcalls_mcp.tools.registration import LazyArguments
 
     fn, hints = next((fn, hints) for fn, hints in catalogue() if fn.__name__ == "list_calls")
     tool = build_tool(fn, hints, published_schemas()["list_calls"])

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from mcp_types import CallToolResult, TextContent
 
-from tools.calls import CallItem, CallList, CallView, Turn
-from tools.results import structured
+from outboundcalls_mcp.tools.calls import CallItem, CallList, CallView, Turn
+from outboundcalls_mcp.tools.results import structured
 
 
 def _sent(model: CallList | CallView) -> CallToolResult:

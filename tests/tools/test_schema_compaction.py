@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 from pydantic import BaseModel, Field
 
-from tools.calls import CallItem, CallView, Turn, WaitResult
-from tools.schema import compact_schema
+from outboundcalls_mcp.tools.calls import CallItem, CallView, Turn, WaitResult
+from outboundcalls_mcp.tools.schema import compact_schema
 
 
 class Leaf(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from tools.task_groups import first_error
+from outboundcalls_mcp.tools.task_groups import first_error
 
 pytestmark = pytest.mark.anyio
 

@@ -9,9 +9,9 @@ import pytest
 from outboundcalls.agents import Agent
 from outboundcalls.calls import CallDetail, CallSummary
 from outboundcalls.contacts import Contact
-from tools.agents import AgentInfo, AgentItem, agent_detail, agent_items
-from tools.calls import CallItem, Turn, call_item, call_items, call_view
-from tools.contacts import ContactInfo, contact_info, contact_infos
+from outboundcalls_mcp.tools.agents import AgentInfo, AgentItem, agent_detail, agent_items
+from outboundcalls_mcp.tools.calls import CallItem, Turn, call_item, call_items, call_view
+from outboundcalls_mcp.tools.contacts import ContactInfo, contact_info, contact_infos
 
 WIRE_CALL = {
     "id": "c1", "status": "completed", "toNumber": "+14155550100", "agentId": "a1",

@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 
 from outboundcalls.sandbox import Fault, ManualClock, Sandbox
-from server.app import build_server
+from outboundcalls_mcp.server.app import build_server
 from tests.harness import NOON_NEW_YORK, Rig, connected, make_settings
 
 pytestmark = pytest.mark.anyio

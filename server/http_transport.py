@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.settings import Settings, SettingsError
+from outboundcalls_mcp.server.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -121,7 +121,7 @@ def build_http_app(
     if settings.http_token is not None:
         app = BearerTokenMiddleware(app, settings.http_token.get_secret_value())
     if settings.http_rate_limit:
-        from server.rate_limit import RateLimitMiddleware, TokenBuckets
+        from outboundcalls_mcp.server.rate_limit import RateLimitMiddleware, TokenBuckets
 
         # Outermost, so that failed bearer guesses spend the guesser's budget too.
         app = RateLimitMiddleware(app, TokenBuckets(settings.http_rate_limit, clock=clock), path=MCP_PATH)
@@ -141,7 +141,7 @@ def routes_served(settings: Settings, host: str, port: int) -> list[str]:
     base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     lines = [f"MCP at {base}{MCP_PATH}" + (" (bearer token required)" if settings.http_token else "")]
     if settings.webhook_secret is not None:
-        from server.webhooks import WEBHOOK_PATH
+        from outboundcalls_mcp.server.webhooks import WEBHOOK_PATH
 
         lines.append(f"post-call webhooks at {base}{WEBHOOK_PATH}/<OUTBOUNDCALLS_WEBHOOK_SECRET>")
     return lines
@@ -153,7 +153,7 @@ def serve_http(settings: Settings, *, host: str, port: int) -> int:
 
     import uvicorn
 
-    from server.app import build_server
+    from outboundcalls_mcp.server.app import build_server
 
     try:
         app = build_http_app(settings, build_server(settings), host=host, port=port)
@@ -162,7 +162,7 @@ def serve_http(settings: Settings, *, host: str, port: int) -> int:
         return 2
     for line in routes_served(settings, host, port):
         print(f"outboundcalls-mcp: serving {line}", file=sys.stderr)
-    from server.heap import collect_as_usual
+    from outboundcalls_mcp.server.heap import collect_as_usual
 
     collect_as_usual()
     uvicorn.run(app, host=host, port=port, log_level="warning", **uvicorn_options(settings))
