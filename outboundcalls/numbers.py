@@ -67,7 +67,7 @@ InvalidReason = Literal[
 class PhoneNumber(BaseModel):
     """A valid phone number, in E.164 and the facts the dispatch policy needs."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    model_config = ConfigDict(frozen=True)
 
     e164: str
     region: str | None
@@ -79,7 +79,7 @@ class PhoneNumber(BaseModel):
 class ShortNumber(BaseModel):
     """An emergency or short service number, which is never a valid full number and never called."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    model_config = ConfigDict(frozen=True)
 
     digits: str
     kind: Literal["emergency", "short_service"]

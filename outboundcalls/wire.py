@@ -39,8 +39,6 @@ class WireModel(BaseModel):
         serialize_by_alias=True,
         # Ids are opaque strings; a vendor that sends 123 instead of "123" is still understood.
         coerce_numbers_to_str=True,
-        # Validators are built on first use: a server spawned to list its tools parses no response.
-        defer_build=True,
     )
 
 
@@ -150,7 +148,7 @@ def _page_of(model: type[ModelT], plural: str) -> type[BaseModel]:
     fields: dict[str, Any] = {plural: (list[model], ...)}  # type: ignore[valid-type]
     # Only keys go in pydantic-core's process-wide string cache (as in decode_json): values such
     # as ids and timestamps are seldom read twice, and a long-lived server would keep them alive.
-    config = ConfigDict(extra="ignore", defer_build=True, cache_strings="keys")
+    config = ConfigDict(extra="ignore", cache_strings="keys")
     return create_model(f"{model.__name__}Page", __config__=config, **fields)
 
 

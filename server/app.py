@@ -6,30 +6,33 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+import httpx2
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
+from outboundcalls.client import OutboundCallsClient
+from outboundcalls.retry import RetryPolicy
 from outboundcalls.version import __version__
-from outboundcalls_mcp.server.call_events import CallEndStore, CallEvents, serve_legacy_subscriptions
+from outboundcalls_mcp.server.audit_resource import register_audit_resource
+from outboundcalls_mcp.server.batch_dispatch import BatchDispatchService
+from outboundcalls_mcp.server.call_events import CallEndStore, CallEvents
+from outboundcalls_mcp.server.dispatch_setup import open_dispatcher
 from outboundcalls_mcp.server.logs import configure_logging
 from outboundcalls_mcp.server.policy import DispatchPolicy
-from outboundcalls_mcp.server.sdk_patches import OutboundCallsServer
+from outboundcalls_mcp.server.sandbox_mode import start_sandbox
+from outboundcalls_mcp.server.sdk_patches import OutboundCallsServer, serve_legacy_subscriptions
 from outboundcalls_mcp.server.settings import Settings
 from outboundcalls_mcp.server.startup import build_policy
 from outboundcalls_mcp.server.state_dir import resolve_state_dir
+from outboundcalls_mcp.server.webhooks import add_webhook_route
 from outboundcalls_mcp.tools import build_tools
 from outboundcalls_mcp.tools.completions import register_completions
-from outboundcalls_mcp.tools.deps import ToolDeps
-from outboundcalls_mcp.tools.resources import bind_request_deps, register_resources
-
-if TYPE_CHECKING:
-    import httpx2
-
-    from outboundcalls.retry import RetryPolicy
+from outboundcalls_mcp.tools.deps import OpenDeps, ToolDeps
+from outboundcalls_mcp.tools.prompts import register_prompts
+from outboundcalls_mcp.tools.resources import register_resources
 
 __all__ = ["SERVER_NAME", "build_server", "instructions_for"]
 
@@ -68,22 +71,24 @@ def build_server(
     """A ready MCPServer; `transport` routes the API client (tests pass the sandbox's), `retry` its GET retries."""
     configure_logging(settings)
     clock = now or _now
+    pause = sleep or anyio.sleep
     # Built now, not in the lifespan: a policy setting that does not parse must stop start-up.
     policy = None if settings.read_only else build_policy(settings)
 
     bus = InMemorySubscriptionBus()
-    events = CallEvents(store=CallEndStore(lambda: resolve_state_dir(settings)), bus=bus, sleep=sleep or anyio.sleep)
+    events = CallEvents(store=CallEndStore(lambda: resolve_state_dir(settings)), bus=bus, sleep=pause)
+    open_deps = OpenDeps()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[ToolDeps]) -> AsyncIterator[ToolDeps]:
         async with AsyncExitStack() as stack:
-            deps = await _open_deps(settings, stack, policy, events, transport=transport, now=clock, sleep=sleep,
+            deps = await _open_deps(settings, stack, policy, events, transport=transport, now=clock, sleep=pause,
                                     retry=retry)
             if deps.dispatcher is not None:  # charges known at a call's end go into the audit trail
                 stack.callback(events.add_listener(deps.dispatcher.record_charge))
             if deps.api is not None:  # a webhook is a hint: the API says whether the call ended
                 stack.callback(events.confirm_with(deps.api.get_call))
-            yield deps
+            yield stack.enter_context(open_deps.serving(deps))
 
     mcp: MCPServer[ToolDeps] = OutboundCallsServer(
         SERVER_NAME,
@@ -95,42 +100,14 @@ def build_server(
         subscriptions=bus,
         tools=build_tools(read_only=settings.read_only),
     )
-    bind_request_deps(mcp)
-    _register_catalogue_on_first_use(mcp, settings)
-    register_completions(mcp)
-    serve_legacy_subscriptions(mcp, events)
+    register_resources(mcp, open_deps)
+    register_prompts(mcp, read_only=settings.read_only)
+    register_audit_resource(mcp, settings)
+    register_completions(mcp, open_deps)
+    serve_legacy_subscriptions(mcp, subscribe=events.subscribe, unsubscribe=events.unsubscribe)
     if settings.webhook_secret is not None:
-        from outboundcalls_mcp.server.webhooks import add_webhook_route  # only a server given a webhook secret loads it
-
         add_webhook_route(mcp, settings.webhook_secret, events, now=clock)
     return mcp
-
-
-# Requests that never read prompts or resources: a host spawning us to list tools sends only these.
-_NO_CATALOGUE_NEEDED = frozenset({"initialize", "server/discover", "ping", "tools/list", "tools/call"})
-
-
-def _register_catalogue_on_first_use(mcp: MCPServer[ToolDeps], settings: Settings) -> None:
-    """Register resources and prompts just before the first request that could need them.
-
-    The SDK derives an argument model and a validator for each (about 10 ms for all of them),
-    which a host that spawns the server to list its tools would otherwise wait for. Capabilities
-    do not change: they follow the request handlers, which the SDK installs regardless.
-    """
-    pending = [True]
-
-    async def register_then_continue(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        if pending and ctx.method not in _NO_CATALOGUE_NEEDED and not ctx.method.startswith("notifications/"):
-            pending.clear()  # synchronous from here on: no other request can interleave
-            from outboundcalls_mcp.server.audit_resource import register_audit_resource
-            from outboundcalls_mcp.tools.prompts import register_prompts
-
-            register_resources(mcp)
-            register_prompts(mcp, read_only=settings.read_only)
-            register_audit_resource(mcp, settings)
-        return await call_next(ctx)
-
-    mcp.middleware.append(register_then_continue)
 
 
 async def _open_deps(
@@ -141,18 +118,13 @@ async def _open_deps(
     *,
     transport: httpx2.AsyncBaseTransport | None,
     now: Callable[[], datetime],
-    sleep: Callable[[float], Awaitable[Any]] | None,
+    sleep: Callable[[float], Awaitable[Any]],
     retry: RetryPolicy | None = None,
 ) -> ToolDeps:
-    # Imported here, not at module top: a host spawns us just to list tools, and these cost start-up time.
-    from outboundcalls.client import OutboundCallsClient
-
     api: OutboundCallsClient | None = None
     key = settings.api_key
     base_url = settings.base_url
     if settings.sandbox and transport is None:
-        from outboundcalls_mcp.server.sandbox_mode import start_sandbox
-
         transport, key, base_url = await start_sandbox(stack, resolve_state_dir(settings))
     if key is not None:
         api = await stack.enter_async_context(
@@ -162,19 +134,16 @@ async def _open_deps(
         log.warning("no API key: every tool will answer how to set OUTBOUNDCALLS_API_KEY or use --sandbox")
     dispatcher = batch = None
     if api is not None and policy is not None:
-        from outboundcalls_mcp.server.batch_dispatch import BatchDispatchService
-        from outboundcalls_mcp.server.dispatch_setup import open_dispatcher
-
         dispatcher = await open_dispatcher(settings, stack, api=api, policy=policy, now=now)
         batch = BatchDispatchService(dispatcher)
     return ToolDeps(
         api=api,
+        dispatcher=dispatcher,
+        batch=batch,
+        call_ends=events,
         default_region=settings.default_region,
         sandbox=settings.sandbox,
         confirm_mode=settings.confirm,
-        dispatcher=dispatcher,
         now=now,
         sleep=sleep,
-        call_ends=events,
-        batch=batch,
     )

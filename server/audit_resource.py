@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-if TYPE_CHECKING:
-    from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import MCPServer
 
-    from outboundcalls_mcp.server.settings import Settings
+from outboundcalls_mcp.server.ledger_sqlite import read_audit
+from outboundcalls_mcp.server.settings import Settings
+from outboundcalls_mcp.server.state_dir import resolve_state_dir
 
 __all__ = ["AUDIT_LIMIT", "AUDIT_URI", "register_audit_resource"]
 
@@ -32,8 +33,5 @@ def register_audit_resource(mcp: MCPServer[Any], settings: Settings) -> None:
         mime_type="application/json",
     )
     async def read_audit_trail() -> dict[str, Any]:
-        from outboundcalls_mcp.server.ledger_sqlite import read_audit
-        from outboundcalls_mcp.server.state_dir import resolve_state_dir
-
         entries = await read_audit(resolve_state_dir(settings), AUDIT_LIMIT)
         return {"entries": [entry.model_dump(mode="json") for entry in entries]}

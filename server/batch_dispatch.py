@@ -30,7 +30,7 @@ from outboundcalls_mcp.server.ledger import (
     new_consent_id,
 )
 from outboundcalls_mcp.server.preflight import ESTIMATE_MINUTES_PER_CALL, estimate_per_call
-from outboundcalls_mcp.tools.dispatch_models import (
+from outboundcalls_mcp.tools.contracts import (
     Answer,
     BatchArgs,
     BatchPlan,

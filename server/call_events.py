@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import anyio
 import anyio.to_thread
@@ -24,13 +24,10 @@ from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
 
 from outboundcalls.calls import CallDetail
 from outboundcalls.errors import OutboundCallsError
-from outboundcalls_mcp.tools.resources import SCHEME, call_uri, transcript_uri
+from outboundcalls_mcp.server.sdk_patches import connection_key
+from outboundcalls_mcp.tools.uris import call_uri, transcript_uri
 
-if TYPE_CHECKING:
-    from mcp.server.context import ServerRequestContext
-    from mcp.server.mcpserver import MCPServer
-
-__all__ = ["CALL_ENDS_FILENAME", "CallEndStore", "CallEvents", "serve_legacy_subscriptions"]
+__all__ = ["CALL_ENDS_FILENAME", "CallEndStore", "CallEvents"]
 
 log = logging.getLogger("outboundcalls.call_events")
 
@@ -102,7 +99,7 @@ class CallEndStore:
 
 
 class CallEvents:
-    """Implements tools.deps.CallEndWaiter; also keeps the handshake era's resource subscribers."""
+    """Implements tools.contracts.CallEndWaiter; also keeps the handshake era's resource subscribers."""
 
     def __init__(
         self,
@@ -212,13 +209,13 @@ class CallEvents:
         """Remember a handshake-era session that asked to hear when this resource changes."""
         if sum(len(s) for s in self._subscribers.values()) >= MAX_LEGACY_SUBSCRIPTIONS:
             raise OverflowError("too many resource subscriptions")
-        self._subscribers.setdefault(uri, {})[_connection_key(session)] = session
+        self._subscribers.setdefault(uri, {})[connection_key(session)] = session
 
     def unsubscribe(self, uri: str, session: Any) -> None:
         """Forget a handshake-era subscription."""
         sessions = self._subscribers.get(uri)
         if sessions is not None:
-            sessions.pop(_connection_key(session), None)
+            sessions.pop(connection_key(session), None)
             if not sessions:
                 del self._subscribers[uri]
 
@@ -249,32 +246,3 @@ class CallEvents:
                         await session.send_resource_updated(uri)
                     except Exception as exc:  # noqa: BLE001 - a gone subscriber must not fail the publisher
                         log.info("could not notify a subscriber of %s: %s", uri, type(exc).__name__)
-
-
-def _connection_key(session: Any) -> int:
-    # ServerSession is built per request; its connection identifies the client across requests.
-    return id(getattr(session, "_connection", session))
-
-
-def serve_legacy_subscriptions(mcp: MCPServer[Any], events: CallEvents) -> None:
-    """Serve resources/subscribe on the handshake era; MCPServer has no public hook for it (SDK 2.3)."""
-    import mcp_types as types
-    from mcp.shared.exceptions import MCPError
-
-    async def on_subscribe(ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams) -> types.EmptyResult:
-        uri = str(params.uri)
-        if not uri.startswith(SCHEME):
-            raise MCPError(types.INVALID_PARAMS, f"only {SCHEME} resources can be subscribed to", {"uri": uri})
-        try:
-            events.subscribe(uri, ctx.session)
-        except OverflowError:
-            raise MCPError(types.INVALID_REQUEST, "too many resource subscriptions on this server") from None
-        return types.EmptyResult()
-
-    async def on_unsubscribe(ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams) -> types.EmptyResult:
-        events.unsubscribe(str(params.uri), ctx.session)
-        return types.EmptyResult()
-
-    lowlevel = mcp._lowlevel_server  # noqa: SLF001 - the brief's documented hook for handshake-era subscriptions
-    lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, on_subscribe)
-    lowlevel.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, on_unsubscribe)

@@ -96,7 +96,7 @@ DEFAULT_CALLING_HOURS: Final = CallingHours(8 * 60, 21 * 60)
 class DestinationZones(BaseModel):
     """The time zones a number is checked in, and whether the capital/default-region rule chose them."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    model_config = ConfigDict(frozen=True)
 
     zones: tuple[str, ...]
     fallback: bool
@@ -106,7 +106,7 @@ class DestinationZones(BaseModel):
 class LocalTime(BaseModel):
     """The local time in one zone of the destination, and whether it is inside the calling hours."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    model_config = ConfigDict(frozen=True)
 
     zone: str
     local_time: datetime

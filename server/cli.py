@@ -7,8 +7,6 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from outboundcalls_mcp.server.heap import collect_as_usual, collect_seldom
-
 if TYPE_CHECKING:
     from outboundcalls_mcp.server.settings import Settings
 
@@ -56,14 +54,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and `python -m outboundcalls_mcp.server`."""
-    collect_seldom()  # until the server is built (server/heap.py says why)
-    try:
-        return _main(argv)
-    finally:
-        collect_as_usual(freeze=False)  # a no-op once serving; after an early exit, the usual thresholds
-
-
-def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.version:
         from outboundcalls.version import __version__
@@ -90,24 +80,20 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "demo":
         from outboundcalls_mcp.server.demo import run_demo
 
-        collect_as_usual(freeze=False)
         return run_demo()
     if args.command == "audit":
         from outboundcalls_mcp.server.audit_cli import print_audit
 
-        collect_as_usual(freeze=False)
         return print_audit(settings, limit=args.limit, as_json=args.json)
     if args.command == "sandbox":
-        collect_as_usual(freeze=False)
         return _sandbox(settings, args.action, yes=args.yes)
     from outboundcalls_mcp.server.startup import STARTUP_ERRORS, check_startup
 
     try:
         # Before serving: a policy that does not parse, or that differs from a live process's on the
-        # same ledger, stops start-up naming it, instead of failing inside the transport. Over stdio
-        # the lifespan joins the ledger before answering anything, and a conflict found there ends
-        # the process the same way (_serve_stdio).
-        check_startup(settings, join_ledger=args.transport == "http")
+        # same ledger, stops start-up naming it, instead of failing inside the transport (where the
+        # SDK's stdio transport would keep the process waiting on stdin).
+        check_startup(settings)
     except STARTUP_ERRORS as exc:
         print(f"outboundcalls-mcp: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -130,13 +116,10 @@ def _sandbox(settings: Settings, action: str, *, yes: bool) -> int:
 def _serve_stdio(settings: Settings) -> int:
     from outboundcalls_mcp.server.app import build_server
     from outboundcalls_mcp.server.startup import find_startup_error
-    from outboundcalls_mcp.server.stdio_pipes import run_stdio
 
     _announce(settings)
     try:
-        server = build_server(settings)
-        collect_as_usual()
-        run_stdio(server)
+        build_server(settings).run("stdio")
     except Exception as exc:
         # The lifespan joins the ledger before the first answer: a live process on the same state
         # directory with another policy ends start-up here, with the same one-line message.

@@ -57,7 +57,7 @@ from outboundcalls_mcp.server.policy import DEPLOYED_STATUS, DispatchPolicy
 from outboundcalls_mcp.server.preflight import AgentFacts, PreflightResult
 from outboundcalls_mcp.server.reconcile import Reconciler
 from outboundcalls_mcp.tools.calls import call_item
-from outboundcalls_mcp.tools.dispatch_models import (
+from outboundcalls_mcp.tools.contracts import (
     Answer,
     ConsentTicket,
     DispatchError,

@@ -7,7 +7,7 @@ from typing import Final, Literal
 from outboundcalls.display import one_line
 from outboundcalls_mcp.server.ledger import BoundArgs, ConsentRecord, consent_reference
 from outboundcalls_mcp.server.preflight import AgentFacts, PreflightResult
-from outboundcalls_mcp.tools.dispatch_models import Answer, Preview
+from outboundcalls_mcp.tools.contracts import Answer, Preview
 
 __all__ = [
     "CONSENT_GONE",

@@ -67,7 +67,7 @@ RULE_SETTINGS: Final[Mapping[RuleName, str | None]] = MappingProxyType(
 class Refusal(BaseModel):
     """One rule that refuses a dispatch: what it refused, which setting governs it, what to do."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    model_config = ConfigDict(frozen=True)
 
     rule: RuleName
     value: str
@@ -78,7 +78,7 @@ class Refusal(BaseModel):
 class AgentFacts(BaseModel):
     """What the API said about the agent that would place the call."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    model_config = ConfigDict(frozen=True)
 
     agent_id: str
     exists: bool
@@ -89,7 +89,7 @@ class AgentFacts(BaseModel):
 class UsageFacts(BaseModel):
     """What the ledger says about recent dials: overall, and to this destination (to_number)."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    model_config = ConfigDict(frozen=True)
 
     to_number: str | None = None
     calls_last_24h: int = Field(default=0, ge=0)
@@ -102,7 +102,7 @@ class UsageFacts(BaseModel):
 class PreflightResult(BaseModel):
     """The destination as understood, its estimates and local times, and every refusing rule."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    model_config = ConfigDict(frozen=True)
 
     raw: str
     number: PhoneNumber | None

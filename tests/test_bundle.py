@@ -91,7 +91,7 @@ def host_env(host_config: dict[str, Any], tmp_path: Path) -> dict[str, str]:
 def test_the_bundle_holds_the_server_and_what_uv_installs_it_from_and_nothing_else(bundle: Path) -> None:
     packed = {path.relative_to(bundle).as_posix() for path in bundle.rglob("*") if path.is_file()}
     assert {"manifest.json", "pyproject.toml", "README.md", "LICENSE", "icon.png", MANIFEST["server"]["entry_point"],
-            "outboundcalls/openapi.yaml", "tools/published_schemas.json"} <= packed
+            "outboundcalls/openapi.yaml", "tools/py.typed"} <= packed
     assert {path.split("/")[0] for path in packed} == {
         "manifest.json", "pyproject.toml", "README.md", "LICENSE", "icon.png", "outboundcalls", "tools", "server"}
     assert not [path for path in packed if "__pycache__" in path or path.endswith(".pyc")]

@@ -47,7 +47,7 @@ def test_the_installed_packages_come_from_the_venv_not_from_the_checkout(venv: P
                            check=True, capture_output=True, text=True).stdout.split()
     site_packages = next((venv / "lib").glob("python3.*/site-packages"))
     assert all(Path(path).is_relative_to(site_packages) for path in found), found
-    for data in ("outboundcalls/openapi.yaml", "outboundcalls_mcp/tools/published_schemas.json",
+    for data in ("outboundcalls/openapi.yaml",
                  "outboundcalls/py.typed", "outboundcalls_mcp/tools/py.typed", "outboundcalls_mcp/server/py.typed"):
         assert (site_packages / data).is_file(), data
 

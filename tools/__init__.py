@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mcp.server.mcpserver.tools import Tool
 from mcp_types import ToolAnnotations
 
-if TYPE_CHECKING:
-    from mcp.server.mcpserver.tools import Tool
+from outboundcalls_mcp.tools import account, agents, batch, calls, campaigns, contacts, dispatch
 
 __all__ = ["READ_TOOLS", "WRITE_TOOLS", "build_tools", "catalogue"]
 
@@ -25,8 +26,6 @@ WRITE_TOOLS = ("add_contact", "dispatch_call", "dispatch_calls")
 
 def catalogue() -> list[tuple[Callable[..., Any], ToolAnnotations]]:
     """Every tool function with its annotations, in the order tools/list shows them."""
-    from outboundcalls_mcp.tools import account, agents, batch, calls, campaigns, contacts, dispatch
-
     return [
         (account.get_balance, READ),
         (agents.list_agents, READ),
@@ -44,12 +43,9 @@ def catalogue() -> list[tuple[Callable[..., Any], ToolAnnotations]]:
 
 
 def build_tools(*, read_only: bool) -> list[Tool]:
-    """Every tool (no writing tool at all when read_only), with the published lean schemas."""
-    from outboundcalls_mcp.tools.registration import build_tool, published_schemas
-
-    schemas = published_schemas()
+    """Every tool (no writing tool at all when read_only), derived by the SDK from its signature."""
     return [
-        build_tool(fn, hints, schemas[fn.__name__])
+        Tool.from_function(fn, description=inspect.cleandoc(fn.__doc__ or ""), annotations=hints, structured_output=True)
         for fn, hints in catalogue()
         if not (read_only and fn.__name__ in WRITE_TOOLS)
     ]

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from mcp.server.mcpserver import Context
+from mcp_types import CallToolResult
 
 from outboundcalls.account import Account
 from outboundcalls.pricing import MINIMUM_BALANCE_CREDITS
 from outboundcalls_mcp.tools.deps import ToolDeps, api_of, deps_of
+from outboundcalls_mcp.tools.contracts import ToolModel
 from outboundcalls_mcp.tools.errors import upstream_errors
-from outboundcalls_mcp.tools.results import ToolModel, structured
+from outboundcalls_mcp.tools.results import structured
 
 __all__ = ["Balance", "balance_view", "get_balance"]
 
@@ -41,7 +44,7 @@ def balance_view(account: Account, *, sandbox: bool) -> Balance:
     )
 
 
-async def get_balance(ctx: Context[ToolDeps]) -> Balance:
+async def get_balance(ctx: Context[ToolDeps]) -> Annotated[CallToolResult, Balance]:
     """Credit balance, whether a call can be dispatched (needs 25 credits), plan and account email."""
     api = api_of(ctx)
     with upstream_errors():

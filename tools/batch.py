@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Final
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+from mcp_types import CallToolResult
 from pydantic import Field
 
 from outboundcalls_mcp.tools.consent import (
@@ -18,7 +19,7 @@ from outboundcalls_mcp.tools.consent import (
     route_for,
 )
 from outboundcalls_mcp.tools.deps import BatchDispatcher, ToolDeps, deps_of, no_key_error
-from outboundcalls_mcp.tools.dispatch_models import BatchArgs, BatchPlan, BatchResult, ConsentTicket, DialConsent, DispatchError
+from outboundcalls_mcp.tools.contracts import BatchArgs, BatchPlan, BatchResult, ConsentTicket, DialConsent, DispatchError
 from outboundcalls_mcp.tools.inputs import AgentId, OptionalId, Token
 from outboundcalls_mcp.tools.results import structured
 
@@ -92,7 +93,7 @@ async def dispatch_calls(
     answer: Annotated[ElicitationResult[Any], Resolve(ask_batch_consent)],
     phone_number_id: Annotated[OptionalId | None, Field(description="Caller id to use.")] = None,
     confirmation_token: Annotated[Token | None, Field(description="From the preview, once the person said yes.")] = None,
-) -> BatchResult:
+) -> Annotated[CallToolResult, BatchResult]:
     """Place real calls to several numbers with one agent (costs credits) after one confirmation for all;
     refused numbers are listed with why."""
     with as_tool_error():

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from mcp.server.mcpserver import Context
+from mcp_types import CallToolResult
 
 from outboundcalls.campaigns import Campaign
 from outboundcalls_mcp.tools.deps import ToolDeps, api_of
+from outboundcalls_mcp.tools.contracts import ToolModel
 from outboundcalls_mcp.tools.errors import upstream_errors
 from outboundcalls_mcp.tools.inputs import CampaignId
-from outboundcalls_mcp.tools.results import ToolModel, structured
+from outboundcalls_mcp.tools.results import structured
 
 __all__ = ["CampaignProgress", "campaign_progress", "get_campaign"]
 
@@ -40,7 +44,7 @@ def campaign_progress(c: Campaign) -> CampaignProgress:
     )
 
 
-async def get_campaign(ctx: Context[ToolDeps], campaign_id: CampaignId) -> CampaignProgress:
+async def get_campaign(ctx: Context[ToolDeps], campaign_id: CampaignId) -> Annotated[CallToolResult, CampaignProgress]:
     """Campaign progress: calls completed, successful and failed, credits used, success rate (0..1)."""
     api = api_of(ctx)
     with upstream_errors(f"campaign_id {campaign_id!r}"):

@@ -5,18 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import mcp_types as types
+from mcp.server.mcpserver import MCPServer
 
+from outboundcalls.client import OutboundCallsClient
 from outboundcalls.errors import OutboundCallsError
-from outboundcalls_mcp.tools.deps import ToolDeps
-
-if TYPE_CHECKING:
-    from mcp.server.context import ServerRequestContext
-    from mcp.server.mcpserver import MCPServer
-
-    from outboundcalls.client import OutboundCallsClient
+from outboundcalls_mcp.tools.deps import OpenDeps
 
 __all__ = ["CACHE_TTL", "COMPLETED_ARGUMENTS", "AccountIds", "register_completions"]
 
@@ -77,28 +73,29 @@ class AccountIds:
         return ids
 
 
-def register_completions(mcp: MCPServer[Any]) -> None:
-    """Answer completion/complete for agent_id, call_id, campaign_id and contact_list_id arguments."""
+def register_completions(mcp: MCPServer[Any], open_deps: OpenDeps) -> None:
+    """Answer completion/complete for agent_id, call_id, campaign_id and contact_list_id arguments.
+
+    The SDK calls a completion handler without a request context: the API client is the open lifespan's.
+    """
     cache = AccountIds()
 
-    async def complete(ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams) -> types.CompleteResult:
-        kind = COMPLETED_ARGUMENTS.get(params.argument.name)
-        deps = ctx.lifespan_context
-        if kind is None or not isinstance(deps, ToolDeps) or deps.api is None:
-            return types.CompleteResult(completion=types.Completion(values=[]))
+    @mcp.completion()
+    async def complete(
+        ref: types.PromptReference | types.ResourceTemplateReference,
+        argument: types.CompletionArgument,
+        context: types.CompletionContext | None,
+    ) -> types.Completion:
+        kind = COMPLETED_ARGUMENTS.get(argument.name)
+        deps = open_deps.current()
+        if kind is None or deps is None or deps.api is None:
+            return types.Completion(values=[])
         try:
             ids = await cache.ids(kind, deps.api, deps.now())
         except OutboundCallsError as exc:
             # A completion is a convenience: an upstream failure offers nothing rather than an error.
-            log.info("completion of %s failed: %s", params.argument.name, type(exc).__name__)
-            return types.CompleteResult(completion=types.Completion(values=[]))
-        typed = params.argument.value.lower()
+            log.info("completion of %s failed: %s", argument.name, type(exc).__name__)
+            return types.Completion(values=[])
+        typed = argument.value.lower()
         matches = [i for i in ids if i.lower().startswith(typed)]
-        return types.CompleteResult(
-            completion=types.Completion(
-                values=matches[:MAX_VALUES], total=len(matches), has_more=len(matches) > MAX_VALUES
-            )
-        )
-
-    # The public @completion() decorator hides the request context, and with it the API client.
-    mcp._lowlevel_server.add_request_handler("completion/complete", types.CompleteRequestParams, complete)  # noqa: SLF001
+        return types.Completion(values=matches[:MAX_VALUES], total=len(matches), has_more=len(matches) > MAX_VALUES)

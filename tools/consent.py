@@ -21,7 +21,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ConfigDict
 
 from outboundcalls_mcp.tools.deps import deps_of
-from outboundcalls_mcp.tools.dispatch_models import Answer, DialConsent, DispatchError
+from outboundcalls_mcp.tools.contracts import Answer, DialConsent, DispatchError
 
 __all__ = [
     "CANNOT_ELICIT",

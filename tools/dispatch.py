@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+from mcp_types import CallToolResult
 from pydantic import Field
 
 from outboundcalls_mcp.tools.consent import (
@@ -18,7 +19,7 @@ from outboundcalls_mcp.tools.consent import (
     route_for,
 )
 from outboundcalls_mcp.tools.deps import Dispatcher, ToolDeps, deps_of, no_key_error
-from outboundcalls_mcp.tools.dispatch_models import (
+from outboundcalls_mcp.tools.contracts import (
     ConsentTicket,
     DialConsent,
     DispatchError,
@@ -98,7 +99,7 @@ async def dispatch_call(
     confirmation_token: Annotated[
         Token | None, Field(description="From the preview, once the person said yes.")
     ] = None,
-) -> DispatchResult:
+) -> Annotated[CallToolResult, DispatchResult]:
     """Place a real call (costs credits). Without a token it asks the person, or returns a preview:
     show it, get an explicit yes, then call again with its confirmation_token."""
     with as_tool_error():

@@ -6,23 +6,20 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import Annotated, Any, Final
 
 import mcp_types as types
-from mcp.server.mcpserver import Context
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
 from pydantic import Field
 
 from outboundcalls.calls import CallSummary
+from outboundcalls.client import OutboundCallsClient
 from outboundcalls.errors import NotFoundError, OutboundCallsError
-from outboundcalls_mcp.tools.deps import NO_KEY_MESSAGE, ToolDeps, deps_of
+from outboundcalls_mcp.tools.deps import ToolDeps, deps_of
 from outboundcalls_mcp.tools.errors import describe_upstream_error
 from outboundcalls_mcp.tools.inputs import check_id, check_text
-
-if TYPE_CHECKING:
-    from mcp.server.mcpserver import MCPServer
-
-    from outboundcalls.client import OutboundCallsClient
 
 __all__ = ["MISSED_STATUSES", "call_and_report", "campaign_report", "follow_up_missed_calls", "register_prompts"]
 
@@ -38,10 +35,11 @@ def _invalid(message: str) -> MCPError:
 
 
 def _api(ctx: Context[ToolDeps]) -> OutboundCallsClient:
-    api = deps_of(ctx).api
-    if api is None:
-        raise MCPError(types.INVALID_REQUEST, NO_KEY_MESSAGE)
-    return api
+    """The API client, or the no-key error as a protocol error (a prompt has no isError result)."""
+    try:
+        return deps_of(ctx).require_api()
+    except ToolError as exc:
+        raise MCPError(types.INVALID_REQUEST, str(exc)) from None
 
 
 def _id(name: str, value: str) -> str:

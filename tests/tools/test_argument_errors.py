@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from outboundcalls_mcp.tools.argument_errors import EXAMPLES, describe_argument_errors
-from outboundcalls_mcp.tools.registration import SCHEMA_FILE
+from outboundcalls_mcp.tools import build_tools
 
 
 class Arguments(BaseModel):
@@ -28,8 +28,7 @@ def refused(**arguments: Any) -> str:
 
 
 def test_every_argument_any_tool_takes_has_an_example() -> None:
-    published = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
-    names = {name for schemas in published.values() for name in schemas["inputSchema"].get("properties", {})}
+    names = {name for tool in build_tools(read_only=False) for name in tool.parameters.get("properties", {})}
     assert names == set(EXAMPLES)
 
 

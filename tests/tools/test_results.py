@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Annotated
 
+from mcp.server.mcpserver.tools import Tool
 from mcp_types import CallToolResult, TextContent
 
 from outboundcalls_mcp.tools.calls import CallItem, CallList, CallView, Turn
@@ -12,9 +14,7 @@ from outboundcalls_mcp.tools.results import structured
 
 
 def _sent(model: CallList | CallView) -> CallToolResult:
-    result = structured(model)
-    assert isinstance(result, CallToolResult)
-    return result
+    return structured(model)
 
 
 def test_the_text_block_is_the_models_own_compact_json_and_the_same_data_as_structured_content() -> None:
@@ -38,3 +38,12 @@ def test_an_empty_list_is_sent_as_an_empty_list() -> None:
     result = _sent(CallList(calls=[]))
     assert result.structured_content == {"calls": []}
     assert isinstance(result.content[0], TextContent) and result.content[0].text == '{"calls":[]}'
+
+
+def test_a_tool_annotated_with_its_model_publishes_the_models_schema() -> None:
+    async def listing() -> Annotated[CallToolResult, CallList]:
+        """A structured result."""
+        return structured(CallList(calls=[]))
+
+    tool = Tool.from_function(listing, structured_output=True)
+    assert tool.output_schema is not None and tool.output_schema["title"] == "CallList"
