@@ -43,18 +43,14 @@ any number of processes share (`store.py` says how); its time is the base clock 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .clock import Clock, ManualClock, RealClock
-    from .faults import Fault, FaultKind, Faults
-    from .gateway import API_PREFIX, RecordedRequest
-    from .lifecycle import CallScript
-    from .seed import SeedIds
-    from .simulation import DEFAULT_CREDITS, SANDBOX_API_KEY, SANDBOX_BASE_URL, Sandbox
-    from .transport import SandboxTransport
-    from .webhooks import WebhookDelivery
+from .clock import Clock, ManualClock, RealClock
+from .faults import Fault, FaultKind, Faults
+from .gateway import API_PREFIX, RecordedRequest
+from .lifecycle import CallScript
+from .seed import SeedIds
+from .simulation import DEFAULT_CREDITS, SANDBOX_API_KEY, SANDBOX_BASE_URL, Sandbox
+from .transport import SandboxTransport
+from .webhooks import WebhookDelivery
 
 __all__ = [
     "API_PREFIX",
@@ -74,36 +70,3 @@ __all__ = [
     "SeedIds",
     "WebhookDelivery",
 ]
-
-# Names resolve on first use, so importing the package does not pull in Starlette or httpx2.
-_HOMES = {
-    "API_PREFIX": "gateway",
-    "DEFAULT_CREDITS": "simulation",
-    "SANDBOX_API_KEY": "simulation",
-    "SANDBOX_BASE_URL": "simulation",
-    "CallScript": "lifecycle",
-    "Clock": "clock",
-    "Fault": "faults",
-    "FaultKind": "faults",
-    "Faults": "faults",
-    "ManualClock": "clock",
-    "RealClock": "clock",
-    "RecordedRequest": "gateway",
-    "Sandbox": "simulation",
-    "SandboxTransport": "transport",
-    "SeedIds": "seed",
-    "WebhookDelivery": "webhooks",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Import a public name from its module on first access."""
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)

@@ -6,7 +6,7 @@ import hmac
 import ipaddress
 import json
 import re
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,12 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from .gateway import API_PREFIX, DEBUG_PREFIX, Gateway
+from .gateway import API_PREFIX, DEBUG_PREFIX, Gateway, Served
 from .lifecycle import CALL_STATUSES
 from .state import ApiError
-
-if TYPE_CHECKING:
-    from .simulation import Sandbox
 
 __all__ = ["AGENT_STATUSES", "DEFAULT_LIMITS", "MAX_LIMITS", "build_app", "request_log"]
 
@@ -30,13 +27,13 @@ DEFAULT_LIMITS: Final = {"agents": 50, "contacts": 100, "calls": 50}
 _E164: Final = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
-def _sandbox(request: Request) -> Sandbox:
+def _sandbox(request: Request) -> Served:
     """The sandbox this app serves."""
-    sandbox: Sandbox = request.app.state.sandbox
+    sandbox: Served = request.app.state.sandbox
     return sandbox
 
 
-def _authorize(request: Request) -> Sandbox:
+def _authorize(request: Request) -> Served:
     """The sandbox, once the request has shown its key; 401 otherwise."""
     sandbox = _sandbox(request)
     header = request.headers.get("authorization")
@@ -216,7 +213,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-def build_app(sandbox: Sandbox) -> Starlette:
+def build_app(sandbox: Served) -> Starlette:
     """The sandbox's ASGI app: every API route under /api/v1, behind the recording gateway."""
     routes = [
         Route("/me", get_me, methods=["GET"]),

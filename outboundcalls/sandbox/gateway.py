@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
-from contextvars import ContextVar
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 from urllib.parse import parse_qsl
 
 import anyio
 
-from .faults import Fault, FaultKind
+from .clock import Clock
+from .faults import Fault, FaultKind, Faults
+from .state import SandboxState
 
-if TYPE_CHECKING:
-    from .simulation import Sandbox
-
-__all__ = ["API_PREFIX", "DEBUG_PREFIX", "HANG_SECONDS", "Gateway", "InProcessExchange", "RecordedRequest", "api_path", "in_process"]
+__all__ = [
+    "API_PREFIX", "DEBUG_PREFIX", "EXCHANGE_EXTENSION", "HANG_SECONDS", "Gateway", "InProcessExchange",
+    "RecordedRequest", "Served", "api_path",
+]
 
 API_PREFIX: Final = "/api/v1"
 # The sandbox's own routes (not the vendor API): never recorded, never faulted.
@@ -64,9 +66,25 @@ class InProcessExchange:
     outcome: Literal["answered", "read_timeout", "drop"] = "answered"
 
 
-# Set by SandboxTransport around one ASGI call, so the gateway reports a lost answer to it
-# instead of really hanging or half-closing (which the ASGI transport cannot express).
-in_process: ContextVar[InProcessExchange | None] = ContextVar("outboundcalls_sandbox_exchange", default=None)
+# The ASGI scope extension SandboxTransport puts its InProcessExchange under, so the gateway reports
+# a lost answer to it instead of really hanging or half-closing (which ASGI over httpx2 cannot express).
+EXCHANGE_EXTENSION: Final = "outboundcalls.sandbox.exchange"
+
+
+class Served(Protocol):
+    """What the app and its gateway serve: one account, its clock and faults, and the request log (a Sandbox)."""
+
+    api_key: str
+    clock: Clock
+    faults: Faults
+    requests: list[RecordedRequest]
+
+    @property
+    def state(self) -> SandboxState: ...
+
+    def next_request_id(self) -> str: ...
+
+    def serving(self, *, read_only: bool) -> AbstractAsyncContextManager[None]: ...
 
 
 @dataclass(slots=True)
@@ -130,7 +148,7 @@ def _fault_reply(fault: Fault, handled: _Reply | None) -> _Reply:
 class Gateway:
     """Starlette middleware: advances the sandbox, logs the request, and applies any fault."""
 
-    def __init__(self, app: ASGIApp, *, sandbox: Sandbox) -> None:
+    def __init__(self, app: ASGIApp, *, sandbox: Served) -> None:
         self.app = app
         self.sandbox = sandbox
 
@@ -141,7 +159,7 @@ class Gateway:
             return
         raw = await self._read_body(receive)
         method, path = scope["method"], api_path(scope["path"])
-        exchange = in_process.get()
+        exchange: InProcessExchange | None = scope.get("extensions", {}).get(EXCHANGE_EXTENSION)
         fault = exchange.fault if exchange is not None else self.sandbox.faults.take(method, path)
         request_id = self.sandbox.next_request_id()
         # A read changes nothing, so a GET is handled for "missing_fields" to have a body to strip.

@@ -5,25 +5,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import anyio
 import httpx2
+from starlette.applications import Starlette
 
+from ..calls import CallSummary
+from .app import build_app
 from .clock import Clock, ManualClock, RealClock
 from .faults import Faults
 from .gateway import API_PREFIX, RecordedRequest, api_path
 from .lifecycle import CallScript, LiveOutcome
 from .records import CallRecord
 from .seed import build_state
+from .store import AccountStore
+from .transport import SandboxTransport
 from .webhooks import WebhookDelivery, WebhookSender
-
-if TYPE_CHECKING:
-    from starlette.applications import Starlette
-
-    from ..calls import CallSummary
-    from .store import AccountStore
-    from .transport import SandboxTransport
 
 __all__ = ["DEFAULT_CREDITS", "SANDBOX_API_KEY", "SANDBOX_BASE_URL", "Sandbox"]
 
@@ -79,8 +77,6 @@ class Sandbox:
         webhook_wrapped: bool = False,
     ) -> Sandbox:
         """The account in the SQLite file at `path` (made on first use), shared by every process that opens it."""
-        from .store import AccountStore
-
         # `clock` (the wall clock unless given) is the base each process adds the account's shared offset
         # to; `seed` and `credits` shape a new account only. Opening waits while another process writes.
         store = AccountStore(path, clock=clock if clock is not None else RealClock(), seed=seed, credits=credits)
@@ -105,16 +101,12 @@ class Sandbox:
     def app(self) -> Starlette:
         """The ASGI app serving the API under /api/v1 (built on first use)."""
         if self._app is None:
-            from .app import build_app
-
             self._app = build_app(self)
         return self._app
 
     def transport(self) -> SandboxTransport:
         """An in-process httpx2 transport into the app that plays hang/drop/timeout faults at once."""
-        from .transport import SandboxTransport
-
-        return SandboxTransport(self)
+        return SandboxTransport(self.app, self.faults)
 
     def http_client(self, **kwargs: Any) -> httpx2.AsyncClient:
         """A raw httpx2 client on `transport()`, with the base URL and the key already set."""
@@ -163,8 +155,6 @@ class Sandbox:
 
     def dialed_calls(self) -> list[CallSummary]:
         """The calls POST /calls created (not the seeded history), newest first, as of the last request or tick."""
-        from ..calls import CallSummary
-
         return [CallSummary.model_validate(call.summary_json()) for call in self.state.dialed_calls()]
 
     def sync(self) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import MutableMapping
+from typing import Any
 
 import httpx2
 
-from .gateway import InProcessExchange, api_path, in_process
-
-if TYPE_CHECKING:
-    from .simulation import Sandbox
+from .faults import Faults
+from .gateway import EXCHANGE_EXTENSION, ASGIApp, InProcessExchange, Receive, Send, api_path
 
 __all__ = ["SandboxTransport"]
 
@@ -21,22 +20,24 @@ class SandboxTransport(httpx2.AsyncBaseTransport):
     # least the read timeout) raises ReadTimeout at once; "drop" raises RemoteProtocolError. A
     # plain ASGITransport cannot express these, and tests must never wait on the wall clock.
 
-    def __init__(self, sandbox: Sandbox) -> None:
-        self._sandbox = sandbox
-        self._asgi = httpx2.ASGITransport(app=sandbox.app)
+    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+        self._app = app
+        self._faults = faults
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         """Send one request into the sandbox app."""
-        fault = self._sandbox.faults.take(request.method, api_path(request.url.path))
+        fault = self._faults.take(request.method, api_path(request.url.path))
         if fault is not None and fault.kind == "timeout_before_send":
             raise httpx2.ConnectTimeout("sandbox: the request timed out before it was sent", request=request)
         timeouts = request.extensions.get("timeout") or {}
         exchange = InProcessExchange(fault=fault, read_timeout=timeouts.get("read"))
-        token = in_process.set(exchange)
-        try:
-            response = await self._asgi.handle_async_request(request)
-        finally:
-            in_process.reset(token)
+
+
+        async def app(scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+            extensions = {**scope.get("extensions", {}), EXCHANGE_EXTENSION: exchange}
+            await self._app({**scope, "extensions": extensions}, receive, send)
+
+        response = await httpx2.ASGITransport(app=app).handle_async_request(request)
         if exchange.outcome == "read_timeout":
             await response.aclose()
             raise httpx2.ReadTimeout("sandbox: no answer before the read timeout", request=request)
