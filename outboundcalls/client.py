@@ -25,8 +25,7 @@ from outboundcalls.errors import (
     ResponseValidationError,
     TransportError,
     error_from_response,
-    header_value,
-    parse_retry_after,
+    retry_after_of,
     scrub_secret,
 )
 from outboundcalls.retry import RETRYABLE_STATUSES, RetryPolicy
@@ -125,7 +124,7 @@ class OutboundCallsClient:
     @property
     def _http(self) -> httpx2.AsyncClient:
         """The pooled HTTP client, built on the first request."""
-        # Building it loads the connection stack and the TLS trust store (about 0.1 s), which a
+        # Not in __init__: building it loads the connection stack and the TLS trust store, which a
         # server spawned only to list its tools never needs.
         if self._pool is None:
             if self._closed:
@@ -141,13 +140,6 @@ class OutboundCallsClient:
                 },
                 follow_redirects=False,
                 limits=_LIMITS,
-                # Over plain http (loopback only: the sandbox, tests, benchmarks) no TLS is ever
-                # negotiated, and redirects are not followed, so no TLS context is built at all:
-                # the trust store would cost about 2 MiB and 30 ms, and even an unverified context
-                # 0.5 MiB (OpenSSL's first one). httpx2 hands None on to httpcore2's pool, which
-                # would build its own verifying default if TLS were ever needed. Over https it is
-                # verified as always.
-                verify=True if self._base_url.startswith("https://") else None,  # type: ignore[arg-type]
             )
         return self._pool
 
@@ -263,7 +255,7 @@ class OutboundCallsClient:
                 response = await self._http.get(path, params=params)
             except httpx2.HTTPError as exc:
                 cause = exc
-                failure: Exception = self._read_failure(exc)
+                failure: Exception = self._transport_failure(exc)
                 if not isinstance(exc, httpx2.TransportError):
                     raise failure from exc
             else:
@@ -274,7 +266,7 @@ class OutboundCallsClient:
                 )
                 if response.status_code not in RETRYABLE_STATUSES:
                     raise failure
-                retry_after = parse_retry_after(header_value(response.headers, "retry-after"))
+                retry_after = retry_after_of(response.headers)
             delay = policy.next_delay(attempt, waited, retry_after)
             if delay is None:
                 raise failure from cause
@@ -295,29 +287,28 @@ class OutboundCallsClient:
         """Send the POST, translating every failure into whether the write may have happened."""
         try:
             response = await self._http.post(path, json=body)
-        except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
-            cls = ConnectionFailedError if isinstance(exc, httpx2.ConnectError) else ConnectTimeoutError
-            raise cls(
-                self._scrub(
-                    f"could not reach the API ({type(exc).__name__}: {exc}); the request was never sent, "
-                    f"so no {noun} was created and it is safe to try again"
-                )
-            ) from exc
         except httpx2.HTTPError as exc:
-            raise OutcomeUnknownError(
-                self._scrub(
-                    f"the connection failed after the request was sent ({type(exc).__name__}: {exc}); "
-                    f"the {noun} may or may not have been created and nothing was retried. "
-                    f"Check the {noun}s list before trying again"
-                )
-            ) from exc
+            raise self._transport_failure(exc, writing=noun) from exc
         if not response.is_success:
             raise error_from_response(response.status_code, response.headers, response.content, secret=self._secret)
         return response.content
 
-    def _read_failure(self, exc: httpx2.HTTPError) -> TransportError:
-        """Translate an httpx2 failure of a read into our tree (the caller chains it)."""
+    def _transport_failure(self, exc: httpx2.HTTPError, *, writing: str | None = None) -> TransportError:
+        """An httpx2 failure in our tree (the caller chains it); for a write of a `writing`, whether it may have happened."""
         detail = self._scrub(f"{type(exc).__name__}: {exc}")
+        never_sent = isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout)
+        if writing is not None and never_sent:
+            cls = ConnectionFailedError if isinstance(exc, httpx2.ConnectError) else ConnectTimeoutError
+            return cls(
+                f"could not reach the API ({detail}); the request was never sent, "
+                f"so no {writing} was created and it is safe to try again"
+            )
+        if writing is not None:
+            return OutcomeUnknownError(
+                f"the connection failed after the request was sent ({detail}); "
+                f"the {writing} may or may not have been created and nothing was retried. "
+                f"Check the {writing}s list before trying again"
+            )
         if isinstance(exc, httpx2.ConnectTimeout | httpx2.PoolTimeout):
             return ConnectTimeoutError(f"timed out connecting to the API ({detail})")
         if isinstance(exc, httpx2.TimeoutException):

@@ -47,6 +47,7 @@ __all__ = [
     "error_from_response",
     "header_value",
     "parse_retry_after",
+    "retry_after_of",
     "scrub_secret",
 ]
 
@@ -194,6 +195,11 @@ def header_value(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+def retry_after_of(headers: Mapping[str, str]) -> float | None:
+    """Seconds a response's Retry-After header asks to wait, or None."""
+    return parse_retry_after(header_value(headers, "retry-after"))
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a Retry-After value (delta-seconds or HTTP-date); None if unusable."""
     if value is None or not value.strip():
@@ -286,8 +292,7 @@ def error_from_response(
     request_id = header_value(headers, "x-request-id")
     request_id = scrub_secret(request_id, secret) if request_id else None
     if status == 429:
-        retry_after = parse_retry_after(header_value(headers, "retry-after"))
-        return RateLimitError(status, message, code, request_id, retry_after=retry_after)
+        return RateLimitError(status, message, code, request_id, retry_after=retry_after_of(headers))
     if status >= 500:
         return UpstreamError(status, message, code, request_id)
     cls = _STATUS_CLASSES.get(status, APIStatusError)

@@ -84,10 +84,8 @@ class BatchDispatchService:
             why = None
             if view.to in seen:
                 why = f"duplicate: {view.to} is already in this batch"
-            elif usage.calls_last_24h + len(ready) >= svc.policy.max_calls_per_day:
-                why = f"daily_calls: the batch would pass the cap of {svc.policy.max_calls_per_day} calls per 24 hours"
-            elif usage.credits_last_24h + spent + per_call > svc.policy.max_credits_per_day:
-                why = f"daily_credits: the batch would pass the cap of {svc.policy.max_credits_per_day:g} estimated credits"
+            elif capped := svc.policy.refuse_caps(usage, per_call, planned_calls=len(ready), planned_credits=spent):
+                why = _reason(capped[:1])
             if why is not None:
                 shown.append(Destination(to=view.to, status="refused", reason=why))
                 continue

@@ -18,14 +18,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Final, get_args
+from typing import Final, Literal, get_args
 
 from outboundcalls.display import one_line
 from outboundcalls.numbers import NUMBER_TYPE_NAMES, InvalidPhoneNumberError, PhoneNumber, parse_phone
 from outboundcalls.pricing import MINIMUM_BALANCE_CREDITS, estimate_credits_per_minute
 from outboundcalls_mcp.server.calling_hours import DEFAULT_CALLING_HOURS, CallingHours, LocalTime, destination_zones, local_times
 from outboundcalls_mcp.server.do_not_call import DoNotCallFileError, load_do_not_call
-from outboundcalls_mcp.server.settings import ConfirmMode
 from outboundcalls_mcp.server.preflight import (
     ESTIMATE_MINUTES_PER_CALL,
     RULE_ORDER,
@@ -40,6 +39,13 @@ from outboundcalls_mcp.server.preflight import (
 
 __all__ = [
     "DEFAULT_ALLOWED_NUMBER_TYPES",
+    "DEFAULT_CONFIRM_MODE",
+    "DEFAULT_MAX_BATCH",
+    "DEFAULT_MAX_CALLS_PER_DAY",
+    "DEFAULT_MAX_CREDITS_PER_DAY",
+    "DEFAULT_MAX_CREDITS_PER_MINUTE",
+    "DEFAULT_REDIAL_COOLDOWN_MINUTES",
+    "DEFAULT_REGION",
     "ESTIMATE_MINUTES_PER_CALL",
     "RULE_ORDER",
     "RULE_SETTINGS",
@@ -53,8 +59,23 @@ __all__ = [
     "Refusal",
     "RuleName",
     "UsageFacts",
+    "bad_country_codes",
+    "bad_number_types",
     "load_do_not_call",
 ]
+
+# How a dispatch is consented to: by form when the client can show one (auto), always by form
+# (elicit), always by preview and token (token), or never (none: unattended, within explicit caps).
+ConfirmMode = Literal["auto", "elicit", "token", "none"]
+# The owner's policy when a setting is not given: the one place these values are written
+# (server/settings.py and manifest.json's user_config defaults follow them, the latter by a test).
+DEFAULT_CONFIRM_MODE: Final[ConfirmMode] = "auto"
+DEFAULT_REGION: Final = "US"
+DEFAULT_MAX_BATCH: Final = 20
+DEFAULT_MAX_CREDITS_PER_MINUTE: Final = 100.0
+DEFAULT_MAX_CALLS_PER_DAY: Final = 50
+DEFAULT_MAX_CREDITS_PER_DAY: Final = 5000.0
+DEFAULT_REDIAL_COOLDOWN_MINUTES: Final = 60
 
 DEFAULT_ALLOWED_NUMBER_TYPES: Final = frozenset({"FIXED_LINE", "MOBILE", "FIXED_LINE_OR_MOBILE", "TOLL_FREE", "VOIP"})
 DEPLOYED_STATUS: Final = "deployed"
@@ -74,17 +95,17 @@ class PolicyError(ValueError):
 class DispatchPolicy:
     """The owner's dispatch rules, fixed at start-up; no tool argument can loosen them."""
 
-    confirm_mode: ConfirmMode = "auto"
-    default_region: str = "US"
-    max_batch: int = 20
+    confirm_mode: ConfirmMode = DEFAULT_CONFIRM_MODE
+    default_region: str = DEFAULT_REGION
+    max_batch: int = DEFAULT_MAX_BATCH
     allowed_countries: frozenset[str] = frozenset()
     allowed_number_types: frozenset[str] = DEFAULT_ALLOWED_NUMBER_TYPES
-    max_credits_per_minute: float = 100.0
+    max_credits_per_minute: float = DEFAULT_MAX_CREDITS_PER_MINUTE
     calling_hours: CallingHours = DEFAULT_CALLING_HOURS
     do_not_call: frozenset[str] = frozenset()
-    max_calls_per_day: int = 50
-    max_credits_per_day: float = 5000.0
-    redial_cooldown_minutes: int = 60
+    max_calls_per_day: int = DEFAULT_MAX_CALLS_PER_DAY
+    max_credits_per_day: float = DEFAULT_MAX_CREDITS_PER_DAY
+    redial_cooldown_minutes: int = DEFAULT_REDIAL_COOLDOWN_MINUTES
 
     def __post_init__(self) -> None:
         if self.confirm_mode not in CONFIRM_MODES:
@@ -93,13 +114,10 @@ class DispatchPolicy:
             raise PolicyError("OUTBOUNDCALLS_DEFAULT_REGION", f"not an upper-case ISO code: {self.default_region!r}")
         if self.max_batch < 1:
             raise PolicyError("OUTBOUNDCALLS_MAX_BATCH", f"must be 1 or more, got {self.max_batch}")
-        bad_countries = sorted(c for c in self.allowed_countries if len(c) != 2 or not c.isascii() or not c.isupper())
-        if bad_countries:
-            raise PolicyError("OUTBOUNDCALLS_ALLOWED_COUNTRIES", f"not upper-case ISO codes: {', '.join(bad_countries)}")
-        bad_types = sorted(self.allowed_number_types - NUMBER_TYPE_NAMES)
-        if bad_types:
-            known = ", ".join(sorted(NUMBER_TYPE_NAMES))
-            raise PolicyError("OUTBOUNDCALLS_ALLOWED_NUMBER_TYPES", f"unknown {', '.join(bad_types)}; known: {known}")
+        if bad := bad_country_codes(self.allowed_countries):
+            raise PolicyError("OUTBOUNDCALLS_ALLOWED_COUNTRIES", bad)
+        if bad := bad_number_types(self.allowed_number_types):
+            raise PolicyError("OUTBOUNDCALLS_ALLOWED_NUMBER_TYPES", bad)
         bad_numbers = sorted(n for n in self.do_not_call if not (n.startswith("+") and n[1:].isdigit()))
         if bad_numbers:
             raise PolicyError("OUTBOUNDCALLS_DO_NOT_CALL_FILE", f"not E.164: {', '.join(bad_numbers[:3])}")
@@ -117,17 +135,17 @@ class DispatchPolicy:
     def from_values(
         cls,
         *,
-        confirm_mode: ConfirmMode = "auto",
-        max_batch: int = 20,
+        confirm_mode: ConfirmMode = DEFAULT_CONFIRM_MODE,
+        max_batch: int = DEFAULT_MAX_BATCH,
         allowed_countries: Iterable[str] = (),
         allowed_number_types: Iterable[str] = DEFAULT_ALLOWED_NUMBER_TYPES,
-        max_credits_per_minute: float = 100.0,
+        max_credits_per_minute: float = DEFAULT_MAX_CREDITS_PER_MINUTE,
         calling_hours: str | CallingHours = DEFAULT_CALLING_HOURS,
         do_not_call_file: Path | None = None,
-        default_region: str = "US",
-        max_calls_per_day: int = 50,
-        max_credits_per_day: float = 5000.0,
-        redial_cooldown_minutes: int = 60,
+        default_region: str = DEFAULT_REGION,
+        max_calls_per_day: int = DEFAULT_MAX_CALLS_PER_DAY,
+        max_credits_per_day: float = DEFAULT_MAX_CREDITS_PER_DAY,
+        redial_cooldown_minutes: int = DEFAULT_REDIAL_COOLDOWN_MINUTES,
     ) -> DispatchPolicy:
         """Build the policy from typed settings, parsing the hours and reading the do-not-call file."""
         if isinstance(calling_hours, str):
@@ -208,7 +226,7 @@ class DispatchPolicy:
             hours = self._refuse_hours(number, times, zone_note)
             if hours is not None:
                 refusals.append(hours)
-        refusals.extend(self._refuse_caps(usage, per_call))
+        refusals.extend(self.refuse_caps(usage, per_call))
         if number is not None:
             refusals.extend(self._refuse_redial(number, usage, now))
         refusals.sort(key=lambda refusal: RULE_ORDER.index(refusal.rule))
@@ -296,26 +314,31 @@ class DispatchPolicy:
             "the number may be in. Try again inside that window; only the owner can change the hours.",
         )
 
-    def _refuse_caps(self, usage: UsageFacts, per_call: float | None) -> list[Refusal]:
-        """The rolling 24-hour caps on dials and on estimated credits."""
+    def refuse_caps(
+        self, usage: UsageFacts, per_call: float | None, *, planned_calls: int = 0, planned_credits: float = 0.0
+    ) -> list[Refusal]:
+        """The rolling 24-hour caps on dials and on estimated credits, counting what a batch already plans."""
         refusals = []
-        if usage.calls_last_24h >= self.max_calls_per_day:
+        planned = f" and {planned_calls} more planned in this batch" if planned_calls else ""
+        if usage.calls_last_24h + planned_calls >= self.max_calls_per_day:
             refusals.append(
                 _refusal(
                     "daily_calls",
-                    f"{usage.calls_last_24h} calls were dialed in the last 24 hours; the cap is {self.max_calls_per_day}",
+                    f"{usage.calls_last_24h} calls were dialed in the last 24 hours{planned}; "
+                    f"the cap is {self.max_calls_per_day}",
                     "The daily call cap is reached; it frees up as dials age past 24 hours. "
                     "Only the owner can raise it, in the setting.",
                 )
             )
         this_call = per_call or 0.0
-        if usage.credits_last_24h + this_call > self.max_credits_per_day:
+        if usage.credits_last_24h + planned_credits + this_call > self.max_credits_per_day:
+            planned_spend = f" and {planned_credits:g} planned in this batch" if planned_calls else ""
             refusals.append(
                 _refusal(
                     "daily_credits",
-                    f"{usage.credits_last_24h:g} estimated credits in the last 24 hours plus {this_call:g} for this "
-                    f"call ({ESTIMATE_MINUTES_PER_CALL} minutes at the estimated rate) exceeds the cap of "
-                    f"{self.max_credits_per_day:g}",
+                    f"{usage.credits_last_24h:g} estimated credits in the last 24 hours{planned_spend} plus "
+                    f"{this_call:g} for this call ({ESTIMATE_MINUTES_PER_CALL} minutes at the estimated rate) "
+                    f"exceeds the cap of {self.max_credits_per_day:g}",
                     "The daily credit cap (an estimate) is reached; it frees up as dials age past 24 hours. "
                     "Only the owner can raise it, in the setting.",
                 )
@@ -357,6 +380,18 @@ class DispatchPolicy:
                 )
             )
         return refusals
+
+
+def bad_country_codes(codes: Iterable[str]) -> str | None:
+    """What is wrong with these country codes (each must be an upper-case ISO 3166 alpha-2 code), or None."""
+    bad = sorted(c for c in codes if len(c) != 2 or not c.isascii() or not c.isalpha() or not c.isupper())
+    return f"not upper-case ISO 3166 alpha-2 codes: {', '.join(bad)}" if bad else None
+
+
+def bad_number_types(types: Iterable[str]) -> str | None:
+    """What is wrong with these number types (each must be a phonenumbers PhoneNumberType name), or None."""
+    bad = sorted(set(types) - NUMBER_TYPE_NAMES)
+    return f"unknown number types {', '.join(bad)}; known: {', '.join(sorted(NUMBER_TYPE_NAMES))}" if bad else None
 
 
 def _refuse_invalid(exc: InvalidPhoneNumberError) -> Refusal:

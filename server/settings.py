@@ -10,15 +10,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-__all__ = ["ENV_PREFIX", "DEFAULT_BASE_URL", "ConfirmMode", "Settings", "SettingsError", "load_settings"]
+from outboundcalls.client import DEFAULT_BASE_URL
+from outboundcalls_mcp.server.calling_hours import DEFAULT_CALLING_HOURS
+from outboundcalls_mcp.server.policy import (
+    DEFAULT_ALLOWED_NUMBER_TYPES,
+    DEFAULT_CONFIRM_MODE,
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_CALLS_PER_DAY,
+    DEFAULT_MAX_CREDITS_PER_DAY,
+    DEFAULT_MAX_CREDITS_PER_MINUTE,
+    DEFAULT_REDIAL_COOLDOWN_MINUTES,
+    DEFAULT_REGION,
+    ConfirmMode,
+    bad_country_codes,
+    bad_number_types,
+)
+
+__all__ = ["ENV_PREFIX", "ConfirmMode", "Settings", "SettingsError", "load_settings"]
 
 ENV_PREFIX = "OUTBOUNDCALLS_"
-# Kept here as a literal so that reading settings never imports the client (start-up cost).
-DEFAULT_BASE_URL = "https://outboundcalls.ai/api/v1"
-# How a dispatch is consented to: by form when the client can show one (auto), always by form
-# (elicit), always by preview and token (token), or never (none: unattended, within explicit caps).
-ConfirmMode = Literal["auto", "elicit", "token", "none"]
-DEFAULT_NUMBER_TYPES = "FIXED_LINE,MOBILE,FIXED_LINE_OR_MOBILE,TOLL_FREE,VOIP"
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{24,128}")
 # A value that says "not set": empty, or a bundle host's placeholder left unresolved (see load_settings).
 _UNRESOLVED = re.compile(r"(\$\{user_config\.[A-Za-z0-9_]+\})?")
@@ -35,7 +45,7 @@ def _csv(value: Any) -> Any:
 
 
 # A plain model, not pydantic-settings' BaseSettings: load_settings is the one reader of the
-# environment, so BaseSettings added nothing but ~0.1 s of imports to every spawn.
+# environment, so BaseSettings would add nothing but a dependency.
 class Settings(BaseModel):
     """Every setting of the server; each field is the env var OUTBOUNDCALLS_<FIELD>."""
 
@@ -43,7 +53,7 @@ class Settings(BaseModel):
 
     api_key: SecretStr | None = Field(default=None, description="OutboundCalls API key (oc_live_...).")
     base_url: str = Field(default=DEFAULT_BASE_URL, description="API base URL.")
-    default_region: str = Field(default="US", description="Region for numbers written without +country code.")
+    default_region: str = Field(default=DEFAULT_REGION, description="Region for numbers written without +country code.")
     sandbox: bool = Field(default=False, description="Serve the built-in sandbox instead of the real API.")
     read_only: bool = Field(default=False, description="Register no tool that dials or writes.")
     timeout_seconds: float = Field(default=15.0, gt=0, le=120, description="Upstream request timeout.")
@@ -62,20 +72,20 @@ class Settings(BaseModel):
     )
     webhook_secret: SecretStr | None = Field(default=None, description="Secret path part of the webhook route.")
     # Safe dispatch: consent and policy.
-    confirm: ConfirmMode = Field(default="auto", description="auto, elicit, token or none.")
+    confirm: ConfirmMode = Field(default=DEFAULT_CONFIRM_MODE, description="auto, elicit, token or none.")
     allowed_countries: frozenset[str] = Field(
         default=frozenset(), description="ISO country codes that may be called, comma-separated; empty = all."
     )
     allowed_number_types: frozenset[str] = Field(
-        default=_csv(DEFAULT_NUMBER_TYPES), description="phonenumbers type names that may be called."
+        default=DEFAULT_ALLOWED_NUMBER_TYPES, description="phonenumbers type names that may be called."
     )
-    max_credits_per_minute: float = Field(default=100.0, gt=0, description="Refuse destinations with a higher estimated rate.")
-    calling_hours: str = Field(default="08:00-21:00", description="Local hours at the destination, HH:MM-HH:MM.")
+    max_credits_per_minute: float = Field(default=DEFAULT_MAX_CREDITS_PER_MINUTE, gt=0, description="Refuse destinations with a higher estimated rate.")
+    calling_hours: str = Field(default=str(DEFAULT_CALLING_HOURS), description="Local hours at the destination, HH:MM-HH:MM.")
     do_not_call_file: Path | None = Field(default=None, description="File of numbers never to call.")
-    max_calls_per_day: int = Field(default=50, ge=1, description="Dials per rolling 24 hours.")
-    max_credits_per_day: float = Field(default=5000.0, gt=0, description="Estimated credits per rolling 24 hours.")
-    redial_cooldown_minutes: int = Field(default=60, ge=0, description="Minutes before the same number is dialed again.")
-    max_batch: int = Field(default=20, ge=1, le=200, description="Destinations per dispatch_calls batch.")
+    max_calls_per_day: int = Field(default=DEFAULT_MAX_CALLS_PER_DAY, ge=1, description="Dials per rolling 24 hours.")
+    max_credits_per_day: float = Field(default=DEFAULT_MAX_CREDITS_PER_DAY, gt=0, description="Estimated credits per rolling 24 hours.")
+    redial_cooldown_minutes: int = Field(default=DEFAULT_REDIAL_COOLDOWN_MINUTES, ge=0, description="Minutes before the same number is dialed again.")
+    max_batch: int = Field(default=DEFAULT_MAX_BATCH, ge=1, le=200, description="Destinations per dispatch_calls batch.")
     state_dir: Path | None = Field(default=None, description="Ledger directory; default the user data dir.")
 
     @field_validator("allowed_countries", "allowed_number_types", mode="before")
@@ -115,20 +125,15 @@ class Settings(BaseModel):
     @field_validator("allowed_countries")
     @classmethod
     def _iso_codes(cls, value: frozenset[str]) -> frozenset[str]:
-        bad = sorted(code for code in value if len(code) != 2 or not code.isalpha() or not code.isascii())
-        if bad:
-            raise ValueError(f"not ISO 3166 alpha-2 codes: {', '.join(bad)}")
+        if bad := bad_country_codes(value):
+            raise ValueError(bad)
         return value
 
     @field_validator("allowed_number_types")
     @classmethod
     def _number_types(cls, value: frozenset[str]) -> frozenset[str]:
-        # Imported only when the owner sets the types: reading settings stays cheap at start-up.
-        from outboundcalls.numbers import NUMBER_TYPE_NAMES
-
-        bad = sorted(value - NUMBER_TYPE_NAMES)
-        if bad:
-            raise ValueError(f"unknown number types {', '.join(bad)}; known: {', '.join(sorted(NUMBER_TYPE_NAMES))}")
+        if bad := bad_number_types(value):
+            raise ValueError(bad)
         return value
 
     @field_validator("default_region")

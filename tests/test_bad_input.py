@@ -1,7 +1,7 @@
 """Hostile and malformed tool arguments: refused before any request leaves, or passed upstream as inert data.
 
 Unknown arguments are refused too: the SDK's argument models ignore extra keys by default, so a
-misspelt `limt` would silently become the default; tools/__init__.py makes them an error.
+misspelt `limt` would silently become the default; server/sdk_patches.py makes them an error.
 """
 
 from __future__ import annotations

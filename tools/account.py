@@ -45,7 +45,7 @@ def balance_view(account: Account, *, sandbox: bool) -> Balance:
 
 
 async def get_balance(ctx: Context[ToolDeps]) -> Annotated[CallToolResult, Balance]:
-    """Credit balance, whether a call can be dispatched (needs 25 credits), plan and account email."""
+    """Credit balance, whether a call can be dispatched (at least minimum_credits), plan and account email."""
     api = api_of(ctx)
     with upstream_errors():
         account = await api.get_account()

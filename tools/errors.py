@@ -23,6 +23,7 @@ from outboundcalls.errors import (
     TransportError,
     UpstreamError,
 )
+from outboundcalls.pricing import MINIMUM_BALANCE_CREDITS
 
 __all__ = ["describe_upstream_error", "upstream_errors"]
 
@@ -46,7 +47,8 @@ def describe_upstream_error(exc: OutboundCallsError, subject: str | None = None,
         )
     if isinstance(exc, InsufficientCreditsError):
         return (
-            f"Insufficient credits (402): {exc.message}. The vendor requires a balance of at least 25 credits "
+            f"Insufficient credits (402): {exc.message}. The vendor requires a balance of at least "
+            f"{MINIMUM_BALANCE_CREDITS:g} credits "
             "to dispatch; check get_balance and top up in the OutboundCalls dashboard."
         )
     if isinstance(exc, NotFoundError):

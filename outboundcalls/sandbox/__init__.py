@@ -17,7 +17,8 @@ history holds 240 finished calls, newest first, so `limit=200` returns 200.
 Live calls: queued 0-2 s, ringing, in_progress, then completed/voicemail/no_answer/busy/failed
 within ~20 s; outcome drawn from the seed and a per-call counter unless `script_next_call(...)`
 says otherwise. Charged on completion by `pricing.credits_for_call` for the destination region,
-capped at the balance (it never goes negative). POST /calls answers 402 below 25 credits.
+capped at the balance (it never goes negative). POST /calls answers 402 below
+the minimum balance (pricing.MINIMUM_BALANCE_CREDITS).
 
 Time: requests bring state up to `clock.now()`; `await sandbox.tick()` also delivers webhooks,
 `await sandbox.advance(s)` moves a ManualClock first. With `clock=RealClock()`, wrap serving in
