@@ -9,30 +9,24 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from outboundcalls_mcp.tools.consent import (
-    CANNOT_ELICIT,
     AskedOnce,
     Route,
     answering_key,
     as_tool_error,
-    ask_person,
+    ask_recorded,
+    decide_route,
     person_answer,
-    route_for,
 )
-from outboundcalls_mcp.tools.deps import BatchDispatcher, ToolDeps, deps_of, no_key_error
-from outboundcalls_mcp.tools.contracts import BatchArgs, BatchPlan, BatchResult, ConsentTicket, DialConsent, DispatchError
+from outboundcalls_mcp.tools.contracts import BatchArgs, BatchDispatcher, BatchPlan, BatchResult, DialConsent
+from outboundcalls_mcp.tools.deps import ToolDeps, deps_of, no_key_error
 from outboundcalls_mcp.tools.inputs import AgentId, OptionalId, Token
 from outboundcalls_mcp.tools.results import structured
 
 __all__ = ["MAX_BATCH_LIMIT", "BatchRoute", "ask_batch_consent", "batch_route", "dispatch_calls"]
 
 MAX_BATCH_LIMIT: Final = 200  # the largest OUTBOUNDCALLS_MAX_BATCH; the owner's own limit is checked on the server
-
-
-class BatchRoute(Route):
-    """dispatch_calls' route, with its plan (the preview) or the consent it asks about."""
-
-    plan: BatchPlan | None = None
-    ticket: ConsentTicket | None = None
+# dispatch_calls' route, with its plan (the preview) or the consent it asks about.
+BatchRoute = Route[BatchPlan]
 
 
 def _batch(ctx: Context[ToolDeps]) -> BatchDispatcher:
@@ -40,6 +34,11 @@ def _batch(ctx: Context[ToolDeps]) -> BatchDispatcher:
     if batch is None:
         raise no_key_error()
     return batch
+
+
+def _anything_to_ask(plan: BatchPlan) -> bool:
+    """A plan with no ready destination asks nothing: the body reports every refusal."""
+    return bool(plan.ready)
 
 
 async def batch_route(
@@ -53,33 +52,15 @@ async def batch_route(
     with as_tool_error():
         batch = _batch(ctx)
         args = BatchArgs(agent_id=agent_id, to_numbers=tuple(to_numbers), phone_number_id=phone_number_id)
-        route = route_for(ctx, token_given=confirmation_token is not None)
-        if route == "token":
-            return BatchRoute(kind="token")
-        key = answering_key(ctx)
-        if key is not None:
-            ticket = await batch.consent_for_answer(args, key)
-            if ticket is not None:
-                return BatchRoute(kind="ask", ticket=ticket)
-        plan = await batch.plan(args)
-        if not plan.ready:
-            # Nothing to ask about: the body reports every refusal.
-            return BatchRoute(kind="offer_token" if route != "unattended" else "unattended", plan=plan)
-        if route == "cannot_ask":
-            await batch.refuse(plan, "cannot_elicit")
-            raise DispatchError(CANNOT_ELICIT)
-        if route == "ask":
-            return BatchRoute(kind="ask", ticket=await batch.open_question(plan, era=str(ctx.protocol_version)))
-        return BatchRoute(kind=route, plan=plan)
+        return await decide_route(ctx, batch, args, token_given=confirmation_token is not None,
+                                  prepare=batch.plan, anything_to_ask=_anything_to_ask)
 
 
 async def ask_batch_consent(
     ctx: Context[ToolDeps], route: Annotated[BatchRoute, Resolve(batch_route)]
 ) -> Elicit[DialConsent] | AskedOnce | None:
     """Put the recorded question to the person, in its recorded words; nothing to ask on the other routes."""
-    if route.ticket is None:
-        return None
-    return await ask_person(ctx, route.ticket.question)
+    return await ask_recorded(ctx, route)
 
 
 async def dispatch_calls(
@@ -104,7 +85,7 @@ async def dispatch_calls(
             return structured(await batch.confirm_token(args, confirmation_token))
         if route.ticket is not None:
             return structured(await batch.answer(route.ticket, person_answer(answer), answer_key=answering_key(ctx)))
-        plan = route.plan
+        plan = route.prepared
         assert plan is not None
         if not plan.ready:
             return structured(batch.not_dialed(plan, "Every destination was refused. Nothing was dialed."))

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult
 from mcp.server.mcpserver.exceptions import ToolError
@@ -21,17 +21,20 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ConfigDict
 
 from outboundcalls_mcp.tools.deps import deps_of
-from outboundcalls_mcp.tools.contracts import Answer, DialConsent, DispatchError
+from outboundcalls_mcp.tools.contracts import Answer, ConsentTicket, DialConsent, DispatchError
 
 __all__ = [
     "CANNOT_ELICIT",
     "AskedOnce",
+    "ConsentService",
     "Route",
     "TOKENS_NOT_ACCEPTED",
     "answering_key",
     "as_tool_error",
     "ask_person",
+    "ask_recorded",
     "can_elicit_form",
+    "decide_route",
     "person_answer",
     "route_for",
 ]
@@ -53,14 +56,28 @@ TOKENS_NOT_ACCEPTED = {
     ),
 }
 RouteKind = Literal["token", "offer_token", "unattended", "ask"]
+ArgsT = TypeVar("ArgsT", contravariant=True)
+PlanT = TypeVar("PlanT")
 
 
-class Route(BaseModel):
-    """How this call's consent is obtained: by a token, a preview to confirm, nobody (unattended), or a question."""
+class ConsentService(Protocol[ArgsT, PlanT]):
+    """What deciding a route needs of a dispatch service (tools.contracts' Dispatcher and BatchDispatcher)."""
+
+    async def consent_for_answer(self, args: ArgsT, answer_key: str) -> ConsentTicket | None: ...
+
+    async def open_question(self, prepared: PlanT, *, era: str) -> ConsentTicket: ...
+
+    async def refuse(self, prepared: PlanT, reason: str) -> None: ...
+
+
+class Route(BaseModel, Generic[PlanT]):
+    """How this call's consent is obtained (a token, a preview to confirm, nobody, or a question), with what was prepared."""
 
     model_config = ConfigDict(frozen=True)
 
     kind: RouteKind
+    prepared: PlanT | None = None
+    ticket: ConsentTicket | None = None
 
 
 class AskedOnce(BaseModel):
@@ -105,6 +122,46 @@ def route_for(ctx: Context[Any], *, token_given: bool) -> Literal["token", "offe
     if can_elicit_form(ctx):
         return "ask"
     return "cannot_ask" if mode == "elicit" else "offer_token"
+
+
+async def decide_route(
+    ctx: Context[Any],
+    service: ConsentService[ArgsT, PlanT],
+    args: ArgsT,
+    *,
+    token_given: bool,
+    prepare: Callable[[ArgsT], Awaitable[PlanT]],
+    anything_to_ask: Callable[[PlanT], bool] = lambda _: True,
+) -> Route[PlanT]:
+    """The route for one dispatch tool call; pre-flight (`prepare`) runs first, so a refused dispatch is never asked about.
+
+    On the round that carries an answer, the question it answers is on record (or the round was
+    sent before, and the consent it used reports what it did): nothing is prepared again.
+    """
+    route = route_for(ctx, token_given=token_given)
+    if route == "token":
+        return Route(kind="token")
+    key = answering_key(ctx)
+    if key is not None:
+        ticket = await service.consent_for_answer(args, key)
+        if ticket is not None:
+            return Route(kind="ask", ticket=ticket)
+    prepared = await prepare(args)
+    if not anything_to_ask(prepared):
+        return Route(kind="unattended" if route == "unattended" else "offer_token", prepared=prepared)
+    if route == "cannot_ask":
+        await service.refuse(prepared, "cannot_elicit")
+        raise DispatchError(CANNOT_ELICIT)
+    if route == "ask":
+        return Route(kind="ask", ticket=await service.open_question(prepared, era=str(ctx.protocol_version)))
+    return Route(kind=route, prepared=prepared)
+
+
+async def ask_recorded(ctx: Context[Any], route: Route[Any]) -> Elicit[DialConsent] | AskedOnce | None:
+    """Put the recorded question to the person, in its recorded words; nothing to ask on the other routes."""
+    if route.ticket is None:
+        return None
+    return await ask_person(ctx, route.ticket.question)
 
 
 def answering_key(ctx: Context[Any]) -> str | None:

@@ -43,8 +43,12 @@ class ToolDeps:
     default_region: str
     sandbox: bool
     confirm_mode: str
-    now: Callable[[], datetime]  # timezone-aware
+    now: Callable[[], datetime]
     sleep: Callable[[float], Awaitable[Any]]
+
+    def __post_init__(self) -> None:
+        if self.now().tzinfo is None:
+            raise ValueError("ToolDeps.now must return timezone-aware times")
 
     def require_api(self) -> OutboundCallsClient:
         """The API client, or the tool error telling the owner how to configure one."""

@@ -9,35 +9,23 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from outboundcalls_mcp.tools.consent import (
-    CANNOT_ELICIT,
     AskedOnce,
     Route,
     answering_key,
     as_tool_error,
-    ask_person,
+    ask_recorded,
+    decide_route,
     person_answer,
-    route_for,
 )
-from outboundcalls_mcp.tools.deps import Dispatcher, ToolDeps, deps_of, no_key_error
-from outboundcalls_mcp.tools.contracts import (
-    ConsentTicket,
-    DialConsent,
-    DispatchError,
-    DispatchRequest,
-    DispatchResult,
-    Prepared,
-)
+from outboundcalls_mcp.tools.contracts import DialConsent, DispatchRequest, DispatchResult, Dispatcher, Prepared
+from outboundcalls_mcp.tools.deps import ToolDeps, deps_of, no_key_error
 from outboundcalls_mcp.tools.inputs import AgentId, OptionalId, Token
 from outboundcalls_mcp.tools.results import structured
 
 __all__ = ["CallRoute", "ask_consent", "consent_route", "dispatch_call"]
 
-
-class CallRoute(Route):
-    """dispatch_call's route, with what it prepared (a preview) or the consent it asks about."""
-
-    prepared: Prepared | None = None
-    ticket: ConsentTicket | None = None
+# dispatch_call's route, with what it prepared (a preview) or the consent it asks about.
+CallRoute = Route[Prepared]
 
 
 def _dispatcher(ctx: Context[ToolDeps]) -> Dispatcher:
@@ -60,32 +48,15 @@ async def consent_route(
         dispatcher = _dispatcher(ctx)
         args = DispatchRequest(agent_id=agent_id, to_number=to_number, phone_number_id=phone_number_id,
                                contact_id=contact_id)
-        route = route_for(ctx, token_given=confirmation_token is not None)
-        if route == "token":
-            return CallRoute(kind="token")
-        key = answering_key(ctx)
-        if key is not None:
-            # The round that carries the answer: the question it answers is on record (or the
-            # round was sent before, and the consent it used reports what it did).
-            ticket = await dispatcher.consent_for_answer(args, key)
-            if ticket is not None:
-                return CallRoute(kind="ask", ticket=ticket)
-        prepared = await dispatcher.prepare(args)
-        if route == "cannot_ask":
-            await dispatcher.refuse(prepared, "cannot_elicit")
-            raise DispatchError(CANNOT_ELICIT)
-        if route == "ask":
-            return CallRoute(kind="ask", ticket=await dispatcher.open_question(prepared, era=str(ctx.protocol_version)))
-        return CallRoute(kind=route, prepared=prepared)
+        return await decide_route(ctx, dispatcher, args, token_given=confirmation_token is not None,
+                                  prepare=dispatcher.prepare)
 
 
 async def ask_consent(
     ctx: Context[ToolDeps], route: Annotated[CallRoute, Resolve(consent_route)]
 ) -> Elicit[DialConsent] | AskedOnce | None:
     """Put the recorded question to the person, in its recorded words; nothing to ask on the other routes."""
-    if route.ticket is None:
-        return None
-    return await ask_person(ctx, route.ticket.question)
+    return await ask_recorded(ctx, route)
 
 
 async def dispatch_call(
