@@ -1,7 +1,7 @@
 """Single-flight reads: identical requests in the air at the same time share one upstream round trip.
 
 Why: many MCP sessions on one HTTP server ask for the same thing at once (the balance, the calls
-list), and each used to send its own GET and pay for it in our CPU and the vendor's rate limit.
+list); each sending its own GET would spend our CPU and the vendor's rate limit on one answer.
 A caller that finds an identical read already in flight waits for that one's answer instead.
 
 What it never does:

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from outboundcalls.client import DEFAULT_BASE_URL
 from outboundcalls_mcp.server.calling_hours import DEFAULT_CALLING_HOURS
@@ -110,8 +120,6 @@ class Settings(BaseModel):
     @field_validator("http_trusted_proxies")
     @classmethod
     def _proxy_addresses(cls, value: frozenset[str]) -> frozenset[str]:
-        import ipaddress
-
         bad = []
         for entry in value:
             try:
@@ -122,17 +130,12 @@ class Settings(BaseModel):
             raise ValueError(f"not IP addresses or networks: {', '.join(sorted(bad))} (e.g. 10.0.0.5 or 10.0.0.0/24)")
         return value
 
-    @field_validator("allowed_countries")
+    @field_validator("allowed_countries", "allowed_number_types")
     @classmethod
-    def _iso_codes(cls, value: frozenset[str]) -> frozenset[str]:
-        if bad := bad_country_codes(value):
-            raise ValueError(bad)
-        return value
-
-    @field_validator("allowed_number_types")
-    @classmethod
-    def _number_types(cls, value: frozenset[str]) -> frozenset[str]:
-        if bad := bad_number_types(value):
+    def _policy_names(cls, value: frozenset[str], info: ValidationInfo) -> frozenset[str]:
+        # The policy's own checks (server/policy.py), so a setting is refused here as it would be there.
+        check = bad_country_codes if info.field_name == "allowed_countries" else bad_number_types
+        if bad := check(value):
             raise ValueError(bad)
         return value
 
