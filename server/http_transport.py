@@ -162,8 +162,5 @@ def serve_http(settings: Settings, *, host: str, port: int) -> int:
         return 2
     for line in routes_served(settings, host, port):
         print(f"outboundcalls-mcp: serving {line}", file=sys.stderr)
-    from outboundcalls_mcp.server.heap import collect_as_usual
-
-    collect_as_usual()
     uvicorn.run(app, host=host, port=port, log_level="warning", **uvicorn_options(settings))
     return 0
