@@ -1,21 +1,24 @@
-"""Phone numbers: any common written form to E.164, and emergency and short numbers recognised (libphonenumber)."""
+"""Phone numbers: any common written form to E.164, and emergency and short numbers recognised.
+
+`phonenumbers` (Google's libphonenumber data) is imported inside the functions that use it: a
+host spawns the server and waits for its tools, and nothing before that needs it (bench/README.md).
+"""
 
 from __future__ import annotations
 
 import unicodedata
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-import phonenumbers
-from phonenumbers import PhoneNumber as ParsedNumber
-from phonenumbers import PhoneNumberType, shortnumberinfo
 from pydantic import BaseModel, ConfigDict
 
 from outboundcalls.display import one_line
 from outboundcalls.errors import InvalidRequestError
 
+if TYPE_CHECKING:
+    from phonenumbers import PhoneNumber as ParsedNumber
+
 __all__ = [
     "MAX_INPUT_CHARS",
-    "NUMBER_TYPE_NAMES",
     "InvalidPhoneNumberError",
     "InvalidReason",
     "PhoneNumber",
@@ -24,12 +27,11 @@ __all__ = [
     "e164_or_none",
     "is_emergency",
     "normalize_region",
+    "number_type_names",
     "parse_phone",
 ]
 
 MAX_INPUT_CHARS: Final = 64
-# The names of phonenumbers' PhoneNumberType values (MOBILE, TOLL_FREE, ...): what a number type is called here.
-NUMBER_TYPE_NAMES: Final = frozenset(PhoneNumberType.to_string(value) for value in PhoneNumberType.values())
 _SHOWN_CHARS: Final = 40
 _REGIONS_SHOWN: Final = 5
 _FORMATTING: Final = frozenset("+-.()/ ")
@@ -57,6 +59,7 @@ InvalidReason = Literal[
 
 class PhoneNumber(BaseModel):
     """A valid phone number, in E.164 and the facts the dispatch policy needs."""
+
     model_config = ConfigDict(frozen=True)
 
     e164: str
@@ -68,6 +71,7 @@ class PhoneNumber(BaseModel):
 
 class ShortNumber(BaseModel):
     """An emergency or short service number, which is never a valid full number and never called."""
+
     model_config = ConfigDict(frozen=True)
 
     digits: str
@@ -89,6 +93,7 @@ class ShortNumber(BaseModel):
 
 class InvalidPhoneNumberError(InvalidRequestError):
     """A destination that is not a dialable phone number; nothing was sent."""
+
     def __init__(
         self,
         raw: str,
@@ -111,6 +116,8 @@ class InvalidPhoneNumberError(InvalidRequestError):
 
 def normalize_region(code: str) -> str:
     """The upper-case ISO 3166 region code phonenumbers knows, or ValueError naming the code."""
+    import phonenumbers
+
     region = code.strip().upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise ValueError(f"unknown region {code!r}: expected an ISO 3166 two-letter code such as US or GB")
@@ -119,6 +126,8 @@ def normalize_region(code: str) -> str:
 
 def parse_phone(raw: str, default_region: str = "US") -> PhoneNumber:
     """Parse a written phone number (national forms read in default_region) to a valid E.164 number."""
+    import phonenumbers
+
     region = normalize_region(default_region)
     text = _screen(raw, region)
     try:
@@ -140,7 +149,7 @@ def parse_phone(raw: str, default_region: str = "US") -> PhoneNumber:
     return PhoneNumber(
         e164=phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
         region=None if number_region in (None, _NON_GEOGRAPHIC_REGION, "ZZ") else number_region,
-        number_type=PhoneNumberType.to_string(phonenumbers.number_type(parsed)),
+        number_type=phonenumbers.PhoneNumberType.to_string(phonenumbers.number_type(parsed)),
         national=phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL),
         country_code=parsed.country_code,
     )
@@ -156,6 +165,9 @@ def e164_or_none(raw: str, default_region: str = "US") -> str | None:
 
 def classify_short_number(raw: str, default_region: str = "US") -> ShortNumber | None:
     """The emergency or short service number raw is (destination's own list first), else None."""
+    import phonenumbers
+    from phonenumbers import shortnumberinfo
+
     region = normalize_region(default_region)
     try:
         text = _screen(raw, region)
@@ -242,6 +254,8 @@ def _screen_char(raw: str, char: str, region: str) -> str:
 
 def _international_by_00(text: str) -> ParsedNumber | None:
     """Read a leading 00 as the international prefix where the default region's own prefix differs."""
+    import phonenumbers
+
     digits = _digits(text)
     if text.lstrip("(").startswith("+") or not digits.startswith("00"):
         return None
@@ -259,6 +273,8 @@ def _digits(text: str) -> str:
 
 def _parse_failure(exc: Exception) -> tuple[InvalidReason, str]:
     """The reason code and wording for a phonenumbers parse error."""
+    import phonenumbers
+
     error_type = getattr(exc, "error_type", None)
     kinds = phonenumbers.NumberParseException
     if error_type == kinds.INVALID_COUNTRY_CODE:
@@ -268,6 +284,13 @@ def _parse_failure(exc: Exception) -> tuple[InvalidReason, str]:
     if error_type == kinds.TOO_LONG:
         return "too_long", "it is too long"
     return "not_a_number", "it does not look like a phone number"
+
+
+def number_type_names() -> frozenset[str]:
+    """The names of phonenumbers' PhoneNumberType values (MOBILE, TOLL_FREE, ...): what a number type is called here."""
+    from phonenumbers import PhoneNumberType
+
+    return frozenset(PhoneNumberType.to_string(value) for value in PhoneNumberType.values())
 
 
 def _shown(raw: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Final, Literal, get_args
 
 from outboundcalls.display import one_line
-from outboundcalls.numbers import NUMBER_TYPE_NAMES, InvalidPhoneNumberError, PhoneNumber, parse_phone
+from outboundcalls.numbers import InvalidPhoneNumberError, PhoneNumber, number_type_names, parse_phone
 from outboundcalls.pricing import MINIMUM_BALANCE_CREDITS, estimate_credits_per_minute
 from outboundcalls_mcp.server.calling_hours import DEFAULT_CALLING_HOURS, CallingHours, LocalTime, destination_zones, local_times
 from outboundcalls_mcp.server.do_not_call import DoNotCallFileError, load_do_not_call
@@ -390,8 +390,12 @@ def bad_country_codes(codes: Iterable[str]) -> str | None:
 
 def bad_number_types(types: Iterable[str]) -> str | None:
     """What is wrong with these number types (each must be a phonenumbers PhoneNumberType name), or None."""
-    bad = sorted(set(types) - NUMBER_TYPE_NAMES)
-    return f"unknown number types {', '.join(bad)}; known: {', '.join(sorted(NUMBER_TYPE_NAMES))}" if bad else None
+    others = set(types) - DEFAULT_ALLOWED_NUMBER_TYPES
+    if not others:
+        return None  # the defaults are PhoneNumberType names (tests/server/test_policy.py): phonenumbers stays unloaded
+    known = number_type_names()
+    bad = sorted(others - known)
+    return f"unknown number types {', '.join(bad)}; known: {', '.join(sorted(known))}" if bad else None
 
 
 def _refuse_invalid(exc: InvalidPhoneNumberError) -> Refusal:

@@ -389,3 +389,10 @@ def test_the_settings_summary_never_lists_do_not_call_numbers() -> None:
     assert SF not in repr(summary)
     assert summary["OUTBOUNDCALLS_DO_NOT_CALL_FILE"].startswith("1 numbers, sha256 ")
 
+
+
+def test_the_default_number_types_are_phonenumbers_type_names() -> None:
+    from outboundcalls.numbers import number_type_names
+    from outboundcalls_mcp.server.policy import DEFAULT_ALLOWED_NUMBER_TYPES
+
+    assert DEFAULT_ALLOWED_NUMBER_TYPES <= number_type_names()
