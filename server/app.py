@@ -25,7 +25,7 @@ from outboundcalls_mcp.server.policy import DispatchPolicy
 from outboundcalls_mcp.server.sandbox_mode import start_sandbox
 from outboundcalls_mcp.server.sdk_patches import OutboundCallsServer, serve_legacy_subscriptions
 from outboundcalls_mcp.server.settings import Settings
-from outboundcalls_mcp.server.startup import build_policy
+from outboundcalls_mcp.server.startup import STARTUP_ERRORS, build_policy
 from outboundcalls_mcp.server.state_dir import resolve_state_dir
 from outboundcalls_mcp.server.webhooks import add_webhook_route
 from outboundcalls_mcp.tools import build_tools
@@ -67,8 +67,13 @@ def build_server(
     now: Callable[[], datetime] | None = None,
     sleep: Callable[[float], Awaitable[Any]] | None = None,
     retry: RetryPolicy | None = None,
+    on_startup_error: Callable[[BaseException], None] | None = None,
 ) -> MCPServer[ToolDeps]:
-    """A ready MCPServer; `transport` routes the API client (tests pass the sandbox's), `retry` its GET retries."""
+    """A ready MCPServer; `transport` routes the API client (tests pass the sandbox's), `retry` its GET retries.
+
+    `on_startup_error` is called with a start-up error (startup.STARTUP_ERRORS) the lifespan meets
+    before it is raised; the console script uses it to end the process at once.
+    """
     configure_logging(settings)
     clock = now or _now
     pause = sleep or anyio.sleep
@@ -82,8 +87,13 @@ def build_server(
     @asynccontextmanager
     async def lifespan(_: MCPServer[ToolDeps]) -> AsyncIterator[ToolDeps]:
         async with AsyncExitStack() as stack:
-            deps = await _open_deps(settings, stack, policy, events, transport=transport, now=clock, sleep=pause,
-                                    retry=retry)
+            try:
+                deps = await _open_deps(settings, stack, policy, events, transport=transport, now=clock, sleep=pause,
+                                        retry=retry)
+            except STARTUP_ERRORS as exc:
+                if on_startup_error is not None:
+                    on_startup_error(exc)
+                raise
             if deps.dispatcher is not None:  # charges known at a call's end go into the audit trail
                 stack.callback(events.add_listener(deps.dispatcher.record_charge))
             if deps.api is not None:  # a webhook is a hint: the API says whether the call ended

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from outboundcalls_mcp.server.settings import Settings
@@ -91,9 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         # Before serving: a policy that does not parse, or that differs from a live process's on the
-        # same ledger, stops start-up naming it, instead of failing inside the transport (where the
-        # SDK's stdio transport would keep the process waiting on stdin).
-        check_startup(settings)
+        # same ledger, stops start-up naming it, instead of failing inside the transport. Over stdio
+        # the lifespan joins the ledger before answering anything, and a conflict found there ends
+        # the process the same way (_serve_stdio).
+        check_startup(settings, join_ledger=args.transport == "http")
     except STARTUP_ERRORS as exc:
         print(f"outboundcalls-mcp: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -115,20 +117,18 @@ def _sandbox(settings: Settings, action: str, *, yes: bool) -> int:
 
 def _serve_stdio(settings: Settings) -> int:
     from outboundcalls_mcp.server.app import build_server
-    from outboundcalls_mcp.server.startup import find_startup_error
 
     _announce(settings)
-    try:
-        build_server(settings).run("stdio")
-    except Exception as exc:
-        # The lifespan joins the ledger before the first answer: a live process on the same state
-        # directory with another policy ends start-up here, with the same one-line message.
-        found = find_startup_error(exc)
-        if found is None:
-            raise
-        print(f"outboundcalls-mcp: configuration error: {found}", file=sys.stderr)
-        return 2
+    build_server(settings, on_startup_error=_exit_naming).run("stdio")
     return 0
+
+
+def _exit_naming(error: BaseException) -> NoReturn:
+    """End the process now with a one-line configuration error (a live process on the state directory has another policy)."""
+    print(f"outboundcalls-mcp: configuration error: {error}", file=sys.stderr, flush=True)
+    # The SDK's stdio transport is already reading stdin in a worker thread that only a line or the
+    # end of input releases: a normal exit would wait for the host to close stdin.
+    os._exit(2)
 
 
 def _announce(settings: Settings) -> None:

@@ -42,8 +42,8 @@ def build_policy(settings: Settings) -> DispatchPolicy:
 def check_startup(settings: Settings, *, join_ledger: bool = True) -> None:
     """Parse the policy and (unless join_ledger is False) try it against the shared ledger, then leave.
 
-    Raises one of STARTUP_ERRORS. The CLI joins before serving on every transport, so that a
-    conflict is printed and the process exits before any transport is waiting on its input.
+    Raises one of STARTUP_ERRORS. Over stdio the lifespan joins the ledger before the first answer
+    anyway, so the CLI skips joining it twice.
     """
     if settings.read_only:
         return
