@@ -69,11 +69,9 @@ def build_server(
     retry: RetryPolicy | None = None,
     on_startup_error: Callable[[BaseException], None] | None = None,
 ) -> MCPServer[ToolDeps]:
-    """A ready MCPServer; `transport` routes the API client (tests pass the sandbox's), `retry` its GET retries.
-
-    `on_startup_error` is called with a start-up error (startup.STARTUP_ERRORS) the lifespan meets
-    before it is raised; the console script uses it to end the process at once.
-    """
+    """A ready MCPServer; `transport` routes the API client (tests pass the sandbox's), `retry` its GET retries."""
+    # on_startup_error is called with a start-up error (startup.STARTUP_ERRORS) the lifespan meets,
+    # before it is raised: the console script uses it to end the process at once.
     configure_logging(settings)
     clock = now or _now
     pause = sleep or anyio.sleep

@@ -126,10 +126,7 @@ def serve_legacy_subscriptions(
     subscribe: Callable[[str, Any], None],
     unsubscribe: Callable[[str, Any], None],
 ) -> None:
-    """Serve handshake-era resources/subscribe and unsubscribe for `outboundcalls://` URIs with these callbacks.
-
-    `subscribe` raises OverflowError when the server holds as many subscriptions as it will.
-    """
+    """Serve handshake-era resources/subscribe and unsubscribe for `outboundcalls://` URIs (subscribe may raise OverflowError)."""
 
     async def on_subscribe(ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams) -> types.EmptyResult:
         uri = str(params.uri)

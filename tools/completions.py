@@ -74,10 +74,8 @@ class AccountIds:
 
 
 def register_completions(mcp: MCPServer[Any], open_deps: OpenDeps) -> None:
-    """Answer completion/complete for agent_id, call_id, campaign_id and contact_list_id arguments.
-
-    The SDK calls a completion handler without a request context: the API client is the open lifespan's.
-    """
+    """Answer completion/complete for agent_id, call_id, campaign_id and contact_list_id arguments."""
+    # The SDK calls a completion handler without a request context: the API client is the open lifespan's.
     cache = AccountIds()
 
     @mcp.completion()

@@ -133,14 +133,12 @@ async def decide_route(
     prepare: Callable[[ArgsT], Awaitable[PlanT]],
     anything_to_ask: Callable[[PlanT], bool] = lambda _: True,
 ) -> Route[PlanT]:
-    """The route for one dispatch tool call; pre-flight (`prepare`) runs first, so a refused dispatch is never asked about.
-
-    On the round that carries an answer, the question it answers is on record (or the round was
-    sent before, and the consent it used reports what it did): nothing is prepared again.
-    """
+    """The route for one dispatch tool call; pre-flight (`prepare`) runs first, so a refused dispatch is never asked about."""
     route = route_for(ctx, token_given=token_given)
     if route == "token":
         return Route(kind="token")
+    # On the round that carries an answer, the question it answers is on record (or the round was
+    # sent before, and the consent it used reports what it did): nothing is prepared again.
     key = answering_key(ctx)
     if key is not None:
         ticket = await service.consent_for_answer(args, key)

@@ -30,11 +30,10 @@ def no_key_error() -> ToolError:
 
 @dataclass(frozen=True, kw_only=True)
 class ToolDeps:
-    """Per-server dependencies a tool reaches through its typed Context; every field set when it is built.
+    """Per-server dependencies a tool reaches through its typed Context; every field set when it is built."""
 
-    `api`, `dispatcher` and `batch` are None on a server with no API key (and, for the last two,
-    on a read-only one): each tool then says what the owner must set (`no_key_error`).
-    """
+    # api, dispatcher and batch are None on a server with no API key (the last two also on a
+    # read-only one): each tool then says what the owner must set (no_key_error).
 
     api: OutboundCallsClient | None
     dispatcher: Dispatcher | None
@@ -63,11 +62,10 @@ class ToolDeps:
 
 
 class OpenDeps:
-    """The dependencies of the server's open lifespan, for what the SDK calls without a Context.
+    """The dependencies of the server's open lifespan, for what the SDK calls without a Context."""
 
-    The SDK gives static resources and the completion handler no request context. They read
-    through this, which the lifespan fills while it is open (stdio and HTTP open one per process).
-    """
+    # The SDK gives static resources and the completion handler no request context; they read
+    # through this, which the lifespan fills while it is open (stdio and HTTP open one per process).
 
     def __init__(self) -> None:
         self._open: list[ToolDeps] = []

@@ -118,10 +118,8 @@ async def contact_list(contact_list_id: str, ctx: Context[ToolDeps]) -> str:
 
 
 def register_resources(mcp: MCPServer[Any], open_deps: OpenDeps) -> None:
-    """Add the call, campaign and contact-list templates, and the static agents and account resources.
-
-    Static resources take no Context in the SDK: they read through `open_deps`, the lifespan's.
-    """
+    """Add the call, campaign and contact-list templates, and the static agents and account resources."""
+    # Static resources take no Context in the SDK: they read through open_deps, the lifespan's.
 
     async def agents() -> str:
         """The voice agents as JSON: id, name, status."""

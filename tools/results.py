@@ -34,11 +34,9 @@ def _list_of(model: type[M]) -> TypeAdapter[list[M]]:
 
 
 def structured(model: BaseModel) -> CallToolResult:
-    """`model` as structuredContent, unset fields left out, and the same JSON, compact, as the text block.
-
-    A tool annotated `-> Annotated[CallToolResult, Model]` publishes Model's outputSchema and the
-    SDK checks structuredContent against it; the SDK's own text block would be indented JSON
-    carrying every unset field as null, which the assistant pays for in tokens.
-    """
+    """`model` as structuredContent, unset fields left out, and the same JSON, compact, as the text block."""
+    # A tool annotated `-> Annotated[CallToolResult, Model]` publishes Model's outputSchema and the
+    # SDK checks structuredContent against it; the SDK's own text block would be indented JSON
+    # carrying every unset field as null, which the assistant pays for in tokens.
     data: dict[str, Any] = model.model_dump(mode="json", by_alias=True, exclude_none=True)
     return CallToolResult(content=[TextContent(type="text", text=to_json(data).decode())], structured_content=data)
