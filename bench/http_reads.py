@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import httpx2
 
-from bench.stdio_rpc import CLIENT_INFO, LEGACY
+from bench.stdio_rpc import CLIENT_INFO, LEGACY, stop
 
 __all__ = ["HttpFigures", "HttpServer", "free_port", "run_clients"]
 
@@ -51,12 +51,7 @@ class HttpServer:
         raise RuntimeError(f"{' '.join(self.argv)} did not listen on {self.port}")
 
     def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process)
 
     @property
     def url(self) -> str:

@@ -36,6 +36,16 @@ def peak_rss_mib(pid: int) -> float | None:
     return None
 
 
+def stop(process: subprocess.Popen[Any]) -> None:
+    """Ask a server process to end, and kill it if it has not within ten seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def cpu_ms(pid: int) -> float:
     """CPU time (user + system) the process has used so far, in ms; coarse (clock ticks), so sum many calls."""
     with open(f"/proc/{pid}/stat") as stat:

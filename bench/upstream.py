@@ -11,6 +11,8 @@ from typing import Any
 import anyio
 import httpx2
 
+from bench.stdio_rpc import stop
+
 __all__ = ["Upstream"]
 
 ROUND_TRIP_SAMPLES = 200
@@ -49,12 +51,7 @@ class Upstream:
 
     def __exit__(self, *exc: object) -> None:
         self._http.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process)
 
     def server_env(self) -> dict[str, str]:
         """OUTBOUNDCALLS_* settings pointing a server at this sandbox."""
