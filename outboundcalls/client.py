@@ -140,6 +140,10 @@ class OutboundCallsClient:
                 },
                 follow_redirects=False,
                 limits=_LIMITS,
+                # Plain http (loopback only: the sandbox, tests, benchmarks) negotiates no TLS, and
+                # redirects are not followed, so there is nothing to verify and no trust store to
+                # load; https is always verified.
+                verify=self._base_url.startswith("https://"),
             )
         return self._pool
 
