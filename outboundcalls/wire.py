@@ -6,7 +6,7 @@ import json
 from functools import cache
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 from pydantic.alias_generators import to_camel
 from pydantic_core import from_json
 
@@ -127,11 +127,28 @@ def parse_one(model: type[ModelT], body: bytes, singular: str) -> ModelT:
 
 def parse_list(model: type[ModelT], body: bytes, plural: str) -> list[ModelT]:
     """Decode, unwrap and validate a list of resources from a 2xx body."""
+    try:
+        # The usual shape ({"calls": [...]}) straight from the bytes into models, with no page of
+        # Python dicts in between: what keeps a 200-item read within issue 18's latency budget
+        # (bench/README.md).
+        return getattr(_page_of(model, plural).model_validate_json(body), plural)  # type: ignore[no-any-return]
+    except ValidationError:
+        pass  # another accepted shape, or a bad body: the tolerant path below says which
     items = unwrap_list(decode_json(body), plural)
     try:
         return _list_of(model).validate_python(items)
     except ValidationError as exc:
         raise ResponseValidationError(_describe(exc, plural)) from exc
+
+
+@cache
+def _page_of(model: type[ModelT], plural: str) -> type[BaseModel]:
+    """A page with the items under `plural`, other keys (pagination) ignored."""
+    fields: dict[str, Any] = {plural: (list[model], ...)}  # type: ignore[valid-type]
+    # Only keys go in pydantic-core's process-wide string cache (as in decode_json): values such
+    # as ids and timestamps are seldom read twice, and a long-lived server would keep them alive.
+    config = ConfigDict(extra="ignore", cache_strings="keys")
+    return create_model(f"{model.__name__}Page", __config__=config, **fields)
 
 
 @cache
