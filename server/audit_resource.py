@@ -32,8 +32,7 @@ def register_audit_resource(mcp: MCPServer[Any], settings: Settings) -> None:
         mime_type="application/json",
     )
     async def read_audit_trail() -> dict[str, Any]:
-        from outboundcalls_mcp.server.ledger_sqlite import read_audit
-        from outboundcalls_mcp.server.state_dir import resolve_state_dir
+        from outboundcalls_mcp.server.ledger_place import read_audit_trail
 
-        entries = await read_audit(resolve_state_dir(settings), AUDIT_LIMIT)
+        entries = await read_audit_trail(settings, AUDIT_LIMIT)
         return {"entries": [entry.model_dump(mode="json") for entry in entries]}

@@ -36,10 +36,9 @@ async def open_dispatcher(
 ) -> DispatchService:
     """Open the ledger, join it with this policy, reconcile what a stopped process left, keep the lease."""
     from outboundcalls_mcp.server.dispatch import DispatchService
-    from outboundcalls_mcp.server.ledger_sqlite import SqliteLedger
-    from outboundcalls_mcp.server.state_dir import resolve_state_dir
+    from outboundcalls_mcp.server.ledger_place import open_ledger
 
-    ledger = SqliteLedger(resolve_state_dir(settings))
+    ledger = await open_ledger(settings)
     stack.push_async_callback(ledger.aclose)
     await ledger.ensure_policy_fingerprint(policy.fingerprint(), policy.settings_summary(), now=now())
     service = DispatchService(api=api, policy=policy, ledger=ledger, sandbox=settings.sandbox, now=now)

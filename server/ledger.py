@@ -12,13 +12,15 @@ the one POST. An intent then moves dialing -> dialed | failed | unknown; unknown
 reconciliation finds the call. A dial refused inside the transaction is recorded as an intent in
 state "refused", so that the consent it answered reports it again.
 
-LedgerStore is the storage seam: SQLite (server.ledger_sqlite) serializes by the file's write
-lock; a shared database must hold a transaction-scoped lock per account around `decide`.
+LedgerStore is the storage seam. Its operations are written once (server.ledger_sql) over two
+backends: SQLite (server.ledger_sqlite) serializes writes by the file's write lock, PostgreSQL
+(server.ledger_postgres) by a transaction-scoped advisory lock per account.
 
 LedgerError
 ├── UnknownIntentError     no intent has this id
 ├── LedgerStateError       the intent is not in a state that allows the operation
-└── PolicyMismatchError    another live process shares the ledger with a different policy
+├── PolicyMismatchError    another live process shares the ledger with a different policy
+└── LedgerUnavailableError the ledger's database cannot be reached now: nothing was decided
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ __all__ = [
     "LedgerError",
     "LedgerStateError",
     "LedgerStore",
+    "LedgerUnavailableError",
     "NewConsent",
     "Outcome",
     "PolicyMismatchError",
@@ -107,15 +110,32 @@ class LedgerStateError(LedgerError):
 class PolicyMismatchError(LedgerError):
     """Another live process uses this ledger with a different dispatch policy."""
 
-    def __init__(self, location: str, changes: Mapping[str, tuple[str, str]], other_seen_at: datetime) -> None:
+    def __init__(
+        self,
+        location: str,
+        changes: Mapping[str, tuple[str, str]],
+        other_seen_at: datetime,
+        *,
+        shared_by: str = "OUTBOUNDCALLS_STATE_DIR",
+    ) -> None:
         listed = "; ".join(f"{name}: {theirs} there, {ours} here" for name, (theirs, ours) in sorted(changes.items()))
         super().__init__(
             f"the dispatch ledger in {location} is in use by another process (last seen "
             f"{other_seen_at:%Y-%m-%d %H:%M:%S} UTC) with a different policy: {listed or 'settings differ'}. "
-            "Processes sharing OUTBOUNDCALLS_STATE_DIR must enforce the same rules: start this one with the same "
-            "settings, stop the other one first, or give this one its own OUTBOUNDCALLS_STATE_DIR."
+            f"Processes sharing {shared_by} must enforce the same rules: start this one with the same "
+            f"settings, stop the other one first, or give this one its own {shared_by}."
         )
         self.changes = dict(changes)
+
+
+class LedgerUnavailableError(LedgerError):
+    """The ledger's database could not be reached or failed mid-transaction; that transaction changed nothing."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(
+            f"the dispatch ledger ({location}) cannot be reached right now, so nothing was decided or dialed; "
+            "the server reconnects by itself: try again in a moment"
+        )
 
 
 class BoundArgs(BaseModel):
@@ -372,6 +392,14 @@ class LedgerStore(Protocol):
 
     async def abandon_stale_claims(self, *, now: datetime, older_than: timedelta) -> list[IntentRecord]:
         """Mark claims whose process never recorded an outcome as unknown, so they get reconciled."""
+        ...
+
+    async def abandon_orphaned_claims(self, *, now: datetime, older_than: timedelta) -> list[IntentRecord]:
+        """Mark unknown the claims of processes known to be gone (not this one), decided before now - older_than."""
+        ...
+
+    async def policy_lease_held(self, *, now: datetime) -> bool:
+        """Whether this process's policy lease is current in the ledger (read only: a readiness probe)."""
         ...
 
     async def usage(self, to_number: str | None, *, now: datetime) -> UsageFacts:

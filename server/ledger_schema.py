@@ -136,8 +136,12 @@ _V2: Final = (
     "CREATE INDEX intents_by_call ON intents (call_id) WHERE call_id IS NOT NULL",
 )
 
+# Version 3: each claim names the process that made it, so a process known to be gone can have
+# its claims settled by another before they grow stale.
+_V3: Final = ("ALTER TABLE intents ADD COLUMN claimed_by TEXT",)
+
 # MIGRATIONS[n - 1] takes the schema to version n.
-MIGRATIONS: Final[tuple[Sequence[str], ...]] = (_V1, _V2)
+MIGRATIONS: Final[tuple[Sequence[str], ...]] = (_V1, _V2, _V3)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

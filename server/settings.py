@@ -10,7 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-__all__ = ["ENV_PREFIX", "DEFAULT_BASE_URL", "ConfirmMode", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "ENV_PREFIX", "DEFAULT_BASE_URL", "ConfirmMode", "Settings", "SettingsError", "load_settings", "request_state_keys",
+]
 
 ENV_PREFIX = "OUTBOUNDCALLS_"
 # Kept here as a literal so that reading settings never imports the client (start-up cost).
@@ -77,6 +79,22 @@ class Settings(BaseModel):
     redial_cooldown_minutes: int = Field(default=60, ge=0, description="Minutes before the same number is dialed again.")
     max_batch: int = Field(default=20, ge=1, le=200, description="Destinations per dispatch_calls batch.")
     state_dir: Path | None = Field(default=None, description="Ledger directory; default the user data dir.")
+    # Several replicas: one shared database.
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:password@host:port/db: keep the ledger, consents, audit and call ends in "
+        "PostgreSQL, shared by every replica (needs outboundcalls-mcp[postgres]); unset = SQLite in the state dir.",
+    )
+    database_schema: str = Field(
+        default="outboundcalls",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL schema holding this account's ledger; replicas of one account share it.",
+    )
+    request_state_key: SecretStr | None = Field(
+        default=None,
+        description="Key(s) sealing 2026-07-28 requestState, 32+ characters each, comma-separated (the first seals): "
+        "the same on every replica, so a question asked by one can be answered through another.",
+    )
 
     @field_validator("allowed_countries", "allowed_number_types", mode="before")
     @classmethod
@@ -161,6 +179,26 @@ class Settings(BaseModel):
             raise ValueError("must be 24 to 128 characters of A-Z, a-z, 0-9, - and _ (e.g. `openssl rand -hex 24`)")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        # The message never quotes the value: it carries the database password.
+        if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (postgresql://user:password@host:5432/database)")
+        return value
+
+    @field_validator("request_state_key")
+    @classmethod
+    def _request_state_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        keys = request_state_keys(value)
+        if not keys or any(len(key) < 32 for key in keys):
+            raise ValueError("each key must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
     @model_validator(mode="after")
     def _unattended_needs_caps(self) -> Settings:
         if self.confirm == "none":
@@ -175,6 +213,11 @@ class Settings(BaseModel):
     def mode_label(self) -> str:
         """Which upstream this server talks to, for logs and the instructions."""
         return "sandbox" if self.sandbox else "live"
+
+
+def request_state_keys(value: SecretStr) -> list[str]:
+    """The ring of requestState keys in a setting: the first seals, every one unseals (rotation)."""
+    return [part.strip() for part in value.get_secret_value().split(",") if part.strip()]
 
 
 def _describe(exc: ValidationError) -> str:
