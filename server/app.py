@@ -14,9 +14,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from outboundcalls.version import __version__
-from outboundcalls_mcp.server.call_events import CallEndStore, CallEvents, serve_legacy_subscriptions
+from outboundcalls_mcp.server.call_events import CallEvents, call_end_store, serve_legacy_subscriptions
 from outboundcalls_mcp.server.logs import configure_logging
 from outboundcalls_mcp.server.policy import DispatchPolicy
+from outboundcalls_mcp.server.request_state import shared_request_state
 from outboundcalls_mcp.server.sdk_patches import OutboundCallsServer
 from outboundcalls_mcp.server.settings import Settings
 from outboundcalls_mcp.server.startup import build_policy
@@ -72,11 +73,12 @@ def build_server(
     policy = None if settings.read_only else build_policy(settings)
 
     bus = InMemorySubscriptionBus()
-    events = CallEvents(store=CallEndStore(lambda: resolve_state_dir(settings)), bus=bus, sleep=sleep or anyio.sleep)
+    events = CallEvents(store=call_end_store(settings), bus=bus, sleep=sleep or anyio.sleep)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[ToolDeps]) -> AsyncIterator[ToolDeps]:
         async with AsyncExitStack() as stack:
+            await events.open(stack)  # a shared store: hear the other replicas' call ends
             deps = await _open_deps(settings, stack, policy, events, transport=transport, now=clock, sleep=sleep,
                                     retry=retry)
             if deps.dispatcher is not None:  # charges known at a call's end go into the audit trail
@@ -94,6 +96,7 @@ def build_server(
         log_level=settings.log_level,
         subscriptions=bus,
         tools=build_tools(read_only=settings.read_only),
+        request_state_security=shared_request_state(settings),
     )
     bind_request_deps(mcp)
     _register_catalogue_on_first_use(mcp, settings)

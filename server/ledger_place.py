@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from outboundcalls_mcp.server.ledger_sql import SqlLedger
     from outboundcalls_mcp.server.settings import Settings
 
-__all__ = ["describe_ledger", "open_ledger", "read_audit_trail"]
+__all__ = ["describe_ledger", "ledger_schema", "open_ledger", "read_audit_trail"]
 
 
 async def open_ledger(settings: Settings) -> SqlLedger:
@@ -26,7 +26,7 @@ async def open_ledger(settings: Settings) -> SqlLedger:
             ) from None
         from outboundcalls_mcp.server.ledger_postgres import PostgresLedger
 
-        return await PostgresLedger.open(settings.database_url.get_secret_value(), settings.database_schema)
+        return await PostgresLedger.open(settings.database_url.get_secret_value(), ledger_schema(settings))
     from outboundcalls_mcp.server.ledger_sqlite import SqliteLedger
     from outboundcalls_mcp.server.state_dir import resolve_state_dir
 
@@ -38,10 +38,15 @@ def describe_ledger(settings: Settings) -> str:
     if settings.database_url is not None:
         from outboundcalls_mcp.server.ledger_postgres import describe_database
 
-        return describe_database(settings.database_url.get_secret_value(), settings.database_schema)
+        return describe_database(settings.database_url.get_secret_value(), ledger_schema(settings))
     from outboundcalls_mcp.server.state_dir import resolve_state_dir
 
     return str(resolve_state_dir(settings))
+
+
+def ledger_schema(settings: Settings) -> str:
+    """The PostgreSQL schema of the ledger: sandbox dials are kept apart, as in SQLite's sandbox/ directory."""
+    return settings.database_schema + ("_sandbox" if settings.sandbox else "")
 
 
 async def read_audit_trail(settings: Settings, limit: int) -> list[AuditEntry]:

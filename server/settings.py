@@ -22,6 +22,9 @@ DEFAULT_BASE_URL = "https://outboundcalls.ai/api/v1"
 ConfirmMode = Literal["auto", "elicit", "token", "none"]
 DEFAULT_NUMBER_TYPES = "FIXED_LINE,MOBILE,FIXED_LINE_OR_MOBILE,TOLL_FREE,VOIP"
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{24,128}")
+# Variables with the prefix that are not settings: the test suite's PostgreSQL (CI exports it, and
+# the server under test inherits the environment).
+_NOT_SETTINGS = frozenset({"OUTBOUNDCALLS_TEST_DATABASE_URL"})
 # A value that says "not set": empty, or a bundle host's placeholder left unresolved (see load_settings).
 _UNRESOLVED = re.compile(r"(\$\{user_config\.[A-Za-z0-9_]+\})?")
 
@@ -87,7 +90,8 @@ class Settings(BaseModel):
     )
     database_schema: str = Field(
         default="outboundcalls",
-        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        # 55 leaves room for the sandbox's own schema (<name>_sandbox) within PostgreSQL's 63.
+        pattern=r"^[a-z_][a-z0-9_]{0,54}$",
         description="PostgreSQL schema holding this account's ledger; replicas of one account share it.",
     )
     request_state_key: SecretStr | None = Field(
@@ -235,7 +239,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     """Build Settings from the environment plus CLI overrides; unknown OUTBOUNDCALLS_* names are an error."""
     env = dict(os.environ if environ is None else environ)
     known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
-    unknown = sorted(name for name in env if name.upper().startswith(ENV_PREFIX) and name not in known)
+    unknown = sorted(
+        name for name in env if name.upper().startswith(ENV_PREFIX) and name not in known and name not in _NOT_SETTINGS
+    )
     if unknown:
         raise SettingsError(
             f"unknown setting(s) {', '.join(unknown)}: a misspelt policy is silently ignored otherwise; "

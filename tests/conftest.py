@@ -55,11 +55,23 @@ def database_url() -> str | None:
 @pytest.fixture(params=["sqlite", "postgres"])
 def place(request: pytest.FixtureRequest, tmp_path: Path, database_url: str | None) -> Iterator[LedgerPlace]:
     """Where this test's ledger lives; the test runs once with each backend."""
-    from tests.places import SKIP_REASON, LedgerPlace, drop_schemas, new_schema_prefix
+    from tests.places import LedgerPlace
 
     if request.param == "sqlite":
         yield LedgerPlace("sqlite", tmp_path)
         return
+    yield from _postgres_place(tmp_path, database_url)
+
+
+@pytest.fixture
+def pg_place(tmp_path: Path, database_url: str | None) -> Iterator[LedgerPlace]:
+    """A PostgreSQL schema of this test's own, for what only a shared database does (replicas)."""
+    yield from _postgres_place(tmp_path, database_url)
+
+
+def _postgres_place(tmp_path: Path, database_url: str | None) -> Iterator[LedgerPlace]:
+    from tests.places import SKIP_REASON, LedgerPlace, drop_schemas, new_schema_prefix
+
     if database_url is None:
         pytest.skip(SKIP_REASON)
     prefix = new_schema_prefix()

@@ -38,7 +38,7 @@ class LedgerPlace:
 
     def __truediv__(self, name: str) -> LedgerPlace:
         """Another place of the same kind, apart from this one (a round of a test, a second account)."""
-        schema = None if self.schema is None else f"{self.schema}_{name.replace('-', '_')}"[:63]
+        schema = None if self.schema is None else f"{self.schema}_{name.replace('-', '_')}"[:55]
         return replace(self, state_dir=self.state_dir / name, schema=schema)
 
     def settings(self) -> dict[str, Any]:
