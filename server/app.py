@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -15,6 +15,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from outboundcalls.version import __version__
 from outboundcalls_mcp.server.call_events import CallEvents, call_end_store, serve_legacy_subscriptions
+from outboundcalls_mcp.server.health import Readiness, add_health_routes
 from outboundcalls_mcp.server.logs import configure_logging
 from outboundcalls_mcp.server.policy import DispatchPolicy
 from outboundcalls_mcp.server.request_state import shared_request_state
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     import httpx2
 
     from outboundcalls.retry import RetryPolicy
+    from outboundcalls_mcp.server.dispatch import DispatchService
 
 __all__ = ["SERVER_NAME", "build_server", "instructions_for"]
 
@@ -72,6 +74,7 @@ def build_server(
     # Built now, not in the lifespan: a policy setting that does not parse must stop start-up.
     policy = None if settings.read_only else build_policy(settings)
 
+    readiness = Readiness(clock)
     bus = InMemorySubscriptionBus()
     events = CallEvents(store=call_end_store(settings), bus=bus, sleep=sleep or anyio.sleep)
 
@@ -83,6 +86,7 @@ def build_server(
                                     retry=retry)
             if deps.dispatcher is not None:  # charges known at a call's end go into the audit trail
                 stack.callback(events.add_listener(deps.dispatcher.record_charge))
+                stack.callback(readiness.watch(cast("DispatchService", deps.dispatcher).ledger))
             if deps.api is not None:  # a webhook is a hint: the API says whether the call ended
                 stack.callback(events.confirm_with(deps.api.get_call))
             yield deps
@@ -102,6 +106,7 @@ def build_server(
     _register_catalogue_on_first_use(mcp, settings)
     register_completions(mcp)
     serve_legacy_subscriptions(mcp, events)
+    add_health_routes(mcp, readiness)
     if settings.webhook_secret is not None:
         from outboundcalls_mcp.server.webhooks import add_webhook_route  # only a server given a webhook secret loads it
 

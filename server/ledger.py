@@ -370,6 +370,10 @@ class LedgerStore(Protocol):
         """The dials decided under a consent, by position."""
         ...
 
+    async def intent(self, intent_id: str) -> IntentRecord:
+        """One decided dial by its id; UnknownIntentError if none."""
+        ...
+
     async def wait_for_consent(self, consent_id: str, *, positions: int, timeout: float) -> list[IntentRecord]:
         """Wait (bounded) until every agreed position of a used consent is decided and none is still dialing."""
         ...

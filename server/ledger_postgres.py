@@ -15,7 +15,7 @@ broken ones, so a restarted server is reconnected to by itself.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -111,11 +111,11 @@ class PostgresBackend:
             raise LedgerUnavailableError(location) from None
         return cls(pool, schema, location)
 
-    async def read(self, work: Callable[[LedgerTx], Awaitable[_T]]) -> _T:
+    async def read(self, work: Callable[[LedgerTx], Coroutine[Any, Any, _T]]) -> _T:
         """Run work in a transaction that takes no lock."""
         return await self._run(work, lock=False)
 
-    async def write(self, work: Callable[[LedgerTx], Awaitable[_T]]) -> _T:
+    async def write(self, work: Callable[[LedgerTx], Coroutine[Any, Any, _T]]) -> _T:
         """Run work in one transaction holding this ledger's advisory lock."""
         return await self._run(work, lock=True)
 
@@ -135,7 +135,7 @@ class PostgresBackend:
         """Close the pool."""
         await self.pool.close()
 
-    async def _run(self, work: Callable[[LedgerTx], Awaitable[_T]], *, lock: bool) -> _T:
+    async def _run(self, work: Callable[[LedgerTx], Coroutine[Any, Any, _T]], *, lock: bool) -> _T:
         import psycopg
         from psycopg_pool import PoolTimeout
 
@@ -145,9 +145,10 @@ class PostgresBackend:
                 async with self.pool.connection() as conn, conn.transaction():
                     if lock:
                         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
-                    return await work(_PostgresTx(conn))
+                    result = await work(_PostgresTx(conn))
             except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout):
                 raise LedgerUnavailableError(self.location) from None
+        return result
 
 
 class _PostgresTx:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from outboundcalls.version import __version__
 from outboundcalls_mcp.server.ledger import LedgerError
@@ -120,7 +120,7 @@ def advisory_key(purpose: str, schema: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-async def migrate(conn: AsyncConnection[object], schema: str, location: str) -> None:
+async def migrate(conn: AsyncConnection[Any], schema: str, location: str) -> None:
     """Bring the schema to SCHEMA_VERSION in one transaction under the migration lock, or refuse a newer one."""
     from psycopg import sql
 
@@ -131,9 +131,9 @@ async def migrate(conn: AsyncConnection[object], schema: str, location: str) -> 
         cursor = await conn.execute("SELECT to_regclass('meta') IS NOT NULL")
         found = await cursor.fetchone()
         rows: dict[str, str] = {}
-        if found is not None and found[0]:  # type: ignore[index]
+        if found is not None and found[0]:
             cursor = await conn.execute("SELECT key, value FROM meta")
-            rows = {str(key): str(value) for key, value in await cursor.fetchall()}  # type: ignore[misc]
+            rows = {str(key): str(value) for key, value in await cursor.fetchall()}
         current = int(rows.get("schema_version", 0))
         if current > SCHEMA_VERSION:
             written_by = rows.get("written_by", "a newer release")

@@ -10,7 +10,7 @@ statements; each backend translates placeholders, times and JSON for its databas
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol, TypeVar
 
@@ -80,11 +80,11 @@ class LedgerBackend(Protocol):
     location: str
     shared_by: str
 
-    async def read(self, work: Callable[[LedgerTx], Awaitable[_T]]) -> _T:
+    async def read(self, work: Callable[[LedgerTx], Coroutine[Any, Any, _T]]) -> _T:
         """Run work in a transaction that writes nothing."""
         ...
 
-    async def write(self, work: Callable[[LedgerTx], Awaitable[_T]]) -> _T:
+    async def write(self, work: Callable[[LedgerTx], Coroutine[Any, Any, _T]]) -> _T:
         """Run work in one transaction serialized with every other write to this ledger."""
         ...
 
@@ -248,6 +248,10 @@ class SqlLedger:
     async def intents_of(self, consent_id: str) -> list[IntentRecord]:
         """The dials decided under a consent, by position."""
         return await self.backend.read(lambda tx: _intents_of(tx, consent_id))
+
+    async def intent(self, intent_id: str) -> IntentRecord:
+        """One decided dial by its id; UnknownIntentError if none."""
+        return await self.backend.read(lambda tx: _intent(tx, intent_id))
 
     async def wait_for_consent(self, consent_id: str, *, positions: int, timeout: float) -> list[IntentRecord]:
         """Wait (bounded) until every agreed position of a used consent is decided and none is still dialing."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,7 +60,7 @@ class SqliteBackend:
         self._lock = threading.Lock()
         self._conn = open_connection(self.path)
 
-    async def read(self, work: Callable[[LedgerTx], Awaitable[_T]]) -> _T:
+    async def read(self, work: Callable[[LedgerTx], Coroutine[Any, Any, _T]]) -> _T:
         """Run reads on the shared connection in a worker thread, one thread at a time."""
 
         def locked() -> _T:
@@ -69,7 +69,7 @@ class SqliteBackend:
 
         return await anyio.to_thread.run_sync(locked)
 
-    async def write(self, work: Callable[[LedgerTx], Awaitable[_T]]) -> _T:
+    async def write(self, work: Callable[[LedgerTx], Coroutine[Any, Any, _T]]) -> _T:
         """Run work in one IMMEDIATE transaction (the write lock taken up front: no upgrade deadlock)."""
 
         def locked() -> _T:
