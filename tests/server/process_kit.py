@@ -23,6 +23,7 @@ import mcp_types as types
 from mcp import Client, StdioServerParameters
 
 from outboundcalls.sandbox import SANDBOX_API_KEY, Sandbox
+from outboundcalls.sandbox.clock import Clock
 from outboundcalls.sandbox.standalone import create_server, serve
 from outboundcalls_mcp.server.ledger_sqlite import LEDGER_FILENAME
 from tests.harness import console_script
@@ -80,9 +81,9 @@ class SharedSandbox:
 
 
 @asynccontextmanager
-async def sandbox_on_a_socket() -> AsyncIterator[SharedSandbox]:
-    """The sandbox served on a free loopback port for as long as the block runs."""
-    sandbox = Sandbox(credits=1_000_000.0)
+async def sandbox_on_a_socket(*, clock: Clock | None = None) -> AsyncIterator[SharedSandbox]:
+    """The sandbox served on a free loopback port for as long as the block runs (on its own clock unless given one)."""
+    sandbox = Sandbox(credits=1_000_000.0) if clock is None else Sandbox(credits=1_000_000.0, clock=clock)
     http = create_server(sandbox, host="127.0.0.1", port=0, log_level="critical", shutdown_grace_seconds=0)
     ready: list[str] = []
     bound, stopped = anyio.Event(), anyio.Event()
