@@ -20,6 +20,7 @@ LedgerError
 ├── UnknownIntentError     no intent has this id
 ├── LedgerStateError       the intent is not in a state that allows the operation
 ├── PolicyMismatchError    another live process shares the ledger with a different policy
+├── NewerSchemaError       the ledger was written by a newer release: run that one
 └── LedgerUnavailableError the ledger's database cannot be reached now: nothing was decided
 """
 
@@ -59,6 +60,7 @@ __all__ = [
     "LedgerStore",
     "LedgerUnavailableError",
     "NewConsent",
+    "NewerSchemaError",
     "Outcome",
     "PolicyMismatchError",
     "Rules",
@@ -126,6 +128,21 @@ class PolicyMismatchError(LedgerError):
             f"settings, stop the other one first, or give this one its own {shared_by}."
         )
         self.changes = dict(changes)
+
+
+class NewerSchemaError(LedgerError):
+    """The ledger's schema is newer than this release knows; the message names the release to run."""
+
+    def __init__(self, location: str, found: int, written_by: str | None, supported: int, *, kept_in: str, setting: str) -> None:
+        from outboundcalls.version import __version__
+
+        release = written_by or "a newer release"
+        super().__init__(
+            f"{location} has ledger schema {found}, written by outboundcalls-mcp {release}; this is {__version__} "
+            f"(schema {supported}). Run outboundcalls-mcp {release} or newer with this {kept_in}, or give this one "
+            f"its own {setting}."
+        )
+        self.written_by = written_by
 
 
 class LedgerUnavailableError(LedgerError):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from outboundcalls.version import __version__
-from outboundcalls_mcp.server.ledger import LedgerError
+from outboundcalls_mcp.server.ledger import NewerSchemaError
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -136,12 +136,8 @@ async def migrate(conn: AsyncConnection[Any], schema: str, location: str) -> Non
             rows = {str(key): str(value) for key, value in await cursor.fetchall()}
         current = int(rows.get("schema_version", 0))
         if current > SCHEMA_VERSION:
-            written_by = rows.get("written_by", "a newer release")
-            raise LedgerError(
-                f"{location} has ledger schema {current}, written by outboundcalls-mcp {written_by}; this is "
-                f"{__version__} (schema {SCHEMA_VERSION}). Run outboundcalls-mcp {written_by} or newer with this "
-                "database, or give this one its own OUTBOUNDCALLS_DATABASE_SCHEMA."
-            )
+            raise NewerSchemaError(location, current, rows.get("written_by"), SCHEMA_VERSION, kept_in="database",
+                                   setting="OUTBOUNDCALLS_DATABASE_SCHEMA")
         for version in range(current + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[version - 1]:
                 await conn.execute(statement)
