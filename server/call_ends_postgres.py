@@ -57,8 +57,9 @@ class PostgresCallEnds:
         from psycopg_pool import AsyncConnectionPool
 
         options = connection_options(self.schema, f"{APPLICATION_NAME} call-ends")
-        async with await psycopg.AsyncConnection.connect(self._url, **options) as conn:
-            await migrate(conn, self.schema, self.location)
+        with anyio.CancelScope(shield=True):  # as the ledger's: never a half-made connection left open
+            async with await psycopg.AsyncConnection.connect(self._url, **options) as conn:
+                await migrate(conn, self.schema, self.location)
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             self._url, min_size=1, max_size=2, open=False, name=f"call ends {self.schema}", kwargs=options,
             check=AsyncConnectionPool.check_connection, timeout=CONNECT_SECONDS,
@@ -94,24 +95,31 @@ class PostgresCallEnds:
 
         pause = RECONNECT_FIRST
         first = True
+        options = connection_options(self.schema, f"{APPLICATION_NAME} listen")
         while True:
+            conn: AsyncConnection[Any] | None = None
             try:
-                options = connection_options(self.schema, f"{APPLICATION_NAME} listen")
-                async with await psycopg.AsyncConnection.connect(self._url, autocommit=True, **options) as conn:
-                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-                    pause = RECONNECT_FIRST
-                    if not first:
-                        log.info("listening for call ends again")
-                        await on_reconnect()
-                    first = False
-                    self.listening.set()
-                    async for notice in conn.notifies():
-                        try:
-                            await on_end(notice.payload)
-                        except Exception:  # one bad notice must not stop this replica hearing the rest
-                            log.exception("could not pass on the end of call %s", notice.payload)
+                # Shielded (bounded by the connect timeout): cancelled half-way, a connection would be left open.
+                with anyio.CancelScope(shield=True):
+                    conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True, **options)
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                pause = RECONNECT_FIRST
+                if not first:
+                    log.info("listening for call ends again")
+                    await on_reconnect()
+                first = False
+                self.listening.set()
+                async for notice in conn.notifies():
+                    try:
+                        await on_end(notice.payload)
+                    except Exception:  # one bad notice must not stop this replica hearing the rest
+                        log.exception("could not pass on the end of call %s", notice.payload)
             except psycopg.Error as exc:
                 log.warning("lost the call-end notices (%s); reconnecting", type(exc).__name__)
+            finally:
+                if conn is not None:
+                    with anyio.CancelScope(shield=True):
+                        await conn.close()
             self.listening = anyio.Event()
             await anyio.sleep(pause)
             pause = min(pause * 2, RECONNECT_MAX)

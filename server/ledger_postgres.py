@@ -95,8 +95,10 @@ class PostgresBackend:
         location = describe_database(url, schema)
         options = connection_options(schema, f"{APPLICATION_NAME} {holder_id}")
         try:
-            async with await psycopg.AsyncConnection.connect(url, **options) as conn:
-                await migrate(conn, schema, location)
+            # Shielded: short and bounded by the connect timeout, and a cancelled half-way connection would stay open.
+            with anyio.CancelScope(shield=True):
+                async with await psycopg.AsyncConnection.connect(url, **options) as conn:
+                    await migrate(conn, schema, location)
         except psycopg.OperationalError:
             raise LedgerUnavailableError(location) from None
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
