@@ -101,15 +101,15 @@ class PostgresCallEnds:
             try:
                 # Shielded (bounded by the connect timeout): cancelled half-way, a connection would be left open.
                 with anyio.CancelScope(shield=True):
-                    conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True, **options)
-                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    opened = conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True, **options)
+                await opened.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                 pause = RECONNECT_FIRST
                 if not first:
                     log.info("listening for call ends again")
                     await on_reconnect()
                 first = False
                 self.listening.set()
-                async for notice in conn.notifies():
+                async for notice in opened.notifies():
                     try:
                         await on_end(notice.payload)
                     except Exception:  # one bad notice must not stop this replica hearing the rest
