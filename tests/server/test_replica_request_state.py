@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 
+import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
@@ -23,6 +24,7 @@ async def test_a_question_asked_by_one_replica_is_answered_through_another_and_d
     args = dispatch_args(first)
     async with connected(first, elicitation_callback=Person()) as here, connected(second, elicitation_callback=Person()) as there:
         asked = await ask(here, "dispatch_call", args)
+        assert isinstance(asked, types.InputRequiredResult)
         placed = await answer(there, "dispatch_call", args, asked)
         replayed = await answer(here, "dispatch_call", args, asked)
     assert call_id_of(placed) == call_id_of(replayed)
@@ -36,6 +38,7 @@ async def test_without_a_shared_key_another_replica_refuses_the_answer_and_nothi
     args = dispatch_args(first)
     async with connected(first, elicitation_callback=Person()) as here, connected(second, elicitation_callback=Person()) as there:
         asked = await ask(here, "dispatch_call", args)
+        assert isinstance(asked, types.InputRequiredResult)
         with pytest.raises(MCPError) as refused:
             await answer(there, "dispatch_call", args, asked)
     assert refused.value.code == INVALID_PARAMS

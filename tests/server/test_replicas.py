@@ -41,7 +41,7 @@ pytestmark = pytest.mark.anyio
 REPLICAS: Final = 3
 ROUNDS: Final = 3
 TEST_SECONDS: Final = 240  # a bound on a whole test: never reached unless a process hangs
-UNATTENDED: Final = {"confirm": "none", "max_calls_per_day": 50, "max_credits_per_day": 1_000_000}
+UNATTENDED: Final[dict[str, str | int | float]] = {"confirm": "none", "max_calls_per_day": 50, "max_credits_per_day": 1_000_000}
 
 
 async def on_all(clients: list[Client], call: Callable[[Client], Awaitable[types.CallToolResult]]) -> list[types.CallToolResult]:
