@@ -61,6 +61,12 @@ def args_of(shared: SharedSandbox, number: str) -> dict[str, Any]:
     return {"agent_id": shared.agent_id, "to_number": number}
 
 
+async def until_posted(shared: SharedSandbox, count: int) -> None:
+    """Until the replicas have sent this many POST /calls (the caller's fail_after bounds the wait)."""
+    while shared.posts() < count:
+        await anyio.sleep(0.01)  # polling the replicas' progress at the sandbox
+
+
 def dialing_left(place: LedgerPlace) -> list[dict[str, Any]]:
     return [i for i in LedgerFile.read(place).intents if i["state"] == "dialing"]
 
@@ -199,8 +205,8 @@ async def test_connections_cut_mid_run_lose_nothing_and_dial_nothing_twice(tmp_p
                 async with anyio.create_task_group() as group:
                     for index, number in enumerate(numbers):
                         group.start_soon(dial_each, index, number)
-                    for _ in range(3):
-                        await anyio.sleep(0.1)  # let some dispatches be under way when the connections go
+                    for wave in range(1, 4):
+                        await until_posted(shared, wave)  # cut while dispatches are under way, three times
                         assert terminate_replica_connections(pg_place) > 0
                 # Afterwards every replica dials again by itself: the pools re-made their connections.
                 after = await on_all(clients, lambda client: client.call_tool(
@@ -241,7 +247,7 @@ async def test_a_full_database_restart_mid_run_loses_nothing_and_dials_nothing_t
                 async with anyio.create_task_group() as group:
                     for index, number in enumerate(numbers):
                         group.start_soon(dial_each, index, number)
-                    await anyio.sleep(0.1)  # let some dispatches be under way when the server goes
+                    await until_posted(shared, 1)  # the server goes while dispatches are under way
                     await anyio.to_thread.run_sync(cluster.stop)
                     await anyio.to_thread.run_sync(cluster.start)
                 after = await on_all(clients, lambda client: client.call_tool(
