@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from outboundcalls.calls import CallDetail
+from outboundcalls_mcp.server.ledger import LedgerUnavailableError
 from outboundcalls_mcp.server.ledger_postgres import APPLICATION_NAME, CONNECT_SECONDS, connection_options
 from outboundcalls_mcp.server.ledger_schema_postgres import migrate
 
@@ -54,18 +55,24 @@ class PostgresCallEnds:
     async def open(self, stack: AsyncExitStack) -> None:
         """Open a small pool (the schema migrated first, as the ledger does); closed with the stack."""
         import psycopg
-        from psycopg_pool import AsyncConnectionPool
+        from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
         options = connection_options(self.schema, f"{APPLICATION_NAME} call-ends")
-        with anyio.CancelScope(shield=True):  # as the ledger's: never a half-made connection left open
-            async with await psycopg.AsyncConnection.connect(self._url, **options) as conn:
-                await migrate(conn, self.schema, self.location)
+        try:
+            with anyio.CancelScope(shield=True):  # as the ledger's: never a half-made connection left open
+                async with await psycopg.AsyncConnection.connect(self._url, **options) as conn:
+                    await migrate(conn, self.schema, self.location)
+        except psycopg.OperationalError:
+            raise LedgerUnavailableError(self.location) from None  # start-up names the database, never its password
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             self._url, min_size=1, max_size=2, open=False, name=f"call ends {self.schema}", kwargs=options,
             check=AsyncConnectionPool.check_connection, timeout=CONNECT_SECONDS,
         )  # fmt: skip
-        await pool.open(wait=True, timeout=CONNECT_SECONDS)
         stack.push_async_callback(pool.close)
+        try:
+            await pool.open(wait=True, timeout=CONNECT_SECONDS)
+        except PoolTimeout:
+            raise LedgerUnavailableError(self.location) from None
         self._pool = pool
 
     async def record(self, call: CallDetail, *, event: str | None, received_at: datetime) -> None:

@@ -213,3 +213,21 @@ def test_logs_redact_the_database_url_and_its_password_quoted_apart(tmp_path: Pa
         handler.stream = __import__("sys").stderr
     assert DATABASE_PASSWORD not in stream.getvalue() and REQUEST_STATE_KEY not in stream.getvalue()
     assert "***" in stream.getvalue()
+
+
+async def test_a_server_whose_database_is_unreachable_stops_in_its_lifespan_naming_it_without_its_password(
+    tmp_path: Path,
+) -> None:
+    from mcp import Client
+
+    from outboundcalls_mcp.server.ledger import LedgerUnavailableError
+    from outboundcalls_mcp.server.startup import find_startup_error
+
+    url = f"postgresql://outbound:{DATABASE_PASSWORD}@127.0.0.1:9/calls"
+    server = build_server(make_settings(tmp_path, database_url=url), transport=sandbox_with_key().transport())
+    with pytest.raises(BaseException) as stopped:  # the lifespan's failure arrives wrapped in exception groups
+        async with Client(server):
+            pass
+    found = find_startup_error(stopped.value)
+    assert isinstance(found, LedgerUnavailableError) and "127.0.0.1:9/calls" in str(found)
+    assert DATABASE_PASSWORD not in "".join(traceback.format_exception(stopped.value))
