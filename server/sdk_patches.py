@@ -3,6 +3,10 @@
 Each hook here has a test in tests/server/test_sdk_patches.py that fails loudly when the SDK
 changes what the hook relies on; the SDK's minor version is pinned in pyproject.toml.
 
+- Arguments that fail a tool's input model: the SDK puts pydantic's printed report in the tool error
+  (its internal model name, every rejected value, a documentation link); we say each refused
+  argument as one sentence instead (tools/argument_errors.py), from the ValidationError the SDK
+  keeps as the error's cause.
 - A confirmation answer the SDK refuses before our code sees it (accepted with no content, or
   content that is not the form's boolean) becomes a tool error that names no internal resolver:
   the SDK words it after the resolver's module path (`Resolver 'outboundcalls_mcp.tools.dispatch:ask_consent' ...`).
@@ -15,6 +19,9 @@ from typing import Any, Final
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, InputRequiredResult
+from pydantic import ValidationError
+
+from outboundcalls_mcp.tools.argument_errors import describe_argument_errors
 
 __all__ = ["CONFIRMATION_NOT_ANSWERED", "OutboundCallsServer", "readable_tool_error"]
 
@@ -51,7 +58,19 @@ class OutboundCallsServer(MCPServer[Any]):
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
-            readable = readable_tool_error(exc)
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError) and type(exc) is ToolError:
+                takes = await self._argument_names(name)
+                readable: str | None = describe_argument_errors(name, cause, arguments=takes)
+            else:
+                readable = readable_tool_error(exc)
             if readable is None:
                 raise
-            raise ToolError(f"Error executing tool {name}: {readable}") from exc.__cause__
+            raise ToolError(f"Error executing tool {name}: {readable}") from cause
+
+    async def _argument_names(self, tool: str) -> list[str]:
+        """The argument names a tool publishes in its input schema."""
+        for listed in await self.list_tools():
+            if listed.name == tool:
+                return sorted((listed.input_schema or {}).get("properties", {}))
+        return []

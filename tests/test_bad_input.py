@@ -6,6 +6,8 @@ misspelt `limt` would silently become the default; tools/__init__.py makes them 
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,11 +202,11 @@ CASES: tuple[Case, ...] = (
     refuse("call_ids with traversal", "wait_for_calls", fixed(call_ids=["ok", "../me"]), "call_ids"),
     refuse("call_ids over the limit", "wait_for_calls", fixed(call_ids=[f"c{i}" for i in range(21)]), "call_ids"),
     # Unknown arguments.
-    refuse("unknown argument", "get_balance", fixed(verbose=True), "verbose", "extra"),
-    refuse("misspelt argument", "list_calls", fixed(limt=5), "limt", "extra"),
-    refuse("wire-cased argument", "list_calls", fixed(agentId="clx1"), "agentid", "extra"),
-    refuse("smuggled api_key", "get_call", call(api_key="oc_live_x"), "api_key", "extra"),
-    refuse("invented consent flag", "dispatch_call", dial(confirmed=True), "confirmed", "extra"),
+    refuse("unknown argument", "get_balance", fixed(verbose=True), "verbose", "not an argument"),
+    refuse("misspelt argument", "list_calls", fixed(limt=5), "limt", "not an argument"),
+    refuse("wire-cased argument", "list_calls", fixed(agentId="clx1"), "agentid", "not an argument"),
+    refuse("smuggled api_key", "get_call", call(api_key="oc_live_x"), "api_key", "not an argument"),
+    refuse("invented consent flag", "dispatch_call", dial(confirmed=True), "confirmed", "not an argument"),
     # Legitimate data, passed upstream as data and nothing else.
     passes("unknown but well-formed id", "get_call", fixed(call_id="does-not_exist-1"), only_path("/calls/does-not_exist-1")),
     passes("numeric string limit", "list_calls", fixed(limit="20"), only_path("/calls", {"limit": "20"})),
@@ -223,6 +225,10 @@ CASES: tuple[Case, ...] = (
     passes("accents and emoji in the name", "add_contact", contact(name="Zoë Ñandú 🚀"), contact_body(name="Zoë Ñandú 🚀")),
     passes("a national-format number", "add_contact", contact(phone="(415) 555-0123"), contact_body()),
 )
+
+
+WORDING_FILE = Path(__file__).with_name("hostile_input_refusals.json")
+WORDING: dict[str, str] = json.loads(WORDING_FILE.read_text(encoding="utf-8")) if WORDING_FILE.exists() else {}
 
 
 def test_the_table_holds_at_least_sixty_hostile_inputs() -> None:
@@ -248,7 +254,17 @@ async def test_hostile_arguments_are_refused_before_sending_or_sent_only_as_data
         return
     assert result.is_error, text
     assert sent == [], [(r.method, r.path) for r in sent]
+    if os.environ.get("UPDATE_SNAPSHOTS") and mode == "legacy":
+        WORDING[f"{case.tool}:{case.label}"] = text
+        WORDING_FILE.write_text(json.dumps(WORDING, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
     assert text.lower().startswith(f"error executing tool {case.tool}: "), text
     for word in case.says:
         assert word in text.lower(), f"{word!r} missing from: {text[:500]}"
     assert len(text) < 2_000, "a refusal must not echo a 100 kB argument back"
+    # Words for a person: no library report, internal model name, error code or documentation link.
+    for boilerplate in ("validation error", "arguments\n", "Arguments", "[type=", "input_value", "pydantic", "https://"):
+        assert boilerplate not in text, f"{boilerplate!r} in: {text[:500]}"
+    assert "oc_live_x" not in text, "a smuggled key is never repeated back"
+    assert text == WORDING[f"{case.tool}:{case.label}"], (
+        f"the refusal's wording changed; if on purpose, run with UPDATE_SNAPSHOTS=1 and review {WORDING_FILE.name}"
+    )

@@ -89,10 +89,14 @@ async def test_eight_identical_dispatches_at_once_ring_the_number_once(place: Le
         dialed = {call_id_of(r) for r in results if status_of(r) == "dialed"}
         assert len(dialed) == 1
         refused = [r for r in results if status_of(r) != "dialed"]
-        # A question asked after the first yes was used is a new one, and its yes is refused by the cooldown;
-        # a request that shared that second question is then told so.
+        # A question asked after the first yes was used is a new one, and its yes is refused by the cooldown
+        # (a request that shared that second question is then told so). A question the harness failed to
+        # deliver under load is no consent, and says so; that is the product working, so it is allowed
+        # here, and nothing else is.
         assert all(
-            status_of(r) == "error" and ("- cooldown:" in _text(r) or "refused by cooldown" in _text(r)) for r in refused
+            (status_of(r) == "error" and ("- cooldown:" in _text(r) or "refused by cooldown" in _text(r)))
+            or (status_of(r) == "not_dialed" and "no answer is no consent" in _text(r))
+            for r in refused
         ), [_text(r) for r in refused]
         if confirm_mode != "elicit":
             assert len(refused) == AT_ONCE - 1
