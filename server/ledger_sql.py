@@ -32,6 +32,7 @@ from outboundcalls_mcp.server.ledger import (
     FailedOutcome,
     IntentRecord,
     LedgerStateError,
+    LedgerUnavailableError,
     NewConsent,
     Outcome,
     PolicyMismatchError,
@@ -437,6 +438,8 @@ class SqlLedger:
         """Leave the ledger: drop this process's policy lease and close the connection."""
         try:
             await self.backend.write(lambda tx: tx.execute("DELETE FROM policy_holders WHERE holder_id = ?", (self.holder_id,)))
+        except LedgerUnavailableError:
+            pass  # leaving while the database is away: the lease runs out by itself
         finally:
             await self.backend.aclose()
 
