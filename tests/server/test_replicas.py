@@ -202,12 +202,20 @@ async def test_connections_cut_mid_run_lose_nothing_and_dial_nothing_twice(tmp_p
                     results.append(await client.call_tool("dispatch_call", args_of(shared, number)))
                     results.append(await clients[(index + 1) % REPLICAS].call_tool("dispatch_call", args_of(shared, number)))
 
+                cuts: list[int] = []
                 async with anyio.create_task_group() as group:
                     for index, number in enumerate(numbers):
                         group.start_soon(dial_each, index, number)
-                    for wave in range(1, 4):
-                        await until_posted(shared, wave)  # cut while dispatches are under way, three times
-                        assert terminate_replica_connections(pg_place) > 0
+                    # Up to three cuts while dispatches are under way, each after a dial made since the last one
+                    # (the replicas had reconnected by then); none once every dispatch has its answer.
+                    for _ in range(3):
+                        mark = shared.posts()
+                        while shared.posts() == mark and len(results) < 2 * len(numbers):
+                            await anyio.sleep(0.01)  # polling the replicas' progress at the sandbox
+                        if len(results) == 2 * len(numbers):
+                            break
+                        cuts.append(terminate_replica_connections(pg_place))
+                assert cuts and cuts[0] > 0, cuts  # the database did go away under them
                 # Afterwards every replica dials again by itself: the pools re-made their connections.
                 after = await on_all(clients, lambda client: client.call_tool(
                     "dispatch_call", args_of(shared, SF_NUMBERS[40 + clients.index(client)])))
