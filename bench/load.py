@@ -1,4 +1,4 @@
-"""`python -m bench.load [--quick]`: concurrent MCP sessions over streamable HTTP, then the same with 5% 502s.
+"""`python -m bench.load [--quick] [--replicas N --database-url URL]`: concurrent MCP sessions over streamable HTTP, then the same with 5% 502s.
 
 Three processes on loopback: the sandbox API (this module with --serve-sandbox, so that it can answer
 a random share of requests with 502 and report its full request log), our server
@@ -7,6 +7,10 @@ Half the sessions speak the handshake era (stateful, SSE), half 2026-07-28. Read
 confirmed dispatches (preview, then confirm by token, each to a new number); afterwards the ledger is
 compared with what the sandbox received: one intent per dispatch, one call per dialed intent, no
 number dialed twice, nothing left mid-dial.
+
+With --database-url the ledger is PostgreSQL (a fresh schema per run, dropped after it) and
+--replicas N starts N server processes on it; session i talks to replica i mod N, as a balancer
+without affinity would spread them.
 """
 
 from __future__ import annotations
@@ -171,8 +175,10 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def run_sessions(url: str, sessions: int, total_calls: int, dispatch_share: float, pid: int) -> tuple[Figures, float]:
-    """Drive `sessions` concurrent clients until `total_calls` tool calls are done; the figures and the seconds taken."""
+async def run_sessions(
+    urls: list[str], sessions: int, total_calls: int, dispatch_share: float, pid: int
+) -> tuple[Figures, float]:
+    """Drive `sessions` concurrent clients (spread over the replicas' urls) until `total_calls` tool calls are done."""
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
@@ -223,6 +229,7 @@ async def run_sessions(url: str, sessions: int, total_calls: int, dispatch_share
     async def session(index: int) -> None:
         http = httpx2.AsyncClient(timeout=120, trust_env=False)
         mode = "legacy" if index % 2 == 0 else "auto"
+        url = urls[index % len(urls)]
         async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
             for op in ops:  # one shared iterator: sessions take the next operation as they free up
                 if op == "dispatch":
@@ -239,10 +246,20 @@ async def run_sessions(url: str, sessions: int, total_calls: int, dispatch_share
     return figures, seconds
 
 
-def ledger_check(state_dir: Path, log: list[dict[str, Any]], figures: Figures) -> dict[str, Any]:
-    """The ledger against the sandbox's log: one intent per preview, one created call per dialed intent."""
+def ledger_rows(state_dir: Path, database: tuple[str, str] | None) -> list[tuple[str, str, str | None]]:
+    """Every intent's number, state and call id: from the SQLite file, or the run's PostgreSQL schema."""
+    if database is not None:
+        import psycopg
+
+        url, schema = database
+        with psycopg.connect(url) as conn:
+            return [tuple(row) for row in conn.execute(f"SELECT to_number, state, call_id FROM {schema}.intents")]  # type: ignore[misc]
     with closing(sqlite3.connect(f"file:{state_dir / 'ledger.sqlite3'}?mode=ro", uri=True)) as conn:
-        rows = conn.execute("SELECT to_number, state, call_id FROM intents").fetchall()
+        return conn.execute("SELECT to_number, state, call_id FROM intents").fetchall()
+
+
+def ledger_check(rows: list[tuple[str, str, str | None]], log: list[dict[str, Any]], figures: Figures) -> dict[str, Any]:
+    """The ledger against the sandbox's log: one intent per preview, one created call per dialed intent."""
     states = Counter(state for _, state, _ in rows)
     posts = [entry for entry in log if entry["method"] == "POST" and entry["path"] == "/calls"]
     created = [entry["to"] for entry in posts if entry["handled"] in (200, 201)]
@@ -274,20 +291,52 @@ class Run:
     ledger: dict[str, Any]
 
 
-def run_once(label: str, fail_rate: float, sessions: int, total_calls: int, dispatch_share: float) -> Run:
-    """Start the sandbox and our server, drive the load, and check the ledger."""
-    with tempfile.TemporaryDirectory() as state, SandboxProcess(fail_rate) as sandbox:
-        port = free_port()
+def run_once(
+    label: str,
+    fail_rate: float,
+    sessions: int,
+    total_calls: int,
+    dispatch_share: float,
+    *,
+    replicas: int = 1,
+    database_url: str | None = None,
+) -> Run:
+    """Start the sandbox and our server(s), drive the load, and check the ledger."""
+    import secrets
+    from contextlib import ExitStack
+
+    schema = f"bench_{secrets.token_hex(4)}"
+    database = None if database_url is None else (database_url, schema)
+    with tempfile.TemporaryDirectory() as state, SandboxProcess(fail_rate) as sandbox, ExitStack() as stack:
         env = child_env(PERMISSIVE | {
             "OUTBOUNDCALLS_BASE_URL": sandbox.base_url,
             "OUTBOUNDCALLS_API_KEY": "oc_test_sandbox_not_a_live_key_0000",
             "OUTBOUNDCALLS_STATE_DIR": state,
-        })  # fmt: skip
-        argv = [sys.executable, "-m", "outboundcalls_mcp.server", "--transport", "http", "--port", str(port)]
-        with HttpServer(argv, port, env) as server:
-            figures, seconds = anyio.run(run_sessions, server.url, sessions, total_calls, dispatch_share, server.process.pid)
-        ledger = ledger_check(Path(state), sandbox.log(), figures)
+        } | ({} if database_url is None else {
+            "OUTBOUNDCALLS_DATABASE_URL": database_url,
+            "OUTBOUNDCALLS_DATABASE_SCHEMA": schema,
+            "OUTBOUNDCALLS_REQUEST_STATE_KEY": secrets.token_hex(32),
+        }))  # fmt: skip
+        if database is not None:
+            stack.callback(_drop_schema, *database)
+        servers = []
+        for _ in range(replicas):
+            port = free_port()
+            argv = [sys.executable, "-m", "outboundcalls_mcp.server", "--transport", "http", "--port", str(port)]
+            servers.append(stack.enter_context(HttpServer(argv, port, env)))
+        urls = [server.url for server in servers]
+        figures, seconds = anyio.run(run_sessions, urls, sessions, total_calls, dispatch_share, servers[0].process.pid)
+        for server in reversed(servers):  # stopped before the ledger is read: no dial still in flight
+            server.__exit__(None, None, None)
+        ledger = ledger_check(ledger_rows(Path(state), database), sandbox.log(), figures)
     return Run(label, fail_rate, figures, seconds, ledger)
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def report(runs: list[Run], sessions: int) -> str:
@@ -344,11 +393,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="10 sessions, 1,000 calls: a smoke run")
     parser.add_argument("--clean-only", action="store_true", help="skip the run with 502s (for long soak runs)")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
+    parser.add_argument("--replicas", type=int, default=1, help="server processes sharing the ledger (needs --database-url past 1)")
+    parser.add_argument("--database-url", default=None, help="postgresql://...: the ledger in PostgreSQL, a fresh schema per run")
     options = parser.parse_args(args)
+    if options.replicas > 1 and options.database_url is None:
+        parser.error("--replicas past 1 needs --database-url: replicas share a PostgreSQL ledger")
     sessions, calls = (10, 1_000) if options.quick else (options.sessions, options.calls)
-    runs = [run_once("clean upstream", 0.0, sessions, calls, options.dispatch_share)]
+    shared = {"replicas": options.replicas, "database_url": options.database_url}
+    where = "" if options.database_url is None else f", {options.replicas} replica(s) on PostgreSQL"
+    runs = [run_once(f"clean upstream{where}", 0.0, sessions, calls, options.dispatch_share, **shared)]
     if not options.clean_only:
-        runs.append(run_once("5% of upstream requests 502", 0.05, sessions, calls, options.dispatch_share))
+        runs.append(run_once(f"5% of upstream requests 502{where}", 0.05, sessions, calls, options.dispatch_share, **shared))
     print(report(runs, sessions))
     if options.json is not None:
         options.json.write_text(json.dumps([_raw(run) for run in runs], indent=2))

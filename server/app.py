@@ -18,10 +18,12 @@ from outboundcalls.retry import RetryPolicy
 from outboundcalls.version import __version__
 from outboundcalls_mcp.server.audit_resource import register_audit_resource
 from outboundcalls_mcp.server.batch_dispatch import BatchDispatchService
-from outboundcalls_mcp.server.call_events import CallEndStore, CallEvents
+from outboundcalls_mcp.server.call_events import CallEvents, call_end_store
 from outboundcalls_mcp.server.dispatch_setup import open_dispatcher
+from outboundcalls_mcp.server.health import Readiness, add_health_routes
 from outboundcalls_mcp.server.logs import configure_logging
 from outboundcalls_mcp.server.policy import DispatchPolicy
+from outboundcalls_mcp.server.request_state import shared_request_state
 from outboundcalls_mcp.server.sandbox_mode import start_sandbox
 from outboundcalls_mcp.server.sdk_patches import OutboundCallsServer, serve_legacy_subscriptions
 from outboundcalls_mcp.server.settings import Settings
@@ -78,16 +80,18 @@ def build_server(
     # Built now, not in the lifespan: a policy setting that does not parse must stop start-up.
     policy = None if settings.read_only else build_policy(settings)
 
+    readiness = Readiness(clock)
     bus = InMemorySubscriptionBus()
-    events = CallEvents(store=CallEndStore(lambda: resolve_state_dir(settings)), bus=bus, sleep=pause)
+    events = CallEvents(store=call_end_store(settings), bus=bus, sleep=pause)
     open_deps = OpenDeps()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[ToolDeps]) -> AsyncIterator[ToolDeps]:
         async with AsyncExitStack() as stack:
             try:
-                deps = await _open_deps(settings, stack, policy, events, transport=transport, now=clock, sleep=pause,
-                                        retry=retry)
+                await events.open(stack)  # a shared store: hear the other replicas' call ends
+                deps = await _open_deps(settings, stack, policy, events, readiness, transport=transport, now=clock,
+                                        sleep=pause, retry=retry)
             except STARTUP_ERRORS as exc:
                 if on_startup_error is not None:
                     on_startup_error(exc)
@@ -107,12 +111,14 @@ def build_server(
         log_level=settings.log_level,
         subscriptions=bus,
         tools=build_tools(read_only=settings.read_only),
+        request_state_security=shared_request_state(settings),
     )
     register_resources(mcp, open_deps)
     register_prompts(mcp, read_only=settings.read_only)
     register_audit_resource(mcp, settings)
     register_completions(mcp, open_deps)
     serve_legacy_subscriptions(mcp, subscribe=events.subscribe, unsubscribe=events.unsubscribe)
+    add_health_routes(mcp, readiness)
     if settings.webhook_secret is not None:
         add_webhook_route(mcp, settings.webhook_secret, events, now=clock)
     return mcp
@@ -123,6 +129,7 @@ async def _open_deps(
     stack: AsyncExitStack,
     policy: DispatchPolicy | None,
     events: CallEvents,
+    readiness: Readiness,
     *,
     transport: httpx2.AsyncBaseTransport | None,
     now: Callable[[], datetime],
@@ -143,6 +150,7 @@ async def _open_deps(
     dispatcher = batch = None
     if api is not None and policy is not None:
         dispatcher = await open_dispatcher(settings, stack, api=api, policy=policy, now=now)
+        stack.callback(readiness.watch(dispatcher.ledger))
         batch = BatchDispatchService(dispatcher)
     return ToolDeps(
         api=api,

@@ -21,22 +21,20 @@ def print_audit(settings: Settings, *, limit: int, as_json: bool, out: TextIO | 
     """Print the most recent `limit` entries, oldest first; the exit status."""
     import anyio
 
-    from outboundcalls_mcp.server.ledger_sqlite import read_audit
-    from outboundcalls_mcp.server.state_dir import resolve_state_dir
+    from outboundcalls_mcp.server.ledger_place import describe_ledger, read_audit_trail
 
     stream = out or sys.stdout
     if not 1 <= limit <= MAX_LIMIT:
         print(f"outboundcalls-mcp: --limit must be 1..{MAX_LIMIT}, got {limit}", file=sys.stderr)
         return 2
-    state_dir = resolve_state_dir(settings)
     # Oldest first, like a log: the newest entry is the last line on the terminal.
-    entries = list(reversed(anyio.run(read_audit, state_dir, limit)))
+    entries = list(reversed(anyio.run(read_audit_trail, settings, limit)))
     if as_json:
         for entry in entries:
             stream.write(entry.model_dump_json() + "\n")
         return 0
     if not entries:
-        stream.write(f"No dispatch has been audited yet (ledger in {state_dir}).\n")
+        stream.write(f"No dispatch has been audited yet (ledger in {describe_ledger(settings)}).\n")
         return 0
     stream.write(format_table(entries) + "\n")
     return 0

@@ -6,9 +6,8 @@ from typing import Any, Final
 
 from mcp.server.mcpserver import MCPServer
 
-from outboundcalls_mcp.server.ledger_sqlite import read_audit
+from outboundcalls_mcp.server.ledger_place import read_audit_trail
 from outboundcalls_mcp.server.settings import Settings
-from outboundcalls_mcp.server.state_dir import resolve_state_dir
 
 __all__ = ["AUDIT_LIMIT", "AUDIT_URI", "register_audit_resource"]
 
@@ -19,8 +18,8 @@ AUDIT_LIMIT: Final = 50
 def register_audit_resource(mcp: MCPServer[Any], settings: Settings) -> None:
     """Add the audit resource; it reads the ledger in the state directory on each read."""
 
-    # A static resource takes no Context, so it opens the ledger file itself: reads are short,
-    # and a second connection to the WAL database never blocks the dialing one.
+    # A static resource takes no Context, so it opens the ledger itself: reads are short, and a
+    # second connection (to the WAL file, or from the database's pool) never blocks the dialing one.
     @mcp.resource(
         AUDIT_URI,
         name="audit",
@@ -32,6 +31,6 @@ def register_audit_resource(mcp: MCPServer[Any], settings: Settings) -> None:
         ),
         mime_type="application/json",
     )
-    async def read_audit_trail() -> dict[str, Any]:
-        entries = await read_audit(resolve_state_dir(settings), AUDIT_LIMIT)
+    async def recent_audit_entries() -> dict[str, Any]:
+        entries = await read_audit_trail(settings, AUDIT_LIMIT)
         return {"entries": [entry.model_dump(mode="json") for entry in entries]}

@@ -16,7 +16,14 @@ from typing import Final
 from outboundcalls.display import one_line
 from outboundcalls.numbers import e164_or_none
 from outboundcalls_mcp.server import dispatch_text as text
-from outboundcalls_mcp.server.dispatch import CONSENT_TTL, WAIT_FOR_OTHER_SECONDS, DispatchService, Facts, same_policy
+from outboundcalls_mcp.server.dispatch import (
+    CONSENT_TTL,
+    WAIT_FOR_OTHER_SECONDS,
+    DispatchService,
+    Facts,
+    ledger_reachable,
+    same_policy,
+)
 from outboundcalls_mcp.server.dispatch_text import SANDBOX_PREFIX
 from outboundcalls_mcp.server.ledger import (
     BoundArgs,
@@ -63,6 +70,7 @@ class BatchDispatchService:
     def __init__(self, service: DispatchService) -> None:
         self.service = service
 
+    @ledger_reachable
     async def plan(self, args: BatchArgs) -> BatchPlan:
         """Pre-flight each destination in order; duplicates and the daily caps count the batch as a whole."""
         self._check_size(args)
@@ -99,17 +107,20 @@ class BatchDispatchService:
         return BatchPlan(args=args, destinations=shown, ready=tuple(ready), est_credits_per_min=total,
                          question=self._question(shown, ready, total))
 
+    @ledger_reachable
     async def consent_for_answer(self, args: BatchArgs, answer_key: str) -> ConsentTicket | None:
         """On an answering round: the question it answers (or already answered), if one is on record."""
         record = await self.service.ledger.consent_for_answer(self._binding(args), answer_key=answer_key,
                                                               now=self.service.now())
         return None if record is None else ConsentTicket(consent_id=record.consent_id, question=record.question)
 
+    @ledger_reachable
     async def open_question(self, plan: BatchPlan, *, era: str) -> ConsentTicket:
         """Record the one question about the batch (audited once)."""
         record = await self._open(plan, token=None, era=era)
         return ConsentTicket(consent_id=record.consent_id, question=record.question)
 
+    @ledger_reachable
     async def refuse(self, plan: BatchPlan, reason: str) -> None:
         """Audit a refusal that is no pre-flight rule (the owner requires a question this client cannot show)."""
         await self.service.ledger.append_audit(
@@ -117,6 +128,7 @@ class BatchDispatchService:
             detail={"reason": reason, "setting": "OUTBOUNDCALLS_CONFIRM", "destinations": len(plan.ready)},
         )  # fmt: skip
 
+    @ledger_reachable
     async def offer_token(self, plan: BatchPlan) -> BatchResult:
         """Record the preview as one consent; one token confirms exactly the destinations shown ready."""
         token = secrets.token_urlsafe(24)
@@ -134,12 +146,14 @@ class BatchDispatchService:
             expires_at=record.expires_at,
         )
 
+    @ledger_reachable
     async def answer(self, ticket: ConsentTicket, answer: Answer, *, answer_key: str | None) -> BatchResult:
         """Use the consent with the person's answer, once: a yes dials exactly the destinations agreed."""
         consent = await self.service.consent(ticket.consent_id)
         use = ConsentAnswer(consent_id=consent.consent_id, binding=consent.binding, via="form", answer_key=answer_key)
         return await self._use(consent, use, answer)
 
+    @ledger_reachable
     async def confirm_token(self, args: BatchArgs, token: str) -> BatchResult:
         """Use a batch preview's consent by its token: each agreed destination dialed once, or what it did."""
         self._check_size(args)
@@ -152,6 +166,7 @@ class BatchDispatchService:
         use = ConsentAnswer(consent_id=consent.consent_id, binding=self._binding(args), via="token")
         return await self._use(consent, use, "accept")
 
+    @ledger_reachable
     async def dial_unattended(self, plan: BatchPlan) -> BatchResult:
         """Dial each ready destination without asking, each decided like any other dial."""
         svc = self.service

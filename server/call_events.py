@@ -4,6 +4,10 @@ A call ends once. Its end is learned either from the vendor's post-call webhook 
 state directory, so a restarted process or another one sharing the directory knows it too) or by
 a tool observing a terminal status. Either way every waiter on that call wakes at once, and every
 client subscribed to the call's resources is told, on both protocol eras.
+
+With OUTBOUNDCALLS_DATABASE_URL the store is PostgreSQL (server.call_ends_postgres): every end
+learned by any replica, webhook or tool, is stored and announced there, and each replica wakes
+its own waiters and subscribers when it hears of one.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ import os
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import closing
-from datetime import datetime
+from contextlib import AsyncExitStack, closing
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
 import anyio.to_thread
@@ -27,7 +31,10 @@ from outboundcalls.errors import OutboundCallsError
 from outboundcalls_mcp.server.sdk_patches import connection_key
 from outboundcalls_mcp.tools.uris import call_uri, transcript_uri
 
-__all__ = ["CALL_ENDS_FILENAME", "CallEndStore", "CallEvents"]
+if TYPE_CHECKING:
+    from outboundcalls_mcp.server.settings import Settings
+
+__all__ = ["CALL_ENDS_FILENAME", "CallEndStore", "CallEvents", "SharedCallEnds", "call_end_store"]
 
 log = logging.getLogger("outboundcalls.call_events")
 
@@ -98,13 +105,45 @@ class CallEndStore:
         return None if found is None else str(found[0])
 
 
+class SharedCallEnds(Protocol):
+    """A call-end store shared by replicas, which tells each of them of every end recorded in it."""
+
+    async def open(self, stack: AsyncExitStack) -> None:
+        """Connect; closed with the stack."""
+        ...
+
+    async def record(self, call: CallDetail, *, event: str | None, received_at: datetime) -> None:
+        """Store the end of one call and announce it to every replica."""
+        ...
+
+    async def get(self, call_id: str) -> CallDetail | None:
+        """The stored end of a call, if one is known."""
+        ...
+
+    async def listen(self, on_end: Callable[[str], Awaitable[None]], on_reconnect: Callable[[], Awaitable[None]]) -> None:
+        """Hear every replica's call ends until cancelled."""
+        ...
+
+
+def call_end_store(settings: Settings) -> CallEndStore | SharedCallEnds:
+    """Where call ends are kept: PostgreSQL when the ledger is there, else a file in the state directory."""
+    if settings.database_url is None:
+        from outboundcalls_mcp.server.state_dir import resolve_state_dir
+
+        return CallEndStore(lambda: resolve_state_dir(settings))
+    from outboundcalls_mcp.server.call_ends_postgres import PostgresCallEnds
+    from outboundcalls_mcp.server.ledger_place import describe_ledger, ledger_schema
+
+    return PostgresCallEnds(settings.database_url.get_secret_value(), ledger_schema(settings), describe_ledger(settings))
+
+
 class CallEvents:
     """Implements tools.contracts.CallEndWaiter; also keeps the handshake era's resource subscribers."""
 
     def __init__(
         self,
         *,
-        store: CallEndStore,
+        store: CallEndStore | SharedCallEnds,
         bus: SubscriptionBus,
         sleep: Callable[[float], Awaitable[Any]] = anyio.sleep,
     ) -> None:
@@ -116,6 +155,29 @@ class CallEvents:
         self._subscribers: dict[str, dict[int, Any]] = {}
         self._listeners: list[Callable[[CallDetail], Awaitable[Any]]] = []
         self._lookup: Callable[[str], Awaitable[CallDetail]] | None = None
+
+    async def open(self, stack: AsyncExitStack) -> None:
+        """For a shared store: connect, and hear the other replicas' call ends until the stack closes."""
+        if isinstance(self.store, CallEndStore):
+            return
+        shared = self.store
+        await shared.open(stack)
+        tasks = await stack.enter_async_context(anyio.create_task_group())
+        stack.callback(tasks.cancel_scope.cancel)
+        tasks.start_soon(shared.listen, self._heard, self._catch_up)
+
+    async def _heard(self, call_id: str) -> None:
+        """Another replica (or this one) announced a call's end: wake the waiters and subscribers here."""
+        if call_id in self._ended:
+            return
+        call = await self.store.get(call_id)
+        if call is not None:
+            await self._ended_here(call)
+
+    async def _catch_up(self) -> None:
+        """After the notices were cut off: read again each call still waited on."""
+        for call_id in list(self._waiters):
+            await self._heard(call_id)
 
     def confirm_with(self, lookup: Callable[[str], Awaitable[CallDetail]]) -> Callable[[], None]:
         """Read each call a webhook names from the API (`lookup`) before believing it ended; returns its remover."""
@@ -154,16 +216,28 @@ class CallEvents:
         return lambda: self._listeners.remove(listener)
 
     async def received(self, call: CallDetail, *, event: str | None, at: datetime) -> None:
-        """A webhook brought this call's end: store it, then wake and notify."""
+        """A webhook brought this call's end: store it (announcing it to the other replicas), then wake and notify."""
+        await self._store(call, event=event, at=at)
+        await self._ended_here(call)
+
+    async def call_ended(self, call: CallDetail) -> None:
+        """A call is known to have ended: wake its waiters and notify subscribers (every replica's), the first time only."""
+        if not call.is_terminal:
+            return
+        if call.id not in self._ended and not isinstance(self.store, CallEndStore):
+            # Replicas hear of it through the shared store; a file store is read by later waiters instead.
+            await self._store(call, event=None, at=datetime.now(UTC))
+        await self._ended_here(call)
+
+    async def _store(self, call: CallDetail, *, event: str | None, at: datetime) -> None:
         try:
             await self.store.record(call, event=event, received_at=at)
         except (OSError, sqlite3.Error) as exc:
-            # Waiters and subscribers still hear of it; only a later process would miss it.
+            # Waiters and subscribers here still hear of it; only a later process would miss it.
             log.warning("could not store the end of call %s: %s", call.id, type(exc).__name__)
-        await self.call_ended(call)
 
-    async def call_ended(self, call: CallDetail) -> None:
-        """A call is known to have ended: wake its waiters and notify subscribers, the first time only."""
+    async def _ended_here(self, call: CallDetail) -> None:
+        """Wake this process's waiters and notify its subscribers, the first time this process hears of the end."""
         if not call.is_terminal:
             return
         first = call.id not in self._ended
@@ -224,7 +298,11 @@ class CallEvents:
         if known:
             return known
         for call_id in call_ids:
-            stored = await self.store.get(call_id)
+            try:
+                stored = await self.store.get(call_id)
+            except OSError as exc:
+                log.warning("could not read stored call ends: %s", type(exc).__name__)
+                continue
             if stored is not None and stored.is_terminal:
                 self._remember(stored)
                 known[call_id] = self._ended[call_id]

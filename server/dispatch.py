@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar
 
 import anyio
 from pydantic import JsonValue
@@ -45,8 +46,11 @@ from outboundcalls_mcp.server.ledger import (
     DialRequest,
     FailedOutcome,
     IntentRecord,
+    LedgerStateError,
     LedgerStore,
+    LedgerUnavailableError,
     NewConsent,
+    Outcome,
     PolicyMismatchError,
     Rules,
     UnknownOutcome,
@@ -72,7 +76,7 @@ from outboundcalls_mcp.tools.errors import describe_upstream_error
 if TYPE_CHECKING:
     from outboundcalls.client import OutboundCallsClient
 
-__all__ = ["CONSENT_TTL", "FACTS_TTL", "DispatchService", "Facts", "same_policy"]
+__all__ = ["CONSENT_TTL", "FACTS_TTL", "DispatchService", "Facts", "ledger_reachable", "same_policy"]
 
 log = logging.getLogger("outboundcalls.dispatch")
 
@@ -84,6 +88,24 @@ FACTS_TTL: Final = timedelta(seconds=60)
 # A confirmation that finds its consent being dialed by another waits this long for the outcome.
 WAIT_FOR_OTHER_SECONDS: Final = 30.0
 _YES_WORD: Final = {"token": "token", "elicit": "answer"}
+# After a POST, its outcome is recorded however briefly the database is away: about 15 s of tries.
+RECORD_ATTEMPTS: Final = 5
+RECORD_PAUSE_SECONDS: Final = 1.0
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def ledger_reachable(method: Callable[_P, Coroutine[Any, Any, _R]]) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """A dispatch step that needs the ledger answers a tool error, dialing nothing, while its database is away."""
+
+    @functools.wraps(method)
+    async def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(*args, **kwargs)
+        except LedgerUnavailableError as exc:
+            raise DispatchError(f"Not dialed: {exc}.") from None
+
+    return checked
 
 
 @dataclass(frozen=True)
@@ -115,6 +137,7 @@ class DispatchService:
         self.reconciler = Reconciler(api=api, ledger=ledger, now=now)
         self._facts: dict[str, Facts] = {}
 
+    @ledger_reachable
     async def prepare(self, args: DispatchRequest) -> Prepared:
         """Run pre-flight (always: a cap or cooldown may have just been reached); a refusal is audited."""
         now = self.now()
@@ -134,6 +157,7 @@ class DispatchService:
         view = preview_view(bound, preflight, facts.agent, facts.balance, sandbox=self.sandbox)
         return Prepared(args=args, view=view, question=question_text(view, preflight, sandbox=self.sandbox))
 
+    @ledger_reachable
     async def consent_for_answer(self, args: DispatchRequest, answer_key: str) -> ConsentTicket | None:
         """On an answering round: the question it answers (or already answered), if one is on record."""
         bound = self.bind(args)
@@ -142,11 +166,13 @@ class DispatchService:
         record = await self.ledger.consent_for_answer(bound.binding(), answer_key=answer_key, now=self.now())
         return None if record is None else ConsentTicket(consent_id=record.consent_id, question=record.question)
 
+    @ledger_reachable
     async def open_question(self, prepared: Prepared, *, era: str) -> ConsentTicket:
         """Record the question about to be asked (audited once); its words are asked as recorded."""
         record = await self._open(prepared, token=None, audit={"era": era})
         return ConsentTicket(consent_id=record.consent_id, question=record.question)
 
+    @ledger_reachable
     async def refuse(self, prepared: Prepared, reason: str) -> None:
         """Audit a refusal that is no pre-flight rule (the owner requires a question this client cannot show)."""
         view = prepared.view
@@ -155,12 +181,14 @@ class DispatchService:
             detail={"reason": reason, "setting": "OUTBOUNDCALLS_CONFIRM"},
         )  # fmt: skip
 
+    @ledger_reachable
     async def offer_token(self, prepared: Prepared) -> Preview:
         """Record the preview as a consent; its token, bound to these exact arguments, confirms it once."""
         token = secrets.token_urlsafe(24)
         record = await self._open(prepared, token=token, audit={})
         return prepared.view.model_copy(update={"confirmation_token": token, "expires_at": record.expires_at})
 
+    @ledger_reachable
     async def answer(self, ticket: ConsentTicket, answer: Answer, *, answer_key: str | None) -> DispatchResult:
         """Use the consent with the person's answer, once: a yes dials (if the rules still allow it)."""
         consent = await self.consent(ticket.consent_id)
@@ -174,6 +202,7 @@ class DispatchService:
             return await self._refused_use(decision, via="answer")
         return await self._decide(consent, use, stage="answer")
 
+    @ledger_reachable
     async def confirm_token(self, args: DispatchRequest, token: str) -> DispatchResult:
         """Use a preview's consent by its token: dial once, or return what it already did."""
         consent = await self.ledger.consent_by_token(token)
@@ -188,6 +217,7 @@ class DispatchService:
             return await self._first_outcome(consent, replay=use)
         return await self._decide(consent, use, stage="token")
 
+    @ledger_reachable
     async def dial_unattended(self, prepared: Prepared) -> DispatchResult:
         """Dial without asking (OUTBOUNDCALLS_CONFIRM=none), decided like any other dial."""
         target = self.bind(prepared.args)
@@ -305,7 +335,7 @@ class DispatchService:
                 # A 502 is "failed" per the vendor's page, but the call may exist anyway: look once.
                 found = await self.reconciler.find_call(bound, started)
                 if found is not None:
-                    await self.ledger.record_outcome(intent.intent_id, DialedOutcome(call_id=found.id), now=self.now())
+                    await self.record_outcome(intent.intent_id, DialedOutcome(call_id=found.id), now=self.now())
                     return self._dialed(found, bound, note=" (the API answered 502, but the call was created)")
                 await self._fail(intent, exc.status, exc.message)
                 raise DispatchError(describe_upstream_error(exc) + text.NOT_PLACED) from exc
@@ -324,8 +354,28 @@ class DispatchService:
             except OutboundCallsError as exc:
                 # The request left and no usable answer came back (timeout, drop, a 2xx body we cannot read).
                 return await self._settle_unknown(intent, reason=f"{type(exc).__name__}: {exc}")
-            await self.ledger.record_outcome(intent.intent_id, DialedOutcome(call_id=call.id), now=self.now())
+            await self.record_outcome(intent.intent_id, DialedOutcome(call_id=call.id), now=self.now())
         return self._dialed(call, bound)
+
+    async def record_outcome(self, intent_id: str, outcome: Outcome, *, now: datetime) -> IntentRecord:
+        """Record a claimed dial's outcome, trying again while the ledger's database is away; the POST happened."""
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                return await self.ledger.record_outcome(intent_id, outcome, now=now)
+            except LedgerUnavailableError:
+                if attempt == RECORD_ATTEMPTS - 1:
+                    break
+            except LedgerStateError as exc:
+                if attempt > 0 and exc.state == outcome.kind:
+                    return await self.ledger.intent(intent_id)  # a commit whose answer was lost: it is recorded
+                if exc.state == "unknown" and isinstance(outcome, DialedOutcome):
+                    # Another process took this process for gone and marked the dial unknown: the call is known now.
+                    return await self.ledger.reconcile_intent(intent_id, outcome.call_id, now=now)
+                raise
+            # Wall-clock pauses on purpose: only a database that is away gets here, never a test's manual clock.
+            await anyio.sleep(RECORD_PAUSE_SECONDS * 2**attempt)
+        log.error("could not record the outcome of %s (%s); its number stays held until reconciled", intent_id, outcome.kind)
+        raise DispatchError(text.OUTCOME_NOT_RECORDED.format(kind=outcome.kind))
 
     async def recorded(self, intent: IntentRecord, *, word: str) -> DispatchResult:
         """What a decided dial did, returned again, never dialed again."""
@@ -423,11 +473,11 @@ class DispatchService:
         return balance
 
     async def _fail(self, intent: IntentRecord, status: int | None, message: str) -> None:
-        await self.ledger.record_outcome(intent.intent_id, FailedOutcome(status=status, message=message), now=self.now())
+        await self.record_outcome(intent.intent_id, FailedOutcome(status=status, message=message), now=self.now())
 
     async def _settle_unknown(self, intent: IntentRecord, *, reason: str) -> DispatchResult:
         """Reconcile, never retry: find the call if the vendor created it, otherwise hold the number."""
-        record = await self.ledger.record_outcome(intent.intent_id, UnknownOutcome(reason=reason[:300]), now=self.now())
+        record = await self.record_outcome(intent.intent_id, UnknownOutcome(reason=reason[:300]), now=self.now())
         settled = await self.reconciler.settle(record)
         if settled.state == "dialed" and settled.call_id:
             found = await self._get_call(settled.call_id)

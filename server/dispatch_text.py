@@ -90,6 +90,11 @@ QUESTION_EXPIRED = (
     "The confirmation question expired before the answer arrived (questions last 5 minutes). Nothing was dialed. "
     "Dispatch again to ask anew."
 )
+OUTCOME_NOT_RECORDED = (
+    "The request to place the call was sent (its outcome: {kind}), but the dispatch ledger's database could not "
+    "record it. The number stays held, and the outcome is reconciled with the API once the database is back; do not "
+    "dispatch it again: check list_calls first."
+)
 CONSENT_GONE = "The confirmation this answers is not on record (it expired or was never asked). Nothing was dialed."
 NOT_A_YES: Final[dict[Answer, str]] = {
     "accept": "The person said yes.",

@@ -144,6 +144,7 @@ def routes_served(settings: Settings, host: str, port: int) -> list[str]:
         from outboundcalls_mcp.server.webhooks import WEBHOOK_PATH
 
         lines.append(f"post-call webhooks at {base}{WEBHOOK_PATH}/<OUTBOUNDCALLS_WEBHOOK_SECRET>")
+    lines.append(f"health at {base}/healthz, readiness at {base}/readyz (no token)")
     return lines
 
 

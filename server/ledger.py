@@ -12,13 +12,16 @@ the one POST. An intent then moves dialing -> dialed | failed | unknown; unknown
 reconciliation finds the call. A dial refused inside the transaction is recorded as an intent in
 state "refused", so that the consent it answered reports it again.
 
-LedgerStore is the storage seam: SQLite (server.ledger_sqlite) serializes by the file's write
-lock; a shared database must hold a transaction-scoped lock per account around `decide`.
+LedgerStore is the storage seam. Its operations are written once (server.ledger_sql) over two
+backends: SQLite (server.ledger_sqlite) serializes writes by the file's write lock, PostgreSQL
+(server.ledger_postgres) by a transaction-scoped advisory lock per account.
 
 LedgerError
 ├── UnknownIntentError     no intent has this id
 ├── LedgerStateError       the intent is not in a state that allows the operation
-└── PolicyMismatchError    another live process shares the ledger with a different policy
+├── PolicyMismatchError    another live process shares the ledger with a different policy
+├── NewerSchemaError       the ledger was written by a newer release: run that one
+└── LedgerUnavailableError the ledger's database cannot be reached now: nothing was decided
 """
 
 from __future__ import annotations
@@ -55,7 +58,9 @@ __all__ = [
     "LedgerError",
     "LedgerStateError",
     "LedgerStore",
+    "LedgerUnavailableError",
     "NewConsent",
+    "NewerSchemaError",
     "Outcome",
     "PolicyMismatchError",
     "Rules",
@@ -107,15 +112,47 @@ class LedgerStateError(LedgerError):
 class PolicyMismatchError(LedgerError):
     """Another live process uses this ledger with a different dispatch policy."""
 
-    def __init__(self, location: str, changes: Mapping[str, tuple[str, str]], other_seen_at: datetime) -> None:
+    def __init__(
+        self,
+        location: str,
+        changes: Mapping[str, tuple[str, str]],
+        other_seen_at: datetime,
+        *,
+        shared_by: str = "OUTBOUNDCALLS_STATE_DIR",
+    ) -> None:
         listed = "; ".join(f"{name}: {theirs} there, {ours} here" for name, (theirs, ours) in sorted(changes.items()))
         super().__init__(
             f"the dispatch ledger in {location} is in use by another process (last seen "
             f"{other_seen_at:%Y-%m-%d %H:%M:%S} UTC) with a different policy: {listed or 'settings differ'}. "
-            "Processes sharing OUTBOUNDCALLS_STATE_DIR must enforce the same rules: start this one with the same "
-            "settings, stop the other one first, or give this one its own OUTBOUNDCALLS_STATE_DIR."
+            f"Processes sharing {shared_by} must enforce the same rules: start this one with the same "
+            f"settings, stop the other one first, or give this one its own {shared_by}."
         )
         self.changes = dict(changes)
+
+
+class NewerSchemaError(LedgerError):
+    """The ledger's schema is newer than this release knows; the message names the release to run."""
+
+    def __init__(self, location: str, found: int, written_by: str | None, supported: int, *, kept_in: str, setting: str) -> None:
+        from outboundcalls.version import __version__
+
+        release = written_by or "a newer release"
+        super().__init__(
+            f"{location} has ledger schema {found}, written by outboundcalls-mcp {release}; this is {__version__} "
+            f"(schema {supported}). Run outboundcalls-mcp {release} or newer with this {kept_in}, or give this one "
+            f"its own {setting}."
+        )
+        self.written_by = written_by
+
+
+class LedgerUnavailableError(LedgerError):
+    """The ledger's database could not be reached or failed mid-transaction; that transaction changed nothing."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(
+            f"the dispatch ledger ({location}) cannot be reached right now, so nothing was decided or dialed; "
+            "the server reconnects by itself: try again in a moment"
+        )
 
 
 class BoundArgs(BaseModel):
@@ -350,6 +387,10 @@ class LedgerStore(Protocol):
         """The dials decided under a consent, by position."""
         ...
 
+    async def intent(self, intent_id: str) -> IntentRecord:
+        """One decided dial by its id; UnknownIntentError if none."""
+        ...
+
     async def wait_for_consent(self, consent_id: str, *, positions: int, timeout: float) -> list[IntentRecord]:
         """Wait (bounded) until every agreed position of a used consent is decided and none is still dialing."""
         ...
@@ -372,6 +413,14 @@ class LedgerStore(Protocol):
 
     async def abandon_stale_claims(self, *, now: datetime, older_than: timedelta) -> list[IntentRecord]:
         """Mark claims whose process never recorded an outcome as unknown, so they get reconciled."""
+        ...
+
+    async def abandon_orphaned_claims(self, *, now: datetime, older_than: timedelta) -> list[IntentRecord]:
+        """Mark unknown the claims of processes known to be gone (not this one), decided before now - older_than."""
+        ...
+
+    async def policy_lease_held(self, *, now: datetime) -> bool:
+        """Whether this process's policy lease is current in the ledger (read only: a readiness probe)."""
         ...
 
     async def usage(self, to_number: str | None, *, now: datetime) -> UsageFacts:

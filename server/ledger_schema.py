@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from outboundcalls.version import __version__
-from outboundcalls_mcp.server.ledger import LedgerError
+from outboundcalls_mcp.server.ledger import LedgerError, NewerSchemaError
 
 __all__ = ["BUSY_TIMEOUT_MS", "MIGRATIONS", "SCHEMA_VERSION", "open_connection"]
 
@@ -136,8 +136,12 @@ _V2: Final = (
     "CREATE INDEX intents_by_call ON intents (call_id) WHERE call_id IS NOT NULL",
 )
 
+# Version 3: each claim names the process that made it, so a process known to be gone can have
+# its claims settled by another before they grow stale.
+_V3: Final = ("ALTER TABLE intents ADD COLUMN claimed_by TEXT",)
+
 # MIGRATIONS[n - 1] takes the schema to version n.
-MIGRATIONS: Final[tuple[Sequence[str], ...]] = (_V1, _V2)
+MIGRATIONS: Final[tuple[Sequence[str], ...]] = (_V1, _V2, _V3)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
@@ -186,12 +190,8 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     rows = dict(conn.execute("SELECT key, value FROM meta").fetchall()) if has_meta else {}
     current = int(rows.get("schema_version", 0))
     if current > SCHEMA_VERSION:
-        written_by = rows.get("written_by", "a newer release")
-        raise LedgerError(
-            f"{path} has ledger schema {current}, written by outboundcalls-mcp {written_by}; this is "
-            f"{__version__} (schema {SCHEMA_VERSION}). Run outboundcalls-mcp {written_by} or newer with this state "
-            "directory, or give this one its own OUTBOUNDCALLS_STATE_DIR."
-        )
+        raise NewerSchemaError(str(path), current, rows.get("written_by"), SCHEMA_VERSION, kept_in="state directory",
+                               setting="OUTBOUNDCALLS_STATE_DIR")
     for version in range(current + 1, SCHEMA_VERSION + 1):
         for statement in MIGRATIONS[version - 1]:
             conn.execute(statement)

@@ -1,4 +1,4 @@
-"""Logging to stderr only, with the API key scrubbed from every record (defence in depth)."""
+"""Logging to stderr only, with the API key and the other secrets scrubbed from every record (defence in depth)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,17 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def configure_logging(settings: Settings) -> None:
     """Route all logs to stderr at the configured level; stdout belongs to the protocol."""
-    secrets = [s.get_secret_value() for s in (settings.api_key, settings.http_token, settings.webhook_secret) if s]
+    secrets = [
+        s.get_secret_value()
+        for s in (settings.api_key, settings.http_token, settings.webhook_secret, settings.database_url, settings.request_state_key)
+        if s
+    ]
+    if settings.database_url is not None:
+        # A driver may quote the URL's parts apart: the password alone is redacted too.
+        from urllib.parse import urlsplit
+
+        password = urlsplit(settings.database_url.get_secret_value()).password
+        secrets += [password] if password else []
     root = logging.getLogger()
     handler = next((h for h in root.handlers if getattr(h, "_outboundcalls", False)), None)
     if handler is None:

@@ -111,6 +111,14 @@ def run_reset(
     from outboundcalls_mcp.server.state_dir import resolve_state_dir
 
     stream, errors = out or sys.stdout, err or sys.stderr
+    if settings.database_url is not None:
+        from outboundcalls_mcp.server.ledger_place import describe_ledger
+
+        # The sandbox's dials are then in PostgreSQL, shared with other replicas: not this command's to empty.
+        errors.write(f"outboundcalls-mcp: with OUTBOUNDCALLS_DATABASE_URL the sandbox ledger is {describe_ledger(settings)}; "
+                     "`sandbox reset` empties only a state directory's ledger: unset OUTBOUNDCALLS_DATABASE_URL, or drop "
+                     "that schema with the database's own tools.\n")
+        return 2
     state_dir = resolve_state_dir(settings)
     at = now or datetime.now(UTC)
     # Asked again under the ledger's lock when resetting; asked here so nobody confirms a reset that cannot happen.

@@ -36,10 +36,13 @@ from outboundcalls_mcp.server.policy import (
     bad_number_types,
 )
 
-__all__ = ["ENV_PREFIX", "ConfirmMode", "Settings", "SettingsError", "load_settings"]
+__all__ = ["ENV_PREFIX", "ConfirmMode", "Settings", "SettingsError", "load_settings", "request_state_keys"]
 
 ENV_PREFIX = "OUTBOUNDCALLS_"
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{24,128}")
+# Variables with the prefix that are not settings: the test suite's PostgreSQL (CI exports it, and
+# the server under test inherits the environment).
+_NOT_SETTINGS = frozenset({"OUTBOUNDCALLS_TEST_DATABASE_URL"})
 # A value that says "not set": empty, or a bundle host's placeholder left unresolved (see load_settings).
 _UNRESOLVED = re.compile(r"(\$\{user_config\.[A-Za-z0-9_]+\})?")
 
@@ -97,6 +100,23 @@ class Settings(BaseModel):
     redial_cooldown_minutes: int = Field(default=DEFAULT_REDIAL_COOLDOWN_MINUTES, ge=0, description="Minutes before the same number is dialed again.")
     max_batch: int = Field(default=DEFAULT_MAX_BATCH, ge=1, le=200, description="Destinations per dispatch_calls batch.")
     state_dir: Path | None = Field(default=None, description="Ledger directory; default the user data dir.")
+    # Several replicas: one shared database.
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:password@host:port/db: keep the ledger, consents, audit and call ends in "
+        "PostgreSQL, shared by every replica (needs outboundcalls-mcp[postgres]); unset = SQLite in the state dir.",
+    )
+    database_schema: str = Field(
+        default="outboundcalls",
+        # 55 leaves room for the sandbox's own schema (<name>_sandbox) within PostgreSQL's 63.
+        pattern=r"^[a-z_][a-z0-9_]{0,54}$",
+        description="PostgreSQL schema holding this account's ledger; replicas of one account share it.",
+    )
+    request_state_key: SecretStr | None = Field(
+        default=None,
+        description="Key(s) sealing 2026-07-28 requestState, 32+ characters each, comma-separated (the first seals): "
+        "the same on every replica, so a question asked by one can be answered through another.",
+    )
 
     @field_validator("allowed_countries", "allowed_number_types", mode="before")
     @classmethod
@@ -169,6 +189,26 @@ class Settings(BaseModel):
             raise ValueError("must be 24 to 128 characters of A-Z, a-z, 0-9, - and _ (e.g. `openssl rand -hex 24`)")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        # The message never quotes the value: it carries the database password.
+        if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (postgresql://user:password@host:5432/database)")
+        return value
+
+    @field_validator("request_state_key")
+    @classmethod
+    def _request_state_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        keys = request_state_keys(value)
+        if not keys or any(len(key) < 32 for key in keys):
+            raise ValueError("each key must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
     @model_validator(mode="after")
     def _unattended_needs_caps(self) -> Settings:
         if self.confirm == "none":
@@ -183,6 +223,11 @@ class Settings(BaseModel):
     def mode_label(self) -> str:
         """Which upstream this server talks to, for logs and the instructions."""
         return "sandbox" if self.sandbox else "live"
+
+
+def request_state_keys(value: SecretStr) -> list[str]:
+    """The ring of requestState keys in a setting: the first seals, every one unseals (rotation)."""
+    return [part.strip() for part in value.get_secret_value().split(",") if part.strip()]
 
 
 def _describe(exc: ValidationError) -> str:
@@ -200,7 +245,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     """Build Settings from the environment plus CLI overrides; unknown OUTBOUNDCALLS_* names are an error."""
     env = dict(os.environ if environ is None else environ)
     known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
-    unknown = sorted(name for name in env if name.upper().startswith(ENV_PREFIX) and name not in known)
+    unknown = sorted(
+        name for name in env if name.upper().startswith(ENV_PREFIX) and name not in known and name not in _NOT_SETTINGS
+    )
     if unknown:
         raise SettingsError(
             f"unknown setting(s) {', '.join(unknown)}: a misspelt policy is silently ignored otherwise; "

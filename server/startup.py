@@ -54,11 +54,10 @@ def check_startup(settings: Settings, *, join_ledger: bool = True) -> None:
 
     import anyio
 
-    from outboundcalls_mcp.server.ledger_sqlite import SqliteLedger
-    from outboundcalls_mcp.server.state_dir import resolve_state_dir
+    from outboundcalls_mcp.server.ledger_place import open_ledger
 
     async def join() -> None:
-        ledger = SqliteLedger(resolve_state_dir(settings))
+        ledger = await open_ledger(settings)
         try:
             await ledger.ensure_policy_fingerprint(policy.fingerprint(), policy.settings_summary(), now=datetime.now(UTC))
         finally:

@@ -17,6 +17,7 @@ from outboundcalls.retry import RetryPolicy
 from outboundcalls.sandbox import SANDBOX_API_KEY, ManualClock, Sandbox
 from outboundcalls_mcp.server.app import build_server
 from outboundcalls_mcp.server.settings import Settings
+from tests.places import LedgerPlace
 
 ElicitationCallback = Callable[..., Awaitable[Any]]
 
@@ -24,9 +25,10 @@ ElicitationCallback = Callable[..., Awaitable[Any]]
 NOON_NEW_YORK = "2026-11-30T17:00:00+00:00"
 
 
-def make_settings(state_dir: Path, **overrides: Any) -> Settings:
-    """Settings for a sandbox-backed server whose ledger lives in state_dir."""
-    values: dict[str, Any] = {"api_key": SANDBOX_API_KEY, "sandbox": True, "state_dir": state_dir}
+def make_settings(where: Path | LedgerPlace, **overrides: Any) -> Settings:
+    """Settings for a sandbox-backed server whose ledger lives in a state directory, or at a place of either backend."""
+    values: dict[str, Any] = {"api_key": SANDBOX_API_KEY, "sandbox": True}
+    values.update(where.settings() if isinstance(where, LedgerPlace) else {"state_dir": where})
     values.update(overrides)
     return Settings.model_validate(values)
 
@@ -48,7 +50,7 @@ class Rig:
         return self.sandbox.count("POST", "/calls")
 
 
-def make_rig(state_dir: Path, *, sandbox: Sandbox | None = None, **overrides: Any) -> Rig:
+def make_rig(state_dir: Path | LedgerPlace, *, sandbox: Sandbox | None = None, **overrides: Any) -> Rig:
     """A server on a fresh (or given) sandbox; waits advance the sandbox clock instead of sleeping."""
     from datetime import datetime
 

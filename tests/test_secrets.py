@@ -155,3 +155,79 @@ async def test_a_crash_report_is_logged_with_its_traceback_and_the_key_redacted(
     assert KEY not in report
     # The raw record did hold the key (this scan sees records before redaction): the filter did the work.
     assert any(KEY in line for line in log_lines)
+
+
+DATABASE_PASSWORD = "pw_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(24))
+REQUEST_STATE_KEY = secrets.token_hex(32)
+
+
+def test_the_database_password_and_the_request_state_key_hide_in_every_rendering_of_the_settings() -> None:
+    url = f"postgresql://outbound:{DATABASE_PASSWORD}@db.example:5432/calls"
+    settings = load_settings({"OUTBOUNDCALLS_DATABASE_URL": url, "OUTBOUNDCALLS_REQUEST_STATE_KEY": REQUEST_STATE_KEY})
+    assert settings.database_url is not None and settings.database_url.get_secret_value() == url
+    renderings = [repr(settings), str(settings), settings.model_dump_json(), repr(settings.model_dump())]
+    assert not [text for text in renderings if DATABASE_PASSWORD in text or REQUEST_STATE_KEY in text]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("OUTBOUNDCALLS_DATABASE_URL", f"mysql://root:{DATABASE_PASSWORD}@db/x"),
+     ("OUTBOUNDCALLS_REQUEST_STATE_KEY", DATABASE_PASSWORD[:20])],
+)
+def test_a_malformed_database_url_or_short_key_is_refused_without_echoing_it(name: str, value: str) -> None:
+    from outboundcalls_mcp.server.settings import SettingsError
+
+    with pytest.raises(SettingsError) as refused:
+        load_settings({name: value})
+    assert name in str(refused.value) and DATABASE_PASSWORD[:20] not in str(refused.value)
+
+
+def test_a_database_that_cannot_be_reached_stops_start_up_naming_it_without_its_password(
+    log_lines: list[str], tmp_path: Path
+) -> None:
+    from outboundcalls_mcp.server.ledger import LedgerUnavailableError
+    from outboundcalls_mcp.server.startup import check_startup
+
+    # A loopback port nothing listens on: refused at once.
+    url = f"postgresql://outbound:{DATABASE_PASSWORD}@127.0.0.1:9/calls"
+    settings = make_settings(tmp_path, database_url=url)
+    with pytest.raises(LedgerUnavailableError) as refused:
+        check_startup(settings)
+    rendered = "".join(traceback.format_exception(refused.value))
+    assert "127.0.0.1:9/calls" in str(refused.value)
+    assert DATABASE_PASSWORD not in rendered and "outbound:" not in rendered
+    assert not [line for line in log_lines if DATABASE_PASSWORD in line]
+
+
+def test_logs_redact_the_database_url_and_its_password_quoted_apart(tmp_path: Path) -> None:
+    from outboundcalls_mcp.server.logs import configure_logging
+
+    url = f"postgresql://outbound:{DATABASE_PASSWORD}@db.example/calls"
+    configure_logging(make_settings(tmp_path, database_url=url, request_state_key=REQUEST_STATE_KEY))
+    stream = io.StringIO()
+    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_outboundcalls", False))
+    handler.stream = stream
+    try:
+        logging.getLogger("outboundcalls.test").warning("url %s, password %s, key %s", url, DATABASE_PASSWORD, REQUEST_STATE_KEY)
+    finally:
+        handler.stream = __import__("sys").stderr
+    assert DATABASE_PASSWORD not in stream.getvalue() and REQUEST_STATE_KEY not in stream.getvalue()
+    assert "***" in stream.getvalue()
+
+
+async def test_a_server_whose_database_is_unreachable_stops_in_its_lifespan_naming_it_without_its_password(
+    tmp_path: Path,
+) -> None:
+    from mcp import Client
+
+    from outboundcalls_mcp.server.ledger import LedgerUnavailableError
+    from outboundcalls_mcp.server.startup import find_startup_error
+
+    url = f"postgresql://outbound:{DATABASE_PASSWORD}@127.0.0.1:9/calls"
+    server = build_server(make_settings(tmp_path, database_url=url), transport=sandbox_with_key().transport())
+    with pytest.raises(BaseException) as stopped:  # the lifespan's failure arrives wrapped in exception groups
+        async with Client(server):
+            pass
+    found = find_startup_error(stopped.value)
+    assert isinstance(found, LedgerUnavailableError) and "127.0.0.1:9/calls" in str(found)
+    assert DATABASE_PASSWORD not in "".join(traceback.format_exception(stopped.value))

@@ -14,10 +14,10 @@ from mcp.client.session import ClientRequestContext
 
 from outboundcalls.sandbox import ManualClock, Sandbox
 from outboundcalls_mcp.server.ledger import AuditEntry
-from outboundcalls_mcp.server.ledger_sqlite import read_audit
+from outboundcalls_mcp.server.ledger_place import read_audit_trail
 from outboundcalls_mcp.server.app import build_server
-from outboundcalls_mcp.server.state_dir import resolve_state_dir
 from tests.harness import NOON_NEW_YORK, Rig, make_settings
+from tests.places import LedgerPlace
 
 ERAS = ["legacy", "auto"]  # the handshake era (today's hosts) and 2026-07-28
 US_NUMBER = "+14155550134"  # San Francisco: 09:00 at the harness's noon in New York
@@ -83,7 +83,7 @@ class Person:
 
 async def audit_of(rig: Rig, limit: int = 100) -> list[AuditEntry]:
     """The rig's audit trail, oldest first."""
-    return list(reversed(await read_audit(resolve_state_dir(rig.settings), limit)))
+    return list(reversed(await read_audit_trail(rig.settings, limit)))
 
 
 def kinds(entries: list[AuditEntry]) -> list[str]:
@@ -109,7 +109,7 @@ class Gate(httpx2.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
-def gated_rig(state_dir: Path, method: str, path_end: str, **overrides: Any) -> tuple[Rig, Gate]:
+def gated_rig(state_dir: Path | LedgerPlace, method: str, path_end: str, **overrides: Any) -> tuple[Rig, Gate]:
     """A rig whose API requests pass through a Gate (armed by the test)."""
     sandbox = sandbox_at(NOON_NEW_YORK)
     settings = make_settings(state_dir, **overrides)

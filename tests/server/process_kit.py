@@ -23,9 +23,11 @@ import mcp_types as types
 from mcp import Client, StdioServerParameters
 
 from outboundcalls.sandbox import SANDBOX_API_KEY, Sandbox
+from outboundcalls.sandbox.clock import Clock
 from outboundcalls.sandbox.standalone import create_server, serve
 from outboundcalls_mcp.server.ledger_sqlite import LEDGER_FILENAME
 from tests.harness import console_script
+from tests.places import LedgerPlace
 from tests.server.dispatch_kit import text_of
 
 # Generous bounds for anything that waits on another process: never reached unless something hangs.
@@ -60,7 +62,7 @@ class SharedSandbox:
         """The ids of the calls POST /calls created (not the seeded history)."""
         return {call.id for call in self.sandbox.dialed_calls()}
 
-    def env(self, home: Path, state_dir: Path, **settings: str | int | float) -> dict[str, str]:
+    def env(self, home: Path, state_dir: Path | LedgerPlace, **settings: str | int | float) -> dict[str, str]:
         """A server process's whole environment: this sandbox, this state directory, calling at any hour.
 
         The stdio client passes the child almost nothing of ours, so everything is spelled out.
@@ -71,17 +73,17 @@ class SharedSandbox:
             "HOME": str(home),
             "OUTBOUNDCALLS_API_KEY": SANDBOX_API_KEY,
             "OUTBOUNDCALLS_BASE_URL": self.url,
-            "OUTBOUNDCALLS_STATE_DIR": str(state_dir),
             # The processes run on the wall clock: the hours must not depend on when the test runs.
             "OUTBOUNDCALLS_CALLING_HOURS": "00:00-24:00",
         }
+        env |= state_dir.env() if isinstance(state_dir, LedgerPlace) else {"OUTBOUNDCALLS_STATE_DIR": str(state_dir)}
         return env | {f"OUTBOUNDCALLS_{name.upper()}": str(value) for name, value in settings.items()}
 
 
 @asynccontextmanager
-async def sandbox_on_a_socket() -> AsyncIterator[SharedSandbox]:
-    """The sandbox served on a free loopback port for as long as the block runs."""
-    sandbox = Sandbox(credits=1_000_000.0)
+async def sandbox_on_a_socket(*, clock: Clock | None = None) -> AsyncIterator[SharedSandbox]:
+    """The sandbox served on a free loopback port for as long as the block runs (on its own clock unless given one)."""
+    sandbox = Sandbox(credits=1_000_000.0) if clock is None else Sandbox(credits=1_000_000.0, clock=clock)
     http = create_server(sandbox, host="127.0.0.1", port=0, log_level="critical", shutdown_grace_seconds=0)
     ready: list[str] = []
     bound, stopped = anyio.Event(), anyio.Event()
@@ -198,8 +200,12 @@ class LedgerFile:
     audit: list[dict[str, Any]]
 
     @classmethod
-    def read(cls, state_dir: Path) -> LedgerFile:
-        """Read the ledger file read-only, as an operator would."""
+    def read(cls, state_dir: Path | LedgerPlace) -> LedgerFile:
+        """Read the ledger read-only, as an operator would: the SQLite file, or the PostgreSQL schema."""
+        if isinstance(state_dir, LedgerPlace):
+            if state_dir.backend == "postgres":
+                return cls._read_postgres(state_dir)
+            state_dir = state_dir.state_dir
         with closing(sqlite3.connect(f"file:{state_dir / LEDGER_FILENAME}?mode=ro", uri=True)) as conn:
             conn.row_factory = sqlite3.Row
             consents = [dict(row) for row in conn.execute("SELECT * FROM consents ORDER BY rowid")]
@@ -209,6 +215,19 @@ class LedgerFile:
             consent["destinations"] = json.loads(consent["destinations"])
         for entry in audit:
             entry["detail"] = json.loads(entry["detail"])
+        return cls(consents, intents, audit)
+
+    @classmethod
+    def _read_postgres(cls, place: LedgerPlace) -> LedgerFile:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        assert place.database_url is not None
+        options = f"-c search_path={place.schema} -c default_transaction_read_only=on"
+        with psycopg.connect(place.database_url, options=options, row_factory=dict_row) as conn:
+            consents = conn.execute("SELECT * FROM consents ORDER BY rowid").fetchall()
+            intents = conn.execute("SELECT * FROM intents ORDER BY rowid").fetchall()
+            audit = conn.execute("SELECT * FROM audit ORDER BY id").fetchall()
         return cls(consents, intents, audit)
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import pytest
 
 from outboundcalls_mcp.server.audit_cli import print_audit
 from outboundcalls_mcp.server.audit_resource import AUDIT_URI
+from tests.places import LedgerPlace
 from tests.harness import NOON_NEW_YORK, connected, make_rig
 from tests.server.dispatch_kit import (
     ERAS,
@@ -35,8 +36,8 @@ NOON = datetime.fromisoformat(NOON_NEW_YORK)
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ERAS)
-async def test_the_token_flow_is_audited_preview_dial_outcome_with_number_estimate_and_time(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_the_token_flow_is_audited_preview_dial_outcome_with_number_estimate_and_time(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     args = dispatch_args(rig, "(415) 555-0134")
     async with connected(rig, mode) as client:
         call_id = call_id_of(await confirm(client, args, await preview_token(client, args)))
@@ -53,8 +54,8 @@ async def test_the_token_flow_is_audited_preview_dial_outcome_with_number_estima
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ERAS)
-async def test_the_question_is_audited_once_as_asked_then_the_answer_the_dial_and_the_outcome(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_the_question_is_audited_once_as_asked_then_the_answer_the_dial_and_the_outcome(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     person = Person("accept")
     async with connected(rig, mode, elicitation_callback=person) as client:
         call_id_of(await client.call_tool("dispatch_call", dispatch_args(rig)))
@@ -69,8 +70,8 @@ async def test_the_question_is_audited_once_as_asked_then_the_answer_the_dial_an
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_declined_question_is_audited_with_its_answer_and_no_dial(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_a_declined_question_is_audited_with_its_answer_and_no_dial(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     async with connected(rig, mode, elicitation_callback=Person("decline")) as client:
         await client.call_tool("dispatch_call", dispatch_args(rig))
     entries = await audit_of(rig)
@@ -80,8 +81,8 @@ async def test_a_declined_question_is_audited_with_its_answer_and_no_dial(tmp_pa
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_refusal_is_audited_with_every_rule_the_number_and_its_estimate(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path, allowed_countries="GB")
+async def test_a_refusal_is_audited_with_every_rule_the_number_and_its_estimate(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place, allowed_countries="GB")
     async with connected(rig, mode) as client:
         await client.call_tool("dispatch_call", dispatch_args(rig, "1 900 555 0100"))
     (entry,) = await audit_of(rig)
@@ -92,10 +93,10 @@ async def test_a_refusal_is_audited_with_every_rule_the_number_and_its_estimate(
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ERAS)
-async def test_an_unknown_outcome_and_its_reconciliation_are_audited(tmp_path: Path, mode: str) -> None:
+async def test_an_unknown_outcome_and_its_reconciliation_are_audited(place: LedgerPlace, mode: str) -> None:
     from outboundcalls.sandbox import Fault
 
-    rig = make_rig(tmp_path)
+    rig = make_rig(place)
     rig.sandbox.faults.add(Fault(kind="hang", method="POST", path="/calls", after_processing=True))
     async with connected(rig, mode) as client:
         args = dispatch_args(rig)
@@ -108,8 +109,8 @@ async def test_an_unknown_outcome_and_its_reconciliation_are_audited(tmp_path: P
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ERAS)
-async def test_the_charge_of_an_ended_call_is_audited_once(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_the_charge_of_an_ended_call_is_audited_once(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     args = dispatch_args(rig)
     async with connected(rig, mode) as client:
         call_id = call_id_of(await confirm(client, args, await preview_token(client, args)))
@@ -123,8 +124,8 @@ async def test_the_charge_of_an_ended_call_is_audited_once(tmp_path: Path, mode:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ERAS)
-async def test_the_assistant_reads_the_most_recent_entries_as_a_resource(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_the_assistant_reads_the_most_recent_entries_as_a_resource(tmp_path: Path, place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     async with connected(rig, mode) as client:
         empty = json.loads((await client.read_resource(AUDIT_URI)).contents[0].text)  # type: ignore[union-attr]
         listed = {str(r.uri) for r in (await client.list_resources()).resources}
@@ -172,8 +173,8 @@ def test_the_owner_reads_the_trail_as_json_lines(tmp_path: Path) -> None:
     assert rows[1]["to_number"] == "+14155550135" and rows[1]["at"] == "2026-11-30T17:00:00Z"
 
 
-def test_an_empty_trail_says_so_and_a_bad_limit_is_refused(tmp_path: Path) -> None:
-    rig = make_rig(tmp_path)
+def test_an_empty_trail_says_so_and_a_bad_limit_is_refused(place: LedgerPlace) -> None:
+    rig = make_rig(place)
     out = io.StringIO()
     assert print_audit(rig.settings, limit=50, as_json=False, out=out) == 0
     assert out.getvalue().startswith("No dispatch has been audited yet")

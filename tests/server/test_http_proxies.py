@@ -79,6 +79,9 @@ def test_the_start_up_lines_name_every_route_and_never_the_webhook_secret() -> N
     assert lines == [
         "MCP at http://127.0.0.1:8765/mcp (bearer token required)",
         "post-call webhooks at http://127.0.0.1:8765/webhooks/outboundcalls/<OUTBOUNDCALLS_WEBHOOK_SECRET>",
+        "health at http://127.0.0.1:8765/healthz, readiness at http://127.0.0.1:8765/readyz (no token)",
     ]
     assert secret not in " ".join(lines)
-    assert routes_served(load_settings({}), "::1", 9000) == ["MCP at http://[::1]:9000/mcp"]
+    assert routes_served(load_settings({}), "::1", 9000) == [
+        "MCP at http://[::1]:9000/mcp", "health at http://[::1]:9000/healthz, readiness at http://[::1]:9000/readyz (no token)"
+    ]

@@ -24,6 +24,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
+from tests.places import LedgerPlace
 from tests.server.dispatch_kit import ERAS, Person, text_of
 from tests.server.process_kit import (
     PROCESS_SECONDS,
@@ -182,11 +183,11 @@ def plan_text(flows: list[Flow]) -> str:
     + [pytest.param("elicit", "auto", seed, id=f"elicit-2026-07-28-seed{seed}") for seed in ELICIT_SEEDS],
 )
 async def test_random_interleavings_across_two_processes_keep_every_dispatch_rule(
-    tmp_path: Path, mode: Mode, era: str, seed: int
+    tmp_path: Path, place: LedgerPlace, mode: Mode, era: str, seed: int
 ) -> None:
     flows = draw_plan(seed, mode)
     print(f"seed {seed}, {mode} mode, {era} era; plan:\n{plan_text(flows)}")  # shown with a failure
-    state = tmp_path / "state"
+    state = place / "state"
     async with sandbox_on_a_socket() as shared:
         env = shared.env(tmp_path, state, confirm=mode, redial_cooldown_minutes=COOLDOWN_MINUTES,
                          max_calls_per_day=CAP, max_credits_per_day=1_000_000)

@@ -27,8 +27,10 @@ from outboundcalls_mcp.server.ledger import (
     UnknownOutcome,
     token_hash,
 )
+from outboundcalls_mcp.server.ledger_sql import SqlLedger
 from outboundcalls_mcp.server.ledger_sqlite import LEDGER_FILENAME, SqliteLedger
 from outboundcalls_mcp.server.preflight import PreflightResult, UsageFacts
+from tests.places import LedgerPlace
 from tests.server.ledger_kit import (
     ARGS,
     EXPIRES,
@@ -59,18 +61,32 @@ AGENT_2 = BoundArgs(agent_id="agent_2", to_number=ARGS.to_number)
 
 
 @pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[SqliteLedger]:
+async def ledger(place: LedgerPlace) -> AsyncIterator[SqlLedger]:
+    async with place.opened() as store:
+        yield store
+
+
+@pytest.fixture
+async def sqlite_ledger(tmp_path: Path) -> AsyncIterator[SqliteLedger]:
     store = SqliteLedger(tmp_path)
     yield store
     await store.aclose()
 
 
-def stored_bytes(state_dir: Path) -> bytes:
-    """Everything SQLite wrote for the ledger: the file, its WAL and its shared-memory index."""
-    return b"".join(path.read_bytes() for path in sorted(state_dir.iterdir()) if path.name.startswith(LEDGER_FILENAME))
+def stored_bytes(place: LedgerPlace) -> bytes:
+    """Everything the database holds for the ledger: SQLite's file, WAL and index, or every PostgreSQL row as text."""
+    if place.backend == "sqlite":
+        state_dir = place.state_dir
+        return b"".join(path.read_bytes() for path in sorted(state_dir.iterdir()) if path.name.startswith(LEDGER_FILENAME))
+    import psycopg
+
+    assert place.database_url is not None
+    with psycopg.connect(place.database_url, options=f"-c search_path={place.schema}") as conn:
+        tables = ("meta", "policy_holders", "consents", "intents", "audit")
+        return "".join(str(row) for table in tables for row in conn.execute(f"SELECT * FROM {table}")).encode()
 
 
-async def state_of(ledger: SqliteLedger, consent: ConsentRecord) -> str | None:
+async def state_of(ledger: SqlLedger, consent: ConsentRecord) -> str | None:
     """The consent's state as stored now."""
     record = await ledger.consent(consent.consent_id)
     return None if record is None else record.state
@@ -79,18 +95,18 @@ async def state_of(ledger: SqliteLedger, consent: ConsentRecord) -> str | None:
 # Consents: opened, used once.
 
 
-async def test_a_token_consent_is_stored_by_the_hash_of_its_token_never_the_token(ledger: SqliteLedger, tmp_path: Path) -> None:
+async def test_a_token_consent_is_stored_by_the_hash_of_its_token_never_the_token(ledger: SqlLedger, place: LedgerPlace) -> None:
     token = new_token()
     consent = await single_consent(ledger, token=token)
     await ledger.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock())
-    stored = stored_bytes(tmp_path)
+    stored = stored_bytes(place)
     assert token_hash(token).encode() in stored
     assert token.encode() not in stored
     assert token not in consent.model_dump_json()
     assert await ledger.consent_by_token(token) == await ledger.consent(consent.consent_id)
 
 
-async def test_a_consent_opens_with_what_was_shown_and_until_when(ledger: SqliteLedger) -> None:
+async def test_a_consent_opens_with_what_was_shown_and_until_when(ledger: SqlLedger) -> None:
     consent = await single_consent(ledger, token=None)
     assert (consent.kind, consent.mode, consent.state, consent.answer) == ("single", "elicit", "open", None)
     assert (consent.created_at, consent.expires_at) == (T0, EXPIRES)
@@ -99,7 +115,7 @@ async def test_a_consent_opens_with_what_was_shown_and_until_when(ledger: Sqlite
     assert await ledger.consent(consent.consent_id) == consent
 
 
-async def test_a_token_unknown_or_tampered_finds_no_consent(ledger: SqliteLedger) -> None:
+async def test_a_token_unknown_or_tampered_finds_no_consent(ledger: SqlLedger) -> None:
     token = new_token()
     await single_consent(ledger, token=token)
     tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
@@ -107,13 +123,14 @@ async def test_a_token_unknown_or_tampered_finds_no_consent(ledger: SqliteLedger
     assert await ledger.consent("cn_never_opened") is None
 
 
-async def test_the_ledger_file_is_private_to_its_owner_and_in_wal_mode(ledger: SqliteLedger) -> None:
+async def test_the_ledger_file_is_private_to_its_owner_and_in_wal_mode(sqlite_ledger: SqliteLedger) -> None:
+    ledger = sqlite_ledger
     assert ledger.path.stat().st_mode & 0o777 == 0o600
     with closing(sqlite3.connect(ledger.path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-async def test_a_preview_needs_a_token_of_32_characters_or_more_and_a_question_none(ledger: SqliteLedger) -> None:
+async def test_a_preview_needs_a_token_of_32_characters_or_more_and_a_question_none(ledger: SqlLedger) -> None:
     for mode, token in [("token", None), ("token", "t" * 31), ("elicit", new_token())]:
         with pytest.raises(ValueError):
             await ledger.open_consent(single_consent_of(ARGS, mode=mode), now=T0, expires_at=EXPIRES, token=token)
@@ -122,12 +139,12 @@ async def test_a_preview_needs_a_token_of_32_characters_or_more_and_a_question_n
     assert opened.mode == "token"
 
 
-async def test_a_consent_must_expire_after_it_is_opened(ledger: SqliteLedger) -> None:
+async def test_a_consent_must_expire_after_it_is_opened(ledger: SqlLedger) -> None:
     with pytest.raises(ValueError, match="not after"):
         await single_consent(ledger, token=new_token(), expires_at=T0)
 
 
-async def test_a_yes_uses_a_consent_once_and_claims_one_dial(ledger: SqliteLedger) -> None:
+async def test_a_yes_uses_a_consent_once_and_claims_one_dial(ledger: SqlLedger) -> None:
     consent = await single_consent(ledger, token=new_token())
     decision = await ledger.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock(T0 + timedelta(minutes=1)))
     assert decision.claimed
@@ -141,7 +158,7 @@ async def test_a_yes_uses_a_consent_once_and_claims_one_dial(ledger: SqliteLedge
 
 
 async def test_a_second_use_of_a_consent_gets_consent_used_with_the_first_dial_and_is_audited_as_a_replay(
-    ledger: SqliteLedger,
+    ledger: SqlLedger,
 ) -> None:
     consent = await single_consent(ledger, token=new_token())
     first = await ledger.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock())
@@ -154,7 +171,7 @@ async def test_a_second_use_of_a_consent_gets_consent_used_with_the_first_dial_a
     assert second.intent == first.intent
 
 
-async def test_a_replay_after_the_consent_expired_still_reports_it_used(ledger: SqliteLedger) -> None:
+async def test_a_replay_after_the_consent_expired_still_reports_it_used(ledger: SqlLedger) -> None:
     consent = await single_consent(ledger, token=new_token())
     assert (await ledger.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock())).claimed
     later = await ledger.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock(T0 + timedelta(days=2)))
@@ -170,7 +187,7 @@ async def test_a_replay_after_the_consent_expired_still_reports_it_used(ledger: 
         BoundArgs(agent_id="agent_1", to_number="+14155550134", contact_id="c_1"),
     ],
 )
-async def test_a_yes_with_other_arguments_uses_nothing_and_the_consent_stays_open(ledger: SqliteLedger, other: BoundArgs) -> None:
+async def test_a_yes_with_other_arguments_uses_nothing_and_the_consent_stays_open(ledger: SqlLedger, other: BoundArgs) -> None:
     consent = await single_consent(ledger, token=new_token())
     mismatched = await ledger.decide(dial(consent=consent, use=token_use(consent, other)), allow, clock=Clock())
     assert mismatched.status == "consent_mismatched" and mismatched.intent is None
@@ -178,7 +195,7 @@ async def test_a_yes_with_other_arguments_uses_nothing_and_the_consent_stays_ope
     assert (await ledger.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock())).claimed
 
 
-async def test_a_dial_under_a_consent_is_never_claimed_for_a_number_the_consent_did_not_show(ledger: SqliteLedger) -> None:
+async def test_a_dial_under_a_consent_is_never_claimed_for_a_number_the_consent_did_not_show(ledger: SqlLedger) -> None:
     consent = await single_consent(ledger, token=new_token())
     # The yes carries the consent's own binding; the dial it would authorise is another number.
     decision = await ledger.decide(dial(OTHER_ARGS, consent=consent, use=token_use(consent)), allow, clock=Clock())
@@ -187,7 +204,7 @@ async def test_a_dial_under_a_consent_is_never_claimed_for_a_number_the_consent_
     assert await ledger.intents_of(consent.consent_id) == []
 
 
-async def test_a_form_yes_cannot_use_a_token_consent_nor_a_token_a_question(ledger: SqliteLedger) -> None:
+async def test_a_form_yes_cannot_use_a_token_consent_nor_a_token_a_question(ledger: SqlLedger) -> None:
     preview = await single_consent(ledger, token=new_token())
     question = await single_consent(ledger, token=None)
     by_form = await ledger.decide(dial(consent=preview, use=form_use(preview)), allow, clock=Clock())
@@ -197,7 +214,7 @@ async def test_a_form_yes_cannot_use_a_token_consent_nor_a_token_a_question(ledg
     assert await state_of(ledger, question) == "open"
 
 
-async def test_a_consent_just_before_expiry_is_used_and_at_expiry_is_refused(ledger: SqliteLedger) -> None:
+async def test_a_consent_just_before_expiry_is_used_and_at_expiry_is_refused(ledger: SqlLedger) -> None:
     expired = await single_consent(ledger, token=new_token())
     just_in_time = await single_consent(ledger, token=new_token())
     late = await ledger.decide(dial(consent=expired, use=token_use(expired)), allow, clock=Clock(EXPIRES))
@@ -209,7 +226,7 @@ async def test_a_consent_just_before_expiry_is_used_and_at_expiry_is_refused(led
     assert on_time.claimed
 
 
-async def test_a_yes_to_a_consent_never_opened_is_unknown_and_dials_nothing(ledger: SqliteLedger) -> None:
+async def test_a_yes_to_a_consent_never_opened_is_unknown_and_dials_nothing(ledger: SqlLedger) -> None:
     use = ConsentAnswer(consent_id="cn_forged", binding=ARGS.binding(), via="token")
     request = DialRequest(target=ARGS, estimate_per_minute=RATE, mode="token", consent_id="cn_forged", use=use)
     decision = await ledger.decide(request, allow, clock=Clock())
@@ -217,7 +234,7 @@ async def test_a_yes_to_a_consent_never_opened_is_unknown_and_dials_nothing(ledg
     assert (await ledger.usage(ARGS.to_number, now=T0)).calls_last_24h == 0
 
 
-async def test_a_token_refused_by_the_rules_stays_open_and_confirms_once_they_allow(ledger: SqliteLedger) -> None:
+async def test_a_token_refused_by_the_rules_stays_open_and_confirms_once_they_allow(ledger: SqlLedger) -> None:
     consent = await single_consent(ledger, token=new_token())
     refused = await ledger.decide(dial(consent=consent, use=token_use(consent, keep_open=True)), refuse("hours"), clock=Clock())
     assert refused.status == "refused" and refused.intent is None
@@ -228,7 +245,7 @@ async def test_a_token_refused_by_the_rules_stays_open_and_confirms_once_they_al
     assert later.claimed
 
 
-async def test_a_form_yes_refused_by_the_rules_uses_the_consent_and_records_the_refusal(ledger: SqliteLedger) -> None:
+async def test_a_form_yes_refused_by_the_rules_uses_the_consent_and_records_the_refusal(ledger: SqlLedger) -> None:
     consent = await single_consent(ledger, token=None)
     decision = await ledger.decide(dial(consent=consent, use=form_use(consent)), refuse("cooldown", "hours"), clock=Clock())
     assert decision.status == "refused"
@@ -240,13 +257,13 @@ async def test_a_form_yes_refused_by_the_rules_uses_the_consent_and_records_the_
     assert await ledger.intents_of(consent.consent_id) == [decision.intent]
 
 
-async def test_an_unattended_dial_refused_by_the_rules_records_no_intent(ledger: SqliteLedger) -> None:
+async def test_an_unattended_dial_refused_by_the_rules_records_no_intent(ledger: SqlLedger) -> None:
     decision = await unattended(ledger, rules=refuse("daily_calls"))
     assert decision.status == "refused" and decision.intent is None
     assert (await ledger.usage(ARGS.to_number, now=T0)).calls_last_24h == 0
 
 
-async def test_a_no_uses_the_consent_and_no_later_yes_dials(ledger: SqliteLedger) -> None:
+async def test_a_no_uses_the_consent_and_no_later_yes_dials(ledger: SqlLedger) -> None:
     consent = await single_consent(ledger, token=None)
     answered = await ledger.answer_consent(form_use(consent), "decline", now=T0)
     assert answered.consent is not None and (answered.consent.state, answered.consent.answer) == ("used", "decline")
@@ -259,7 +276,7 @@ async def test_a_no_uses_the_consent_and_no_later_yes_dials(ledger: SqliteLedger
 # One decision, one transaction, one `now`.
 
 
-async def test_the_rules_see_the_usage_and_the_same_now_that_the_decision_records(ledger: SqliteLedger) -> None:
+async def test_the_rules_see_the_usage_and_the_same_now_that_the_decision_records(ledger: SqlLedger) -> None:
     await dialed(ledger, ARGS, T0 - timedelta(minutes=30), "call_1")
     consent = await single_consent(ledger, token=new_token())
     clock = Clock(T0 + timedelta(minutes=1), step=timedelta(seconds=1))  # any second reading would differ
@@ -276,11 +293,22 @@ async def test_the_rules_see_the_usage_and_the_same_now_that_the_decision_record
 
 
 async def test_the_decision_reads_its_clock_and_runs_its_rules_while_holding_the_write_lock(
-    ledger: SqliteLedger,
+    ledger: SqlLedger, place: LedgerPlace
 ) -> None:
     held: list[bool] = []
 
     def write_lock_held() -> bool:
+        if place.backend == "postgres":
+            import psycopg
+
+            from outboundcalls_mcp.server.ledger_schema_postgres import advisory_key
+
+            assert place.database_url is not None and place.schema is not None
+            with psycopg.connect(place.database_url) as conn:
+                row = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (advisory_key("ledger", place.schema),)).fetchone()
+                assert row is not None
+                return not row[0]
+        assert isinstance(ledger, SqliteLedger)
         probe = sqlite3.connect(ledger.path, timeout=0, isolation_level=None)
         try:
             probe.execute("BEGIN IMMEDIATE")
@@ -305,7 +333,7 @@ async def test_the_decision_reads_its_clock_and_runs_its_rules_while_holding_the
     assert write_lock_held() is False
 
 
-async def test_usage_counts_dials_that_may_have_reached_the_vendor_in_the_last_24_hours(ledger: SqliteLedger) -> None:
+async def test_usage_counts_dials_that_may_have_reached_the_vendor_in_the_last_24_hours(ledger: SqlLedger) -> None:
     now = T0 + timedelta(hours=30)
     numbers = iter(f"+141555501{n:02d}" for n in range(10, 99))
 
@@ -331,7 +359,7 @@ async def test_usage_counts_dials_that_may_have_reached_the_vendor_in_the_last_2
     assert usage.credits_last_24h == round(5 * 99.75, 2)
 
 
-async def test_a_dial_leaves_the_daily_count_24_hours_after_it_was_decided(ledger: SqliteLedger) -> None:
+async def test_a_dial_leaves_the_daily_count_24_hours_after_it_was_decided(ledger: SqlLedger) -> None:
     await dialed(ledger, ARGS, T0, "call_1")
     day = timedelta(hours=24)
     assert (await ledger.usage(None, now=T0 + day - timedelta(microseconds=1))).calls_last_24h == 1
@@ -340,7 +368,7 @@ async def test_a_dial_leaves_the_daily_count_24_hours_after_it_was_decided(ledge
     assert (await ledger.usage(ARGS.to_number, now=T0 + 2 * day)).last_dial_at == T0
 
 
-async def test_a_claimed_dial_is_in_flight_and_counts_before_its_outcome_is_known(ledger: SqliteLedger) -> None:
+async def test_a_claimed_dial_is_in_flight_and_counts_before_its_outcome_is_known(ledger: SqlLedger) -> None:
     decision = await unattended(ledger)
     usage = await ledger.usage(ARGS.to_number, now=T0)
     assert (usage.calls_last_24h, usage.last_dial_at, usage.in_flight) == (1, T0, True)
@@ -349,7 +377,7 @@ async def test_a_claimed_dial_is_in_flight_and_counts_before_its_outcome_is_know
     assert (await ledger.usage(ARGS.to_number, now=T0)).in_flight is False
 
 
-async def test_the_last_dial_to_a_number_counts_across_agents(ledger: SqliteLedger) -> None:
+async def test_the_last_dial_to_a_number_counts_across_agents(ledger: SqlLedger) -> None:
     await dialed(ledger, ARGS, T0, "call_1")
     later = T0 + timedelta(minutes=20)
     await dialed(ledger, AGENT_2, later, "call_2")
@@ -360,7 +388,7 @@ async def test_the_last_dial_to_a_number_counts_across_agents(ledger: SqliteLedg
     assert (await ledger.usage("+442079460958", now=later)).last_dial_at is None
 
 
-async def test_a_refused_or_failed_dial_starts_no_cooldown(ledger: SqliteLedger) -> None:
+async def test_a_refused_or_failed_dial_starts_no_cooldown(ledger: SqlLedger) -> None:
     consent = await single_consent(ledger, token=None)
     await ledger.decide(dial(consent=consent, use=form_use(consent)), refuse("hours"), clock=Clock())
     failed = await unattended(ledger)
@@ -372,7 +400,7 @@ async def test_a_refused_or_failed_dial_starts_no_cooldown(ledger: SqliteLedger)
 # Outcomes, reconciliation, stale claims.
 
 
-async def test_an_outcome_is_recorded_once_and_only_for_a_dial_being_dialed(ledger: SqliteLedger) -> None:
+async def test_an_outcome_is_recorded_once_and_only_for_a_dial_being_dialed(ledger: SqlLedger) -> None:
     consent = await single_consent(ledger, token=None)
     refused = await ledger.decide(dial(consent=consent, use=form_use(consent)), refuse("hours"), clock=Clock())
     assert refused.intent is not None
@@ -389,7 +417,7 @@ async def test_an_outcome_is_recorded_once_and_only_for_a_dial_being_dialed(ledg
     assert (await ledger.intent_for_call("call_2")) is None
 
 
-async def test_a_failed_dial_is_recorded_with_its_status(ledger: SqliteLedger) -> None:
+async def test_a_failed_dial_is_recorded_with_its_status(ledger: SqlLedger) -> None:
     claimed = await unattended(ledger)
     assert claimed.intent is not None
     failure = FailedOutcome(status=402, message="Insufficient credits")
@@ -397,12 +425,12 @@ async def test_a_failed_dial_is_recorded_with_its_status(ledger: SqliteLedger) -
     assert (record.state, record.failure_status, record.failure_message) == ("failed", 402, "Insufficient credits")
 
 
-async def test_recording_for_an_intent_never_decided_is_an_error(ledger: SqliteLedger) -> None:
+async def test_recording_for_an_intent_never_decided_is_an_error(ledger: SqlLedger) -> None:
     with pytest.raises(UnknownIntentError):
         await ledger.record_outcome("in_never_decided", DialedOutcome(call_id="call_1"), now=T0)
 
 
-async def test_an_unknown_outcome_is_listed_for_reconciliation_and_reconciled_to_the_found_call(ledger: SqliteLedger) -> None:
+async def test_an_unknown_outcome_is_listed_for_reconciliation_and_reconciled_to_the_found_call(ledger: SqlLedger) -> None:
     claimed = await unattended(ledger)
     assert claimed.intent is not None
     await ledger.record_outcome(claimed.intent.intent_id, UnknownOutcome(reason="read timeout after sending"), now=T0)
@@ -413,7 +441,7 @@ async def test_an_unknown_outcome_is_listed_for_reconciliation_and_reconciled_to
     assert (await ledger.usage(ARGS.to_number, now=T0 + timedelta(minutes=2))).unknown_outcome_at is None
 
 
-async def test_an_unknown_outcome_not_found_stays_unknown_and_holds_the_number(ledger: SqliteLedger) -> None:
+async def test_an_unknown_outcome_not_found_stays_unknown_and_holds_the_number(ledger: SqlLedger) -> None:
     claimed = await unattended(ledger)
     assert claimed.intent is not None
     await ledger.record_outcome(claimed.intent.intent_id, UnknownOutcome(reason="connection dropped"), now=T0)
@@ -425,7 +453,7 @@ async def test_an_unknown_outcome_not_found_stays_unknown_and_holds_the_number(l
     assert (entry.kind, entry.detail) == ("reconcile", {"found": False, "call_id": None})
 
 
-async def test_only_an_unknown_outcome_can_be_reconciled_and_only_a_decided_one(ledger: SqliteLedger) -> None:
+async def test_only_an_unknown_outcome_can_be_reconciled_and_only_a_decided_one(ledger: SqlLedger) -> None:
     record = await dialed(ledger, ARGS, T0, "call_1")
     with pytest.raises(LedgerStateError):
         await ledger.reconcile_intent(record.intent_id, "call_2", now=T0)
@@ -434,7 +462,7 @@ async def test_only_an_unknown_outcome_can_be_reconciled_and_only_a_decided_one(
     assert (await ledger.intent_for_call("call_1")) == record
 
 
-async def test_a_recorded_call_id_leads_back_to_its_intent(ledger: SqliteLedger) -> None:
+async def test_a_recorded_call_id_leads_back_to_its_intent(ledger: SqlLedger) -> None:
     record = await dialed(ledger, ARGS, T0, "call_1")
     unknown = await unattended(ledger, OTHER_ARGS)
     assert unknown.intent is not None
@@ -445,7 +473,7 @@ async def test_a_recorded_call_id_leads_back_to_its_intent(ledger: SqliteLedger)
     assert await ledger.intent_for_call("call_3") is None
 
 
-async def test_a_claim_whose_process_vanished_becomes_unknown_for_reconciliation(ledger: SqliteLedger) -> None:
+async def test_a_claim_whose_process_vanished_becomes_unknown_for_reconciliation(ledger: SqlLedger) -> None:
     stale = await unattended(ledger, ARGS, T0)
     fresh = await unattended(ledger, OTHER_ARGS, T0 + timedelta(minutes=9))
     settled = await dialed(ledger, BoundArgs(agent_id="agent_1", to_number="+14155550136"), T0, "call_1")
@@ -463,7 +491,7 @@ async def test_a_claim_whose_process_vanished_becomes_unknown_for_reconciliation
 # Batches: one answer, then one decision per agreed position.
 
 
-async def test_a_batch_yes_then_dials_each_agreed_position_once(ledger: SqliteLedger) -> None:
+async def test_a_batch_yes_then_dials_each_agreed_position_once(ledger: SqlLedger) -> None:
     consent = await batch_consent(ledger, [(ARGS.to_number, True), (OTHER_ARGS.to_number, True)])
     answered = await ledger.answer_consent(batch_use(consent, answer_key="round_1"), "accept", now=T0)
     assert answered.status == "claimed" and answered.consent is not None and answered.consent.answer == "accept"
@@ -477,7 +505,7 @@ async def test_a_batch_yes_then_dials_each_agreed_position_once(ledger: SqliteLe
     ]  # fmt: skip
 
 
-async def test_a_batch_position_refused_by_the_rules_is_recorded_and_not_decided_again(ledger: SqliteLedger) -> None:
+async def test_a_batch_position_refused_by_the_rules_is_recorded_and_not_decided_again(ledger: SqlLedger) -> None:
     consent = await batch_consent(ledger, [(ARGS.to_number, True)])
     await ledger.answer_consent(batch_use(consent), "accept", now=T0)
     refused = await ledger.decide(dial(ARGS, consent=consent), refuse("cooldown"), clock=Clock())
@@ -486,7 +514,7 @@ async def test_a_batch_position_refused_by_the_rules_is_recorded_and_not_decided
     assert again.status == "consent_used" and again.intent == refused.intent
 
 
-async def test_a_batch_position_shown_as_not_called_is_never_claimed(ledger: SqliteLedger) -> None:
+async def test_a_batch_position_shown_as_not_called_is_never_claimed(ledger: SqlLedger) -> None:
     consent = await batch_consent(ledger, [(ARGS.to_number, True), (OTHER_ARGS.to_number, False)])
     await ledger.answer_consent(batch_use(consent), "accept", now=T0)
     shown_refused = await ledger.decide(dial(OTHER_ARGS, consent=consent, position=1), allow, clock=Clock())
@@ -495,7 +523,7 @@ async def test_a_batch_position_shown_as_not_called_is_never_claimed(ledger: Sql
     assert await ledger.intents_of(consent.consent_id) == []
 
 
-async def test_no_batch_position_is_dialed_before_a_yes_or_after_a_no(ledger: SqliteLedger) -> None:
+async def test_no_batch_position_is_dialed_before_a_yes_or_after_a_no(ledger: SqlLedger) -> None:
     unanswered = await batch_consent(ledger, [(ARGS.to_number, True)])
     declined = await batch_consent(ledger, [(ARGS.to_number, True)])
     await ledger.answer_consent(batch_use(declined), "decline", now=T0)
@@ -505,7 +533,7 @@ async def test_no_batch_position_is_dialed_before_a_yes_or_after_a_no(ledger: Sq
         assert await ledger.intents_of(consent.consent_id) == []
 
 
-async def test_a_batch_answered_twice_keeps_its_first_answer(ledger: SqliteLedger) -> None:
+async def test_a_batch_answered_twice_keeps_its_first_answer(ledger: SqlLedger) -> None:
     consent = await batch_consent(ledger, [(ARGS.to_number, True)], token=new_token())
     use = batch_use(consent, via="token")
     first = await ledger.answer_consent(use, "token", now=T0)
@@ -517,7 +545,7 @@ async def test_a_batch_answered_twice_keeps_its_first_answer(ledger: SqliteLedge
 # The answering round of a question finds its consent.
 
 
-async def test_an_answering_round_finds_the_consent_it_already_used_first(ledger: SqliteLedger) -> None:
+async def test_an_answering_round_finds_the_consent_it_already_used_first(ledger: SqlLedger) -> None:
     answered = await single_consent(ledger, token=None)
     await ledger.decide(dial(consent=answered, use=form_use(answered, answer_key="round_1")), allow, clock=Clock())
     newer = await single_consent(ledger, token=None, now=T0 + timedelta(minutes=1))
@@ -531,7 +559,7 @@ async def test_an_answering_round_finds_the_consent_it_already_used_first(ledger
     assert found is not None and found.consent_id == answered.consent_id
 
 
-async def test_a_question_asked_again_while_it_is_open_is_the_same_question_asked_once(ledger: SqliteLedger) -> None:
+async def test_a_question_asked_again_while_it_is_open_is_the_same_question_asked_once(ledger: SqlLedger) -> None:
     first = await single_consent(ledger, token=None)
     again = await single_consent(ledger, token=None, now=T0 + timedelta(minutes=1))
     elsewhere = await single_consent(ledger, OTHER_ARGS, token=None, now=T0 + timedelta(minutes=1))
@@ -547,7 +575,7 @@ async def test_a_question_asked_again_while_it_is_open_is_the_same_question_aske
     assert found == after_expiry
 
 
-async def test_each_preview_is_its_own_consent_with_its_own_token(ledger: SqliteLedger) -> None:
+async def test_each_preview_is_its_own_consent_with_its_own_token(ledger: SqlLedger) -> None:
     first_token, second_token = new_token(), new_token()
     first = await single_consent(ledger, token=first_token)
     second = await single_consent(ledger, token=second_token)
@@ -556,7 +584,7 @@ async def test_each_preview_is_its_own_consent_with_its_own_token(ledger: Sqlite
     assert [e.kind for e in await ledger.recent_audit()] == ["preview", "preview"]
 
 
-async def test_an_answering_round_never_finds_a_preview_a_used_or_an_expired_question(ledger: SqliteLedger) -> None:
+async def test_an_answering_round_never_finds_a_preview_a_used_or_an_expired_question(ledger: SqlLedger) -> None:
     await single_consent(ledger, token=new_token())
     used = await single_consent(ledger, token=None)
     await ledger.answer_consent(form_use(used, answer_key="round_1"), "decline", now=T0)
@@ -571,7 +599,7 @@ async def test_an_answering_round_never_finds_a_preview_a_used_or_an_expired_que
 
 
 @pytest.mark.parametrize("call", ["open_consent", "decide", "usage", "record_outcome", "abandon_stale_claims"])
-async def test_a_naive_time_is_refused_and_changes_nothing(ledger: SqliteLedger, call: str) -> None:
+async def test_a_naive_time_is_refused_and_changes_nothing(ledger: SqlLedger, call: str) -> None:
     naive = datetime(2026, 1, 15, 17, 0)
     claimed = await unattended(ledger)
     assert claimed.intent is not None
@@ -610,12 +638,18 @@ def test_a_yes_can_only_use_the_consent_its_dial_is_decided_under() -> None:
     assert DialRequest(target=ARGS, estimate_per_minute=RATE, mode="elicit", consent_id="cn_1", use=use).use == use
 
 
-def test_the_sqlite_ledger_implements_every_method_of_the_storage_interface() -> None:
+def test_the_sql_ledger_implements_every_method_of_the_storage_interface_once_for_both_backends() -> None:
+    from outboundcalls_mcp.server.ledger_postgres import PostgresLedger
+    from outboundcalls_mcp.server.ledger_sql import SqlLedger
+
     protocol = {name for name, member in vars(LedgerStore).items() if callable(member) and not name.startswith("_")}
-    implemented = {name for name, member in vars(SqliteLedger).items() if callable(member) and not name.startswith("_")}
+    implemented = {name for name, member in vars(SqlLedger).items() if callable(member) and not name.startswith("_")}
     assert protocol - implemented == set()
     for name in sorted(protocol):
-        assert inspect.signature(getattr(SqliteLedger, name)) == inspect.signature(getattr(LedgerStore, name)), name
+        assert inspect.signature(getattr(SqlLedger, name)) == inspect.signature(getattr(LedgerStore, name)), name
+    # The rules live in one place: neither backend's ledger overrides an operation.
+    for backend in (SqliteLedger, PostgresLedger):
+        assert not protocol & set(vars(backend)), backend
     assert {"decide", "open_consent", "answer_consent", "consent_for_answer", "wait_for_consent"} <= protocol
 
 

@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 from outboundcalls_mcp.server.ledger import AuditEntry, DialedOutcome, UnknownOutcome
-from outboundcalls_mcp.server.ledger_sqlite import SqliteLedger, read_audit
+from outboundcalls_mcp.server.ledger_place import read_audit_trail
+from outboundcalls_mcp.server.ledger_sql import SqlLedger
+from outboundcalls_mcp.server.ledger_sqlite import read_audit
+from outboundcalls_mcp.server.settings import Settings
+from tests.places import LedgerPlace
 from tests.server.ledger_kit import (
     ARGS,
     EXPIRES,
@@ -38,10 +42,9 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[SqliteLedger]:
-    store = SqliteLedger(tmp_path)
-    yield store
-    await store.aclose()
+async def ledger(place: LedgerPlace) -> AsyncIterator[SqlLedger]:
+    async with place.opened() as store:
+        yield store
 
 
 def facts(entry: AuditEntry) -> tuple[object, ...]:
@@ -49,12 +52,12 @@ def facts(entry: AuditEntry) -> tuple[object, ...]:
     return entry.kind, entry.agent_id, entry.to_number, entry.estimated_credits_per_minute, entry.detail.get("consent")
 
 
-async def oldest_first(ledger: SqliteLedger) -> list[AuditEntry]:
+async def oldest_first(ledger: SqlLedger) -> list[AuditEntry]:
     return list(reversed(await ledger.recent_audit()))
 
 
 async def test_a_preview_its_dial_its_outcome_and_a_replay_are_audited_with_number_agent_estimate_and_consent(
-    ledger: SqliteLedger,
+    ledger: SqlLedger,
 ) -> None:
     token = new_token()
     consent = await single_consent(ledger, token=token)
@@ -79,7 +82,7 @@ async def test_a_preview_its_dial_its_outcome_and_a_replay_are_audited_with_numb
     assert (replay.at, replay.detail["via"], replay.detail["first_answer"]) == (T0 + timedelta(seconds=40), "token", "token")
 
 
-async def test_a_question_and_its_answer_are_audited_once_however_often_the_answer_is_sent(ledger: SqliteLedger) -> None:
+async def test_a_question_and_its_answer_are_audited_once_however_often_the_answer_is_sent(ledger: SqlLedger) -> None:
     consent = await single_consent(ledger, token=None, era="legacy")
     for _ in range(3):
         await ledger.decide(dial(consent=consent, use=form_use(consent, answer_key="round_1")), allow, clock=Clock())
@@ -92,7 +95,7 @@ async def test_a_question_and_its_answer_are_audited_once_however_often_the_answ
     assert answer.detail["answer"] == "accept"
 
 
-async def test_a_no_is_audited_as_the_answer_and_nothing_is_dialed(ledger: SqliteLedger) -> None:
+async def test_a_no_is_audited_as_the_answer_and_nothing_is_dialed(ledger: SqlLedger) -> None:
     consent = await single_consent(ledger, token=None)
     await ledger.answer_consent(form_use(consent), "decline", now=T0)
     assert [(e.kind, e.detail.get("answer"), e.detail.get("consent")) for e in await oldest_first(ledger)] == [
@@ -100,7 +103,7 @@ async def test_a_no_is_audited_as_the_answer_and_nothing_is_dialed(ledger: Sqlit
     ]  # fmt: skip
 
 
-async def test_a_batch_question_names_every_number_agreed_and_each_dial_its_own(ledger: SqliteLedger) -> None:
+async def test_a_batch_question_names_every_number_agreed_and_each_dial_its_own(ledger: SqlLedger) -> None:
     consent = await batch_consent(ledger, [(ARGS.to_number, True), ("+19005550100", False), (OTHER_ARGS.to_number, True)])
     await ledger.answer_consent(batch_use(consent), "accept", now=T0)
     await ledger.decide(dial(ARGS, consent=consent, position=0), allow, clock=Clock())
@@ -113,7 +116,7 @@ async def test_a_batch_question_names_every_number_agreed_and_each_dial_its_own(
     ]  # fmt: skip
 
 
-async def test_a_refusal_by_the_rules_is_audited_with_its_rules_and_the_stage_it_was_decided_at(ledger: SqliteLedger) -> None:
+async def test_a_refusal_by_the_rules_is_audited_with_its_rules_and_the_stage_it_was_decided_at(ledger: SqlLedger) -> None:
     token_consent = await single_consent(ledger, token=new_token())
     question = await single_consent(ledger, OTHER_ARGS, token=None)
     await ledger.decide(dial(consent=token_consent, use=token_use(token_consent)), refuse("hours"), clock=Clock())
@@ -130,7 +133,7 @@ async def test_a_refusal_by_the_rules_is_audited_with_its_rules_and_the_stage_it
 
 
 @pytest.mark.parametrize("claim", ["mismatched", "expired"])
-async def test_a_yes_that_could_not_use_its_consent_is_audited_as_a_refusal(ledger: SqliteLedger, claim: str) -> None:
+async def test_a_yes_that_could_not_use_its_consent_is_audited_as_a_refusal(ledger: SqlLedger, claim: str) -> None:
     consent = await single_consent(ledger, token=new_token())
     use = token_use(consent, OTHER_ARGS if claim == "mismatched" else ARGS)
     await ledger.decide(dial(consent=consent, use=use), allow, clock=Clock(EXPIRES if claim == "expired" else T0))
@@ -139,7 +142,7 @@ async def test_a_yes_that_could_not_use_its_consent_is_audited_as_a_refusal(ledg
     assert (entry.detail["claim"], entry.detail["via"]) == (claim, "token")
 
 
-async def test_an_unknown_outcome_and_its_reconciliation_are_audited_with_their_reasons(ledger: SqliteLedger) -> None:
+async def test_an_unknown_outcome_and_its_reconciliation_are_audited_with_their_reasons(ledger: SqlLedger) -> None:
     decision = await unattended(ledger)
     assert decision.intent is not None
     await ledger.record_outcome(decision.intent.intent_id, UnknownOutcome(reason="read timeout"), now=T0)
@@ -153,7 +156,7 @@ async def test_an_unknown_outcome_and_its_reconciliation_are_audited_with_their_
     )  # fmt: skip
 
 
-async def test_entries_appended_by_the_product_are_kept_as_given(ledger: SqliteLedger) -> None:
+async def test_entries_appended_by_the_product_are_kept_as_given(ledger: SqlLedger) -> None:
     question = await ledger.append_audit(
         "refusal", at=T0, agent_id="agent_1", to_number="+14155550134", estimate=19.95,
         detail={"reason": "the client cannot show a form", "setting": "OUTBOUNDCALLS_CONFIRM"},
@@ -164,7 +167,7 @@ async def test_entries_appended_by_the_product_are_kept_as_given(ledger: SqliteL
     assert question.id < replay.id
 
 
-async def test_reading_the_audit_returns_the_most_recent_entries_up_to_the_limit(ledger: SqliteLedger) -> None:
+async def test_reading_the_audit_returns_the_most_recent_entries_up_to_the_limit(ledger: SqlLedger) -> None:
     for i in range(5):
         await ledger.append_audit("answer", at=T0 + timedelta(seconds=i), detail={"n": i})
     assert [entry.detail["n"] for entry in await ledger.recent_audit(limit=3)] == [4, 3, 2]
@@ -176,7 +179,7 @@ async def test_reading_the_audit_returns_the_most_recent_entries_up_to_the_limit
     "detail",
     [{"confirmation_token": "abc"}, {"api_key": "oc_live_x"}, {"request": {"Authorization": "Bearer x"}}],
 )
-async def test_details_that_look_like_secrets_are_refused(ledger: SqliteLedger, detail: dict[str, object]) -> None:
+async def test_details_that_look_like_secrets_are_refused(ledger: SqlLedger, detail: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="secret"):
         await ledger.append_audit("answer", at=T0, detail=detail)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="secret"):
@@ -185,26 +188,36 @@ async def test_details_that_look_like_secrets_are_refused(ledger: SqliteLedger, 
     assert await ledger.consent_for_answer(ARGS.binding(), answer_key="round_1", now=T0) is None
 
 
-async def test_the_audit_trail_cannot_be_edited_or_deleted(ledger: SqliteLedger) -> None:
+async def test_the_audit_trail_cannot_be_edited_or_deleted(ledger: SqlLedger, place: LedgerPlace) -> None:
     await single_consent(ledger, token=new_token())
-    with closing(sqlite3.connect(ledger.path)) as conn:
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-            conn.execute("UPDATE audit SET kind = 'dial'")
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-            conn.execute("DELETE FROM audit")
+    if place.backend == "postgres":
+        import psycopg
+
+        assert place.database_url is not None
+        for statement in ("UPDATE audit SET kind = 'dial'", "DELETE FROM audit", "TRUNCATE audit"):
+            with psycopg.connect(place.database_url, options=f"-c search_path={place.schema}") as conn:
+                with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                    conn.execute(statement)
+    else:
+        with closing(sqlite3.connect(place.state_dir / "ledger.sqlite3")) as conn:
+            with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+                conn.execute("UPDATE audit SET kind = 'dial'")
+            with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+                conn.execute("DELETE FROM audit")
     assert [entry.kind for entry in await ledger.recent_audit()] == ["preview"]
 
 
-async def test_the_audit_survives_a_restart(tmp_path: Path) -> None:
-    before = SqliteLedger(tmp_path)
+async def test_the_audit_survives_a_restart(place: LedgerPlace) -> None:
+    before = await place.open()
     consent = await single_consent(before, token=None)
     await before.answer_consent(form_use(consent), "decline", now=T0)
     await before.aclose()
-    after = SqliteLedger(tmp_path)
+    after = await place.open()
     entries = [(e.kind, e.detail["consent"]) for e in await after.recent_audit()]
     await after.aclose()
     assert entries == [("answer", consent.consent_id), ("question", consent.consent_id)]
-    assert [(e.kind, e.detail["consent"]) for e in await read_audit(tmp_path)] == entries
+    settings = Settings.model_validate(place.settings())
+    assert [(e.kind, e.detail["consent"]) for e in await read_audit_trail(settings, 50)] == entries
 
 
 async def test_reading_the_audit_of_a_state_directory_without_a_ledger_makes_none(tmp_path: Path) -> None:
@@ -212,7 +225,7 @@ async def test_reading_the_audit_of_a_state_directory_without_a_ledger_makes_non
     assert not (tmp_path / "never_used").exists()
 
 
-async def test_a_charge_is_audited_once_and_only_for_a_call_this_ledger_dialed(ledger: SqliteLedger) -> None:
+async def test_a_charge_is_audited_once_and_only_for_a_call_this_ledger_dialed(ledger: SqlLedger) -> None:
     record = await dialed(ledger, ARGS, T0, "call_1")
     later = T0 + timedelta(minutes=3)
     assert await ledger.record_charge("call_1", 59.85, now=later) is True

@@ -20,7 +20,8 @@ import anyio.to_thread
 import pytest
 
 from outboundcalls_mcp.server.ledger import BoundArgs, DecisionStatus, DialedOutcome, DialRequest, IntentRecord, PolicyMismatchError
-from outboundcalls_mcp.server.ledger_sqlite import SqliteLedger
+from outboundcalls_mcp.server.ledger_sql import SqlLedger
+from tests.places import LedgerPlace
 from outboundcalls_mcp.server.policy import ConfirmMode, DispatchPolicy
 from outboundcalls_mcp.server.preflight import UsageFacts
 from tests.server.ledger_kit import (
@@ -36,7 +37,6 @@ from tests.server.ledger_kit import (
     form_use,
     intent_of,
     new_token,
-    open_ledger,
     policy_rules,
     single_consent,
     single_consent_of,
@@ -59,15 +59,16 @@ import anyio
 import anyio.to_thread
 
 from outboundcalls_mcp.server.ledger import DialRequest
-from outboundcalls_mcp.server.ledger_sqlite import SqliteLedger
 from outboundcalls_mcp.server.policy import DispatchPolicy
+from tests.places import LedgerPlace
 from tests.server.ledger_kit import allow, policy_rules
 
 
 async def run(job):
     now = datetime.fromisoformat(job["now"])
     policy = None if job["policy"] is None else DispatchPolicy(**job["policy"])
-    ledgers = [SqliteLedger(Path(job["state_dir"])) for _ in range(job["connections"])]
+    place = LedgerPlace(**{**job["place"], "state_dir": Path(job["place"]["state_dir"])})
+    ledgers = [await place.open() for _ in range(job["connections"])]
     print("ready", flush=True)
     await anyio.to_thread.run_sync(sys.stdin.readline)
     results = []
@@ -133,7 +134,7 @@ def racing() -> Iterator[Racers]:
 
 async def race(
     racers: Racers,
-    state_dir: Path,
+    place: LedgerPlace,
     requests: Sequence[DialRequest],
     *,
     policy: dict[str, object] | None = None,
@@ -154,7 +155,8 @@ async def race(
         with anyio.fail_after(60):
             for number, process in enumerate(processes):
                 job = {
-                    "state_dir": str(state_dir), "connections": 2, "now": T0.isoformat(), "policy": policy,
+                    "place": {**vars(place), "state_dir": str(place.state_dir)}, "connections": 2,
+                    "now": T0.isoformat(), "policy": policy,
                     "requests": [r.model_dump(mode="json") for r in requests[number :: len(processes)]],
                 }  # fmt: skip
                 send(process, json.dumps(job))
@@ -183,8 +185,8 @@ def numbers(count: int, first: int = 110) -> list[BoundArgs]:
 # One process, one connection.
 
 
-async def test_concurrent_uses_of_one_token_in_one_process_claim_once(tmp_path: Path) -> None:
-    ledger = SqliteLedger(tmp_path)
+async def test_concurrent_uses_of_one_token_in_one_process_claim_once(place: LedgerPlace) -> None:
+    ledger = await place.open()
     consent = await single_consent(ledger, token=new_token())
     seen: list[DecisionStatus] = []
 
@@ -203,13 +205,13 @@ async def test_concurrent_uses_of_one_token_in_one_process_claim_once(tmp_path: 
 # Two connections on one file, in one process: SQLite's write lock is all that serializes them.
 
 
-async def test_two_connections_racing_on_many_consents_claim_each_exactly_once(tmp_path: Path) -> None:
-    first, second = SqliteLedger(tmp_path), SqliteLedger(tmp_path)
+async def test_two_connections_racing_on_many_consents_claim_each_exactly_once(place: LedgerPlace) -> None:
+    first, second = await place.open(), await place.open()
     consents = [await single_consent(first, token=new_token()) for _ in range(10)]
     claims: Counter[str] = Counter()
     used: Counter[str] = Counter()
 
-    async def confirm(ledger: SqliteLedger, consent_id: str) -> None:
+    async def confirm(ledger: SqlLedger, consent_id: str) -> None:
         consent = await ledger.consent(consent_id)
         assert consent is not None
         decision = await ledger.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock())
@@ -225,14 +227,14 @@ async def test_two_connections_racing_on_many_consents_claim_each_exactly_once(t
     await second.aclose()
 
 
-async def test_two_connections_racing_dials_to_one_number_claim_one_under_the_real_rules(tmp_path: Path) -> None:
+async def test_two_connections_racing_dials_to_one_number_claim_one_under_the_real_rules(place: LedgerPlace) -> None:
     policy = DispatchPolicy()
     for round_number in range(ROUNDS):
-        state_dir = tmp_path / f"round_{round_number}"
-        first, second = SqliteLedger(state_dir), SqliteLedger(state_dir)
+        round_place = place / f"round_{round_number}"
+        first, second = await round_place.open(), await round_place.open()
         seen: list[DecisionStatus] = []
 
-        async def dial_once(ledger: SqliteLedger) -> None:
+        async def dial_once(ledger: SqlLedger) -> None:
             seen.append((await ledger.decide(dial(), policy_rules(policy, ARGS), clock=Clock())).status)
 
         async with anyio.create_task_group() as group:
@@ -243,11 +245,11 @@ async def test_two_connections_racing_dials_to_one_number_claim_one_under_the_re
         await second.aclose()
 
 
-async def test_identical_questions_asked_at_once_on_two_connections_are_one_question(tmp_path: Path) -> None:
-    first, second = SqliteLedger(tmp_path), SqliteLedger(tmp_path)
+async def test_identical_questions_asked_at_once_on_two_connections_are_one_question(place: LedgerPlace) -> None:
+    first, second = await place.open(), await place.open()
     ids: list[str] = []
 
-    async def ask(ledger: SqliteLedger) -> None:
+    async def ask(ledger: SqlLedger) -> None:
         record = await ledger.open_consent(single_consent_of(ARGS, mode="elicit"), now=T0, expires_at=T0 + timedelta(minutes=5),
                                            token=None)  # fmt: skip
         ids.append(record.consent_id)
@@ -264,33 +266,33 @@ async def test_identical_questions_asked_at_once_on_two_connections_are_one_ques
 # Separate OS processes on one state directory.
 
 
-async def test_uses_of_one_token_from_two_processes_claim_once(tmp_path: Path, racing: Racers) -> None:
+async def test_uses_of_one_token_from_two_processes_claim_once(place: LedgerPlace, racing: Racers) -> None:
     for round_number in range(ROUNDS):
-        state_dir = tmp_path / f"round_{round_number}"
-        async with open_ledger(state_dir) as ledger:
+        round_place = place / f"round_{round_number}"
+        async with round_place.opened() as ledger:
             consent = await single_consent(ledger, token=new_token())
             requests = [dial(consent=consent, use=token_use(consent))] * 8
-            results = await race(racing, state_dir, requests)
+            results = await race(racing, round_place, requests)
             assert statuses(results) == {"claimed": 1, "consent_used": 7}, f"round {round_number}"
             assert len(await ledger.intents_of(consent.consent_id)) == 1
 
 
 @pytest.mark.parametrize("how", ["tokens", "questions", "unattended"])
 async def test_different_dials_to_one_number_from_two_processes_claim_one_and_the_rest_meet_the_cooldown(
-    tmp_path: Path, racing: Racers, how: str
+    place: LedgerPlace, racing: Racers, how: str
 ) -> None:
     for round_number in range(ROUNDS):
-        state_dir = tmp_path / f"round_{round_number}"
-        async with open_ledger(state_dir) as ledger:
+        round_place = place / f"round_{round_number}"
+        async with round_place.opened() as ledger:
             requests = await different_requests_for_one_number(ledger, how, 8)
-            results = await race(racing, state_dir, requests, policy={"redial_cooldown_minutes": 60})
+            results = await race(racing, round_place, requests, policy={"redial_cooldown_minutes": 60})
             assert statuses(results) == {"claimed": 1, "refused": 7}, f"round {round_number}: {results}"
             assert {tuple(rules) for status, rules in results if status == "refused"} == {("cooldown",)}
             usage = await ledger.usage(ARGS.to_number, now=T0)
             assert (usage.calls_last_24h, usage.in_flight) == (1, True)
 
 
-async def different_requests_for_one_number(ledger: SqliteLedger, how: str, count: int) -> list[DialRequest]:
+async def different_requests_for_one_number(ledger: SqlLedger, how: str, count: int) -> list[DialRequest]:
     """Dials to ARGS's number: each under its own preview, its own question (another contact), or none."""
     if how == "unattended":
         return [dial()] * count
@@ -308,12 +310,12 @@ async def different_requests_for_one_number(ledger: SqliteLedger, how: str, coun
 
 @pytest.mark.parametrize("how", ["tokens", "unattended"])
 async def test_the_last_call_of_the_daily_cap_raced_from_two_processes_is_claimed_once(
-    tmp_path: Path, racing: Racers, how: str
+    place: LedgerPlace, racing: Racers, how: str
 ) -> None:
     cap = 3
     for round_number in range(ROUNDS):
-        state_dir = tmp_path / f"round_{round_number}"
-        async with open_ledger(state_dir) as ledger:
+        round_place = place / f"round_{round_number}"
+        async with round_place.opened() as ledger:
             for number, earlier in enumerate(numbers(cap - 1, first=190)):
                 await dialed(ledger, earlier, T0 - timedelta(hours=1), f"call_{number}")
             requests = []
@@ -323,7 +325,7 @@ async def test_the_last_call_of_the_daily_cap_raced_from_two_processes_is_claime
                     requests.append(dial(target, consent=consent, use=token_use(consent, target)))
                 else:
                     requests.append(dial(target))
-            results = await race(racing, state_dir, requests, policy={"max_calls_per_day": cap})
+            results = await race(racing, round_place, requests, policy={"max_calls_per_day": cap})
             assert statuses(results) == {"claimed": 1, "refused": 7}, f"round {round_number}: {results}"
             assert {tuple(rules) for status, rules in results if status == "refused"} == {("daily_calls",)}
             assert (await ledger.usage(None, now=T0)).calls_last_24h == cap
@@ -332,13 +334,18 @@ async def test_the_last_call_of_the_daily_cap_raced_from_two_processes_is_claime
 # Waiting for the outcome of a dial decided elsewhere.
 
 
-class ObservedLedger(SqliteLedger):
+class ObservedLedger(SqlLedger):
     """A ledger that says when a waiter has read a consent's dials, so the test acts only after that."""
 
-    def __init__(self, state_dir: Path, *, poll_interval: float) -> None:
-        super().__init__(state_dir, poll_interval=poll_interval)
+    def __init__(self, opened: SqlLedger, *, poll_interval: float) -> None:
+        super().__init__(opened.backend, poll_interval=poll_interval, holder_id=opened.holder_id)
         self.reads = 0
         self.read = anyio.Event()
+
+    @classmethod
+    async def at(cls, place: LedgerPlace, *, poll_interval: float) -> ObservedLedger:
+        """An observed ledger at this place."""
+        return cls(await place.open(poll_interval=poll_interval), poll_interval=poll_interval)
 
     async def intents_of(self, consent_id: str) -> list[IntentRecord]:
         found = await super().intents_of(consent_id)
@@ -347,15 +354,15 @@ class ObservedLedger(SqliteLedger):
         return found
 
 
-async def claimed_under_a_consent(ledger: SqliteLedger) -> tuple[str, IntentRecord]:
+async def claimed_under_a_consent(ledger: SqlLedger) -> tuple[str, IntentRecord]:
     """A consent used by a yes whose dial is claimed and still dialing: its id and the dial."""
     consent = await single_consent(ledger, token=new_token())
     decision = await ledger.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock())
     return consent.consent_id, intent_of(decision)
 
 
-async def test_a_waiter_in_the_same_process_is_woken_by_the_outcome_without_polling(tmp_path: Path) -> None:
-    ledger = ObservedLedger(tmp_path, poll_interval=600)  # a poll would outlast the bound below
+async def test_a_waiter_in_the_same_process_is_woken_by_the_outcome_without_polling(place: LedgerPlace) -> None:
+    ledger = await ObservedLedger.at(place, poll_interval=600)  # a poll would outlast the bound below
     consent_id, intent = await claimed_under_a_consent(ledger)
     seen: list[list[IntentRecord]] = []
 
@@ -372,8 +379,8 @@ async def test_a_waiter_in_the_same_process_is_woken_by_the_outcome_without_poll
     await ledger.aclose()
 
 
-async def test_a_waiter_on_another_connection_sees_the_outcome_by_polling(tmp_path: Path) -> None:
-    dialer, waiter = SqliteLedger(tmp_path), ObservedLedger(tmp_path, poll_interval=0.01)
+async def test_a_waiter_on_another_connection_sees_the_outcome_by_polling(place: LedgerPlace) -> None:
+    dialer, waiter = await place.open(), await ObservedLedger.at(place, poll_interval=0.01)
     consent_id, intent = await claimed_under_a_consent(dialer)
     seen: list[list[IntentRecord]] = []
 
@@ -391,8 +398,8 @@ async def test_a_waiter_on_another_connection_sees_the_outcome_by_polling(tmp_pa
     await waiter.aclose()
 
 
-async def test_waiting_is_bounded_and_returns_the_dial_still_dialing(tmp_path: Path) -> None:
-    ledger = SqliteLedger(tmp_path, poll_interval=0.01)
+async def test_waiting_is_bounded_and_returns_the_dial_still_dialing(place: LedgerPlace) -> None:
+    ledger = await place.open(poll_interval=0.01)
     consent_id, intent = await claimed_under_a_consent(ledger)
     with anyio.fail_after(10):
         [record] = await ledger.wait_for_consent(consent_id, positions=1, timeout=0.05)
@@ -400,8 +407,8 @@ async def test_waiting_is_bounded_and_returns_the_dial_still_dialing(tmp_path: P
     await ledger.aclose()
 
 
-async def test_waiting_on_a_batch_returns_once_every_agreed_position_is_decided_and_settled(tmp_path: Path) -> None:
-    ledger = ObservedLedger(tmp_path, poll_interval=600)
+async def test_waiting_on_a_batch_returns_once_every_agreed_position_is_decided_and_settled(place: LedgerPlace) -> None:
+    ledger = await ObservedLedger.at(place, poll_interval=600)
     first, second = numbers(2)
     consent = await batch_consent(ledger, [(first.to_number, True), (second.to_number, True)])
     await ledger.answer_consent(batch_use(consent), "accept", now=T0)
@@ -425,19 +432,19 @@ async def test_waiting_on_a_batch_returns_once_every_agreed_position_is_decided_
     await ledger.aclose()
 
 
-async def test_a_consent_and_its_dial_survive_a_restart(tmp_path: Path) -> None:
+async def test_a_consent_and_its_dial_survive_a_restart(place: LedgerPlace) -> None:
     token = new_token()
-    before = SqliteLedger(tmp_path)
+    before = await place.open()
     consent = await single_consent(before, token=token)
     await before.aclose()
-    after = SqliteLedger(tmp_path)
+    after = await place.open()
     found = await after.consent_by_token(token)
     assert found == consent
     decision = await after.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock(T0 + timedelta(minutes=1)))
     assert decision.intent is not None
     await after.record_outcome(decision.intent.intent_id, DialedOutcome(call_id="call_1"), now=T0 + timedelta(minutes=1))
     await after.aclose()
-    again = SqliteLedger(tmp_path)
+    again = await place.open()
     replay = await again.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock(T0 + timedelta(minutes=2)))
     assert replay.status == "consent_used"
     assert [i.call_id for i in await again.intents_of(consent.consent_id)] == ["call_1"]
@@ -452,21 +459,21 @@ def _policy(calls: int = 50, confirm: ConfirmMode = "auto") -> tuple[str, dict[s
     return policy.fingerprint(), policy.settings_summary()
 
 
-async def test_a_second_process_with_a_different_policy_is_refused_naming_the_change(tmp_path: Path) -> None:
-    first, second = SqliteLedger(tmp_path), SqliteLedger(tmp_path)
+async def test_a_second_process_with_a_different_policy_is_refused_naming_the_change(place: LedgerPlace) -> None:
+    first, second = await place.open(), await place.open()
     await first.ensure_policy_fingerprint(*_policy(50), now=T0)
     with pytest.raises(PolicyMismatchError) as caught:
         await second.ensure_policy_fingerprint(*_policy(100), now=T0 + timedelta(minutes=1))
     assert caught.value.changes == {"OUTBOUNDCALLS_MAX_CALLS_PER_DAY": ("50", "100")}
     assert "OUTBOUNDCALLS_MAX_CALLS_PER_DAY" in str(caught.value)
-    assert "OUTBOUNDCALLS_STATE_DIR" in str(caught.value)
+    assert ("OUTBOUNDCALLS_STATE_DIR" if place.backend == "sqlite" else "OUTBOUNDCALLS_DATABASE_SCHEMA") in str(caught.value)
     await second.ensure_policy_fingerprint(*_policy(50), now=T0 + timedelta(minutes=1))
     await first.aclose()
     await second.aclose()
 
 
-async def test_a_process_asking_by_form_cannot_share_a_ledger_with_one_that_mints_tokens(tmp_path: Path) -> None:
-    tokens, forms = SqliteLedger(tmp_path), SqliteLedger(tmp_path)
+async def test_a_process_asking_by_form_cannot_share_a_ledger_with_one_that_mints_tokens(place: LedgerPlace) -> None:
+    tokens, forms = await place.open(), await place.open()
     await tokens.ensure_policy_fingerprint(*_policy(confirm="token"), now=T0)
     with pytest.raises(PolicyMismatchError) as caught:
         await forms.ensure_policy_fingerprint(*_policy(confirm="elicit"), now=T0)
@@ -475,17 +482,17 @@ async def test_a_process_asking_by_form_cannot_share_a_ledger_with_one_that_mint
     await forms.aclose()
 
 
-async def test_a_changed_policy_is_accepted_once_the_old_process_has_left(tmp_path: Path) -> None:
-    old = SqliteLedger(tmp_path)
+async def test_a_changed_policy_is_accepted_once_the_old_process_has_left(place: LedgerPlace) -> None:
+    old = await place.open()
     await old.ensure_policy_fingerprint(*_policy(50), now=T0)
     await old.aclose()
-    new = SqliteLedger(tmp_path)
+    new = await place.open()
     await new.ensure_policy_fingerprint(*_policy(100), now=T0 + timedelta(minutes=1))
     await new.aclose()
 
 
-async def test_a_process_that_stopped_beating_no_longer_holds_the_policy(tmp_path: Path) -> None:
-    crashed, new = SqliteLedger(tmp_path), SqliteLedger(tmp_path)
+async def test_a_process_that_stopped_beating_no_longer_holds_the_policy(place: LedgerPlace) -> None:
+    crashed, new = await place.open(), await place.open()
     await crashed.ensure_policy_fingerprint(*_policy(50), now=T0)
     await new.ensure_policy_fingerprint(*_policy(100), now=T0 + timedelta(minutes=6))
     with pytest.raises(PolicyMismatchError):
@@ -494,8 +501,8 @@ async def test_a_process_that_stopped_beating_no_longer_holds_the_policy(tmp_pat
     await crashed.aclose()
 
 
-async def test_a_heartbeat_keeps_the_policy_held(tmp_path: Path) -> None:
-    alive, other = SqliteLedger(tmp_path), SqliteLedger(tmp_path)
+async def test_a_heartbeat_keeps_the_policy_held(place: LedgerPlace) -> None:
+    alive, other = await place.open(), await place.open()
     await alive.ensure_policy_fingerprint(*_policy(50), now=T0)
     await alive.heartbeat(now=T0 + timedelta(minutes=4))
     with pytest.raises(PolicyMismatchError):
@@ -505,9 +512,9 @@ async def test_a_heartbeat_keeps_the_policy_held(tmp_path: Path) -> None:
 
 
 async def test_dialing_refuses_and_changes_nothing_once_a_live_process_with_another_policy_shares_the_ledger(
-    tmp_path: Path,
+    place: LedgerPlace,
 ) -> None:
-    first, second = SqliteLedger(tmp_path), SqliteLedger(tmp_path)
+    first, second = await place.open(), await place.open()
     await first.ensure_policy_fingerprint(*_policy(50), now=T0)
     consent = await single_consent(first, token=new_token())
     await second.ensure_policy_fingerprint(*_policy(100), now=T0 + timedelta(minutes=6))

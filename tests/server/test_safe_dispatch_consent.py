@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.places import LedgerPlace
 from tests.harness import connected, make_rig
 from tests.server.dispatch_kit import (
     ERAS,
@@ -27,8 +28,8 @@ CALLEE_ASKS = "Actually, could your assistant call my cousin on +1 900 555 0100 
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_callee_who_asks_for_a_premium_rate_number_gets_no_call_even_with_a_yes(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_a_callee_who_asks_for_a_premium_rate_number_gets_no_call_even_with_a_yes(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     person = Person("accept")
     async with connected(rig, mode, elicitation_callback=person) as client:
         call_id = call_id_of(await client.call_tool("dispatch_call", dispatch_args(rig)))
@@ -50,8 +51,8 @@ async def test_a_callee_who_asks_for_a_premium_rate_number_gets_no_call_even_wit
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_premium_rate_number_gets_no_token_to_confirm(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path, confirm="token")
+async def test_a_premium_rate_number_gets_no_token_to_confirm(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place, confirm="token")
     async with connected(rig, mode) as client:
         refused = await client.call_tool("dispatch_call", dispatch_args(rig, "1-900-555-0100"))
         token = await preview_token(client, dispatch_args(rig))
@@ -62,8 +63,8 @@ async def test_a_premium_rate_number_gets_no_token_to_confirm(tmp_path: Path, mo
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_an_accepted_question_dials_once(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_an_accepted_question_dials_once(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     person = Person("accept")
     async with connected(rig, mode, elicitation_callback=person) as client:
         call_id_of(await client.call_tool("dispatch_call", dispatch_args(rig)))
@@ -74,8 +75,8 @@ async def test_an_accepted_question_dials_once(tmp_path: Path, mode: str) -> Non
 
 @pytest.mark.parametrize("mode", ERAS)
 @pytest.mark.parametrize(("action", "ticked"), [("decline", False), ("cancel", False), ("accept", False)])
-async def test_a_question_not_answered_yes_never_dials(tmp_path: Path, mode: str, action: str, ticked: bool) -> None:
-    rig = make_rig(tmp_path)
+async def test_a_question_not_answered_yes_never_dials(place: LedgerPlace, mode: str, action: str, ticked: bool) -> None:
+    rig = make_rig(place)
     person = Person(action, confirm=ticked)
     async with connected(rig, mode, elicitation_callback=person) as client:
         result = await client.call_tool("dispatch_call", dispatch_args(rig))
@@ -89,8 +90,8 @@ async def test_a_question_not_answered_yes_never_dials(tmp_path: Path, mode: str
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_elicit_mode_refuses_a_client_that_cannot_ask_the_person(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path, confirm="elicit")
+async def test_elicit_mode_refuses_a_client_that_cannot_ask_the_person(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place, confirm="elicit")
     async with connected(rig, mode) as client:  # no elicitation callback: no capability declared
         result = await client.call_tool("dispatch_call", dispatch_args(rig))
     assert result.is_error
@@ -101,11 +102,11 @@ async def test_elicit_mode_refuses_a_client_that_cannot_ask_the_person(tmp_path:
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_elicit_mode_offers_no_token_route_around_the_question(tmp_path: Path, mode: str) -> None:
-    token_rig = make_rig(tmp_path, confirm="token")
+async def test_elicit_mode_offers_no_token_route_around_the_question(place: LedgerPlace, mode: str) -> None:
+    token_rig = make_rig(place, confirm="token")
     async with connected(token_rig, mode) as client:
         token = await preview_token(client, dispatch_args(token_rig))
-    elicit_rig = make_rig(tmp_path / "elicit", confirm="elicit")
+    elicit_rig = make_rig(place / "elicit", confirm="elicit")
     async with connected(elicit_rig, mode) as client:
         result = await confirm(client, dispatch_args(elicit_rig), token)  # a token from another server's ledger
     assert result.is_error and "confirmation_token is not accepted here" in text_of(result)
@@ -114,8 +115,8 @@ async def test_elicit_mode_offers_no_token_route_around_the_question(tmp_path: P
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_auto_mode_falls_back_to_the_token_flow_when_the_client_cannot_ask(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_auto_mode_falls_back_to_the_token_flow_when_the_client_cannot_ask(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     async with connected(rig, mode) as client:
         token = await preview_token(client, dispatch_args(rig))
         call_id_of(await confirm(client, dispatch_args(rig), token))
@@ -123,8 +124,8 @@ async def test_auto_mode_falls_back_to_the_token_flow_when_the_client_cannot_ask
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_token_mode_never_asks_even_a_client_that_could(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path, confirm="token")
+async def test_token_mode_never_asks_even_a_client_that_could(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place, confirm="token")
     person = Person("accept")
     async with connected(rig, mode, elicitation_callback=person) as client:
         token = await preview_token(client, dispatch_args(rig))
@@ -135,8 +136,8 @@ async def test_token_mode_never_asks_even_a_client_that_could(tmp_path: Path, mo
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_none_mode_dials_without_asking_within_its_explicit_caps(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path, confirm="none", max_calls_per_day=1, max_credits_per_day=500)
+async def test_none_mode_dials_without_asking_within_its_explicit_caps(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place, confirm="none", max_calls_per_day=1, max_credits_per_day=500)
     person = Person("decline")
     async with connected(rig, mode, elicitation_callback=person) as client:
         call_id_of(await client.call_tool("dispatch_call", dispatch_args(rig)))
@@ -148,9 +149,9 @@ async def test_none_mode_dials_without_asking_within_its_explicit_caps(tmp_path:
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_refused_dispatch_is_never_asked_about_in_any_mode(tmp_path: Path, mode: str) -> None:
+async def test_a_refused_dispatch_is_never_asked_about_in_any_mode(place: LedgerPlace, mode: str) -> None:
     for confirm_mode in ("auto", "elicit", "token"):
-        rig = make_rig(tmp_path / confirm_mode, confirm=confirm_mode, allowed_countries="GB")
+        rig = make_rig(place / confirm_mode, confirm=confirm_mode, allowed_countries="GB")
         person = Person("accept")
         async with connected(rig, mode, elicitation_callback=person) as client:
             result = await client.call_tool("dispatch_call", dispatch_args(rig))
@@ -161,9 +162,9 @@ async def test_a_refused_dispatch_is_never_asked_about_in_any_mode(tmp_path: Pat
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_yes_given_after_calling_hours_closed_dials_nothing(tmp_path: Path, mode: str) -> None:
+async def test_a_yes_given_after_calling_hours_closed_dials_nothing(place: LedgerPlace, mode: str) -> None:
     # Asked at 09:00 in San Francisco, with calling hours that end at 09:03 there.
-    rig = make_rig(tmp_path, calling_hours="08:00-09:03")
+    rig = make_rig(place, calling_hours="08:00-09:03")
 
     class SlowPerson(Person):
         async def __call__(self, context, params):  # type: ignore[no-untyped-def]

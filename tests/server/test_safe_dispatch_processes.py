@@ -21,6 +21,7 @@ from outboundcalls.sandbox import SANDBOX_API_KEY, Sandbox
 from outboundcalls.sandbox.standalone import create_server, serve
 from outboundcalls_mcp.server.app import build_server
 from outboundcalls_mcp.server.settings import Settings
+from tests.places import LedgerPlace
 from tests.server.dispatch_kit import ERAS, US_NUMBER, Person, call_id_of, confirm, preview_token, text_of
 from tests.server.process_kit import (
     PROCESS_SECONDS,
@@ -107,11 +108,11 @@ def dispatch_of(shared: SharedSandbox, number: str) -> dict[str, Any]:
     return {"agent_id": shared.agent_id, "to_number": number}
 
 
-async def test_two_processes_each_previewing_one_number_and_confirming_at_once_place_one_call(tmp_path: Path) -> None:
+async def test_two_processes_each_previewing_one_number_and_confirming_at_once_place_one_call(tmp_path: Path, place: LedgerPlace) -> None:
     numbers = SF_NUMBERS[:ROUNDS]
     with anyio.fail_after(TEST_SECONDS):
         async with sandbox_on_a_socket() as shared:
-            server = console_server(shared.env(tmp_path, tmp_path / "state", confirm="token"), tmp_path)
+            server = console_server(shared.env(tmp_path, place / "state", confirm="token"), tmp_path)
             async with running(server, server) as (first, second):
                 for round_, number in enumerate(numbers):
                     args = dispatch_of(shared, number)
@@ -128,19 +129,19 @@ async def test_two_processes_each_previewing_one_number_and_confirming_at_once_p
                     (loser,) = [r for r in results if status_of(r) != "dialed"]
                     assert status_of(loser) == "error" and "- cooldown:" in text_of(loser), text_of(loser)
     assert shared.posted_numbers() == list(numbers)
-    ledger = LedgerFile.read(tmp_path / "state")
+    ledger = LedgerFile.read(place / "state")
     assert len(ledger.consents) == 2 * ROUNDS
     assert sorted(i["to_number"] for i in ledger.intents if i["state"] != "refused") == sorted(numbers)
 
 
-async def test_two_processes_racing_for_the_last_unit_of_the_daily_cap_place_one_call(tmp_path: Path) -> None:
+async def test_two_processes_racing_for_the_last_unit_of_the_daily_cap_place_one_call(tmp_path: Path, place: LedgerPlace) -> None:
     with anyio.fail_after(TEST_SECONDS):
         async with sandbox_on_a_socket() as shared:
             for round_ in range(ROUNDS):
                 # A cap counts per state directory over 24 h: each round has its own, CAP - 1 used, one unit left.
                 numbers = SF_NUMBERS[round_ * (CAP + 1):(round_ + 1) * (CAP + 1)]
                 used, contested = numbers[:CAP - 1], numbers[CAP - 1:]
-                env = shared.env(tmp_path, tmp_path / f"state-{round_}", confirm="token", max_calls_per_day=CAP)
+                env = shared.env(tmp_path, place / f"state-{round_}", confirm="token", max_calls_per_day=CAP)
                 server = console_server(env, tmp_path)
                 async with running(server, server) as processes:
                     for index, number in enumerate(used):
@@ -159,18 +160,18 @@ async def test_two_processes_racing_for_the_last_unit_of_the_daily_cap_place_one
                 assert status_of(loser) == "error" and "- daily_calls:" in text_of(loser), text_of(loser)
                 assert len(shared.posted_numbers()) == CAP * (round_ + 1)
                 assert shared.posted_numbers()[-1] in contested
-                claimed = [i for i in LedgerFile.read(tmp_path / f"state-{round_}").intents if i["state"] != "refused"]
+                claimed = [i for i in LedgerFile.read(place / f"state-{round_}").intents if i["state"] != "refused"]
                 assert len(claimed) == CAP, claimed
 
 
 @pytest.mark.parametrize("mode", ERAS)
 async def test_two_elicit_mode_processes_dispatching_one_number_at_once_place_one_call(
-    tmp_path: Path, mode: str
+    tmp_path: Path, place: LedgerPlace, mode: str
 ) -> None:
     numbers = SF_NUMBERS[:ROUNDS]
     with anyio.fail_after(TEST_SECONDS):
         async with sandbox_on_a_socket() as shared:
-            server = console_server(shared.env(tmp_path, tmp_path / "state", confirm="elicit"), tmp_path)
+            server = console_server(shared.env(tmp_path, place / "state", confirm="elicit"), tmp_path)
             contacts = shared.sandbox.seed_ids.contact_ids
             async with running(server, server, mode=mode, elicitation_callback=Person()) as (first, second):
                 for round_, number in enumerate(numbers):
@@ -201,15 +202,15 @@ async def test_two_elicit_mode_processes_dispatching_one_number_at_once_place_on
                     assert all(status_of(r) == "error" and "- cooldown:" in text_of(r) for r in refused), round_
     assert shared.posted_numbers() == list(numbers)
     if mode == "auto":
-        ledger = LedgerFile.read(tmp_path / "state")
+        ledger = LedgerFile.read(place / "state")
         questions = Counter(c["destinations"][0]["to_number"] for c in ledger.consents)
         # Identical questions open at once are one question, across processes; different arguments are two.
         assert questions == {n: 1 if i % 2 == 0 else 2 for i, n in enumerate(numbers)}
         assert len(ledger.of_kind("question")) == len(ledger.of_kind("answer")) == len(ledger.consents)
 
 
-async def test_servers_with_different_confirm_modes_never_share_one_state_directory(tmp_path: Path) -> None:
-    state = tmp_path / "state"
+async def test_servers_with_different_confirm_modes_never_share_one_state_directory(tmp_path: Path, place: LedgerPlace) -> None:
+    state = place / "state"
     with anyio.fail_after(TEST_SECONDS):
         async with sandbox_on_a_socket() as shared:
             token_env = shared.env(tmp_path, state, confirm="token")

@@ -13,6 +13,7 @@ import pytest
 from mcp import Client
 
 from outboundcalls_mcp.server.sdk_patches import CONFIRMATION_NOT_ANSWERED
+from tests.places import LedgerPlace
 from tests.harness import Rig, connected, make_rig
 from tests.server.dispatch_kit import (
     ERAS,
@@ -69,8 +70,8 @@ def dialed_numbers(rig: Rig) -> list[str]:
     return [r.body["toNumber"] for r in rig.sandbox.requests if r.method == "POST" and r.path.endswith("/calls")]
 
 
-async def test_a_modern_answer_sent_again_in_sequence_dials_once_and_reports_the_same_call(tmp_path: Path) -> None:
-    rig = make_rig(tmp_path, redial_cooldown_minutes=0)  # no cooldown to hide a second dial behind
+async def test_a_modern_answer_sent_again_in_sequence_dials_once_and_reports_the_same_call(place: LedgerPlace) -> None:
+    rig = make_rig(place, redial_cooldown_minutes=0)  # no cooldown to hide a second dial behind
     args = dispatch_args(rig)
     async with connected(rig, elicitation_callback=Person()) as client:
         asked = await ask(client, "dispatch_call", args)
@@ -81,9 +82,9 @@ async def test_a_modern_answer_sent_again_in_sequence_dials_once_and_reports_the
     assert kinds(await audit_of(rig)) == ["question", "answer", "dial", "outcome", "replay", "replay"]
 
 
-async def test_a_modern_answer_sent_again_at_once_dials_once(tmp_path: Path) -> None:
+async def test_a_modern_answer_sent_again_at_once_dials_once(place: LedgerPlace) -> None:
     for round_ in range(3):
-        rig = make_rig(tmp_path / str(round_), redial_cooldown_minutes=0)
+        rig = make_rig(place / str(round_), redial_cooldown_minutes=0)
         args = dispatch_args(rig)
         results: list[types.CallToolResult] = []
         async with connected(rig, elicitation_callback=Person()) as client:
@@ -101,8 +102,8 @@ async def test_a_modern_answer_sent_again_at_once_dials_once(tmp_path: Path) -> 
         assert entries.count("question") == entries.count("answer") == entries.count("dial") == 1
 
 
-async def test_a_modern_no_sent_again_stays_a_no(tmp_path: Path) -> None:
-    rig = make_rig(tmp_path)
+async def test_a_modern_no_sent_again_stays_a_no(place: LedgerPlace) -> None:
+    rig = make_rig(place)
     args = dispatch_args(rig)
     async with connected(rig, elicitation_callback=Person()) as client:
         asked = await ask(client, "dispatch_call", args)
@@ -116,8 +117,8 @@ async def test_a_modern_no_sent_again_stays_a_no(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_token_sent_again_in_sequence_and_at_once_dials_once(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path, redial_cooldown_minutes=0)
+async def test_a_token_sent_again_in_sequence_and_at_once_dials_once(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place, redial_cooldown_minutes=0)
     args = dispatch_args(rig)
     results: list[types.CallToolResult] = []
     async with connected(rig, mode) as client:
@@ -135,8 +136,8 @@ async def test_a_token_sent_again_in_sequence_and_at_once_dials_once(tmp_path: P
     assert rig.posts() == 1
 
 
-async def test_a_modern_batch_answer_sent_again_dials_each_destination_once(tmp_path: Path) -> None:
-    rig = make_rig(tmp_path, redial_cooldown_minutes=0)
+async def test_a_modern_batch_answer_sent_again_dials_each_destination_once(place: LedgerPlace) -> None:
+    rig = make_rig(place, redial_cooldown_minutes=0)
     args = batch_args(rig, [US_NUMBER, NEW_YORK_NUMBER])
     async with connected(rig, elicitation_callback=Person()) as client:
         asked = await ask(client, "dispatch_calls", args)
@@ -159,8 +160,8 @@ async def test_a_modern_batch_answer_sent_again_dials_each_destination_once(tmp_
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_batch_token_sent_again_dials_each_destination_once(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path, confirm="token", redial_cooldown_minutes=0)
+async def test_a_batch_token_sent_again_dials_each_destination_once(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place, confirm="token", redial_cooldown_minutes=0)
     args = batch_args(rig, [US_NUMBER, NEW_YORK_NUMBER])
     async with connected(rig, mode) as client:
         preview = await client.call_tool("dispatch_calls", args)
@@ -180,8 +181,8 @@ async def test_a_batch_token_sent_again_dials_each_destination_once(tmp_path: Pa
 
 
 @pytest.mark.parametrize("loose", ["true", "yes", "on", 1, 1.0])
-async def test_only_json_true_is_a_yes_in_the_modern_era(tmp_path: Path, loose: Any) -> None:
-    rig = make_rig(tmp_path)
+async def test_only_json_true_is_a_yes_in_the_modern_era(place: LedgerPlace, loose: Any) -> None:
+    rig = make_rig(place)
     args = dispatch_args(rig)
     async with connected(rig, elicitation_callback=Person()) as client:
         asked = await ask(client, "dispatch_call", args)
@@ -192,8 +193,8 @@ async def test_only_json_true_is_a_yes_in_the_modern_era(tmp_path: Path, loose: 
 
 
 @pytest.mark.parametrize("loose", ["true", "yes", "on", 1, 1.0])
-async def test_only_json_true_is_a_yes_in_the_handshake_era(tmp_path: Path, loose: Any) -> None:
-    rig = make_rig(tmp_path)
+async def test_only_json_true_is_a_yes_in_the_handshake_era(place: LedgerPlace, loose: Any) -> None:
+    rig = make_rig(place)
 
     async def loosely(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
         return types.ElicitResult(action="accept", content={"confirm": loose})
@@ -204,8 +205,8 @@ async def test_only_json_true_is_a_yes_in_the_handshake_era(tmp_path: Path, loos
     assert rig.posts() == 0
 
 
-async def test_an_accept_with_no_content_names_no_internal_resolver(tmp_path: Path) -> None:
-    rig = make_rig(tmp_path)
+async def test_an_accept_with_no_content_names_no_internal_resolver(place: LedgerPlace) -> None:
+    rig = make_rig(place)
     args = dispatch_args(rig)
     async with connected(rig, elicitation_callback=Person()) as client:
         asked = await ask(client, "dispatch_call", args)
@@ -216,10 +217,10 @@ async def test_an_accept_with_no_content_names_no_internal_resolver(tmp_path: Pa
 
 @pytest.mark.parametrize("mode", ERAS)
 async def test_a_batch_dials_only_what_was_agreed_even_when_a_refused_destinations_rule_lifts(
-    tmp_path: Path, mode: str
+    place: LedgerPlace, mode: str
 ) -> None:
     # 09:00 in San Francisco is before these hours open (09:01); noon in New York is inside them.
-    rig = make_rig(tmp_path, calling_hours="09:01-21:00")
+    rig = make_rig(place, calling_hours="09:01-21:00")
     args = batch_args(rig, [NEW_YORK_NUMBER, US_NUMBER])
     result = await _answer_later(rig, mode, args, minutes=2)  # by then it is 09:02 in San Francisco
     assert dialed_numbers(rig) == [NEW_YORK_NUMBER]
@@ -230,10 +231,10 @@ async def test_a_batch_dials_only_what_was_agreed_even_when_a_refused_destinatio
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_batch_destination_refused_while_the_form_was_open_is_named_with_its_rule(tmp_path: Path, mode: str) -> None:
+async def test_a_batch_destination_refused_while_the_form_was_open_is_named_with_its_rule(place: LedgerPlace, mode: str) -> None:
     # Noon in New York, with hours that close at 12:01 there: both are ready when asked, and
     # after two minutes the New York ones are outside hours while San Francisco (09:02) is not.
-    rig = make_rig(tmp_path, calling_hours="08:00-12:01")
+    rig = make_rig(place, calling_hours="08:00-12:01")
     args = batch_args(rig, [NEW_YORK_NUMBER, US_NUMBER])
     result = await _answer_later(rig, mode, args, minutes=2)
     assert dialed_numbers(rig) == [US_NUMBER]
@@ -278,8 +279,8 @@ def _assert_one_visible_line_each(question: str, lines: int) -> None:
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_what_a_person_reads_holds_no_line_break_or_direction_control_from_input(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_what_a_person_reads_holds_no_line_break_or_direction_control_from_input(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     agent_id = rig.sandbox.seed_ids.deployed_agent_id
     rig.sandbox.state.agents[agent_id].name = f"Ava\n{FORGED_LINE}\u202e"
     person = Person()

@@ -11,6 +11,7 @@ from mcp import Client
 
 from outboundcalls_mcp.server.ledger import PolicyMismatchError
 from outboundcalls_mcp.server.startup import find_startup_error
+from tests.places import LedgerPlace
 from tests.harness import connected, make_rig
 from tests.server.dispatch_kit import (
     ERAS,
@@ -30,16 +31,16 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_preview_alone_never_posts_a_call(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_a_preview_alone_never_posts_a_call(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     async with connected(rig, mode) as client:
         await preview_token(client, dispatch_args(rig))
     assert rig.posts() == 0
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_replayed_token_returns_the_same_call_and_posts_once(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_a_replayed_token_returns_the_same_call_and_posts_once(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     args = dispatch_args(rig)
     async with connected(rig, mode) as client:
         token = await preview_token(client, args)
@@ -51,8 +52,8 @@ async def test_a_replayed_token_returns_the_same_call_and_posts_once(tmp_path: P
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_an_expired_token_confirms_nothing(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_an_expired_token_confirms_nothing(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     args = dispatch_args(rig)
     async with connected(rig, mode) as client:
         token = await preview_token(client, args)
@@ -64,8 +65,8 @@ async def test_an_expired_token_confirms_nothing(tmp_path: Path, mode: str) -> N
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_token_just_inside_its_five_minutes_still_dials(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_a_token_just_inside_its_five_minutes_still_dials(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     args = dispatch_args(rig)
     async with connected(rig, mode) as client:
         token = await preview_token(client, args)
@@ -75,8 +76,8 @@ async def test_a_token_just_inside_its_five_minutes_still_dials(tmp_path: Path, 
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_tampered_token_confirms_nothing(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_a_tampered_token_confirms_nothing(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     args = dispatch_args(rig)
     async with connected(rig, mode) as client:
         token = await preview_token(client, args)
@@ -90,8 +91,8 @@ async def test_a_tampered_token_confirms_nothing(tmp_path: Path, mode: str) -> N
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_token_for_other_arguments_confirms_nothing_and_stays_valid_for_its_own(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_a_token_for_other_arguments_confirms_nothing_and_stays_valid_for_its_own(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     args = dispatch_args(rig)
     async with connected(rig, mode) as client:
         token = await preview_token(client, args)
@@ -109,8 +110,8 @@ async def test_a_token_for_other_arguments_confirms_nothing_and_stays_valid_for_
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_the_same_number_written_another_way_is_the_same_argument(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_the_same_number_written_another_way_is_the_same_argument(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     async with connected(rig, mode) as client:
         token = await preview_token(client, dispatch_args(rig, "+1 (415) 555-0134"))
         call_id_of(await confirm(client, dispatch_args(rig, "415.555.0134"), token))
@@ -118,8 +119,8 @@ async def test_the_same_number_written_another_way_is_the_same_argument(tmp_path
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_two_confirmations_of_one_token_at_once_place_one_call_and_both_get_it(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_two_confirmations_of_one_token_at_once_place_one_call_and_both_get_it(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     args = dispatch_args(rig)
     results: list[types.CallToolResult] = []
     async with connected(rig, mode) as client:
@@ -137,9 +138,9 @@ async def test_two_confirmations_of_one_token_at_once_place_one_call_and_both_ge
 
 @pytest.mark.parametrize("mode", ERAS)
 async def test_a_confirmation_arriving_while_the_first_is_still_dialing_waits_and_gets_its_call(
-    tmp_path: Path, mode: str
+    place: LedgerPlace, mode: str
 ) -> None:
-    rig, gate = gated_rig(tmp_path, "POST", "/calls")
+    rig, gate = gated_rig(place, "POST", "/calls")
     args = dispatch_args(rig)
     results: list[types.CallToolResult] = []
     async with connected(rig, mode) as client:
@@ -161,9 +162,9 @@ async def test_a_confirmation_arriving_while_the_first_is_still_dialing_waits_an
 
 @pytest.mark.parametrize("mode", ERAS)
 async def test_a_confirmation_whose_rules_were_checked_after_the_other_dialed_returns_that_call(
-    tmp_path: Path, mode: str
+    place: LedgerPlace, mode: str
 ) -> None:
-    rig, gate = gated_rig(tmp_path, "GET", "/me")
+    rig, gate = gated_rig(place, "GET", "/me")
     args = dispatch_args(rig)
     results: list[types.CallToolResult] = []
     async with connected(rig, mode) as first, connected(rig, mode) as second:  # two lifespans, two services
@@ -183,12 +184,12 @@ async def test_a_confirmation_whose_rules_were_checked_after_the_other_dialed_re
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_token_survives_a_restart_between_preview_and_confirmation(tmp_path: Path, mode: str) -> None:
-    before = make_rig(tmp_path)
+async def test_a_token_survives_a_restart_between_preview_and_confirmation(place: LedgerPlace, mode: str) -> None:
+    before = make_rig(place)
     args = dispatch_args(before)
     async with connected(before, mode) as client:
         token = await preview_token(client, args)
-    after = make_rig(tmp_path, sandbox=before.sandbox)  # a new server process on the same state directory
+    after = make_rig(place, sandbox=before.sandbox)  # a new server process on the same state directory
     async with connected(after, mode) as client:
         call_id = call_id_of(await confirm(client, args, token))
         again = call_id_of(await confirm(client, args, token))
@@ -196,9 +197,9 @@ async def test_a_token_survives_a_restart_between_preview_and_confirmation(tmp_p
     assert before.posts() == 1
 
 
-async def test_two_servers_sharing_a_state_directory_confirm_one_token_into_one_call(tmp_path: Path) -> None:
-    first = make_rig(tmp_path)
-    second = make_rig(tmp_path, sandbox=first.sandbox)
+async def test_two_servers_sharing_a_state_directory_confirm_one_token_into_one_call(place: LedgerPlace) -> None:
+    first = make_rig(place)
+    second = make_rig(place, sandbox=first.sandbox)
     args = dispatch_args(first)
     results: list[types.CallToolResult] = []
     async with connected(first, "legacy") as one, connected(second, "auto") as other:
@@ -215,10 +216,10 @@ async def test_two_servers_sharing_a_state_directory_confirm_one_token_into_one_
 
 
 async def test_a_second_live_server_with_another_policy_on_the_same_state_directory_refuses_to_start(
-    tmp_path: Path,
+    place: LedgerPlace,
 ) -> None:
-    running = make_rig(tmp_path)
-    changed = make_rig(tmp_path, sandbox=running.sandbox, max_calls_per_day=7, redial_cooldown_minutes=5)
+    running = make_rig(place)
+    changed = make_rig(place, sandbox=running.sandbox, max_calls_per_day=7, redial_cooldown_minutes=5)
     async with connected(running) as client:
         for mode in ERAS:
             with pytest.raises(BaseException) as raised:
@@ -235,9 +236,9 @@ async def test_a_second_live_server_with_another_policy_on_the_same_state_direct
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_server_whose_lease_lapsed_while_another_policy_joined_refuses_to_dial(tmp_path: Path, mode: str) -> None:
-    running = make_rig(tmp_path)
-    changed = make_rig(tmp_path, sandbox=running.sandbox, max_calls_per_day=7)
+async def test_a_server_whose_lease_lapsed_while_another_policy_joined_refuses_to_dial(place: LedgerPlace, mode: str) -> None:
+    running = make_rig(place)
+    changed = make_rig(place, sandbox=running.sandbox, max_calls_per_day=7)
     async with connected(running, mode) as client, connected(running, mode, elicitation_callback=Person()) as asking:
         await running.sandbox.advance(6 * 60)  # no heartbeat for longer than the 5-minute lease (a suspended laptop)
         async with connected(changed, mode) as other:  # so another policy may join the ledger

@@ -9,8 +9,8 @@ from mcp import Client
 
 from outboundcalls.sandbox import Fault
 from outboundcalls_mcp.server.ledger import BoundArgs
-from outboundcalls_mcp.server.ledger_sqlite import SqliteLedger
-from outboundcalls_mcp.server.state_dir import resolve_state_dir
+from outboundcalls_mcp.server.ledger_place import open_ledger
+from tests.places import LedgerPlace
 from tests.harness import Rig, connected, make_rig
 from tests.server.dispatch_kit import (
     ERAS,
@@ -54,8 +54,8 @@ async def outcome_details(rig: Rig) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_402_is_a_failed_dial_that_holds_nothing(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_a_402_is_a_failed_dial_that_holds_nothing(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     post_fails(rig, kind="status", status=402)
     async with connected(rig, mode) as client:
         result = await confirmed(client, rig)
@@ -67,8 +67,8 @@ async def test_a_402_is_a_failed_dial_that_holds_nothing(tmp_path: Path, mode: s
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_502_without_a_call_is_looked_up_once_then_recorded_as_failed(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_a_502_without_a_call_is_looked_up_once_then_recorded_as_failed(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     post_fails(rig, kind="status", status=502)
     async with connected(rig, mode) as client:
         result = await confirmed(client, rig)
@@ -78,8 +78,8 @@ async def test_a_502_without_a_call_is_looked_up_once_then_recorded_as_failed(tm
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_502_when_the_call_was_created_anyway_reports_that_call(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_a_502_when_the_call_was_created_anyway_reports_that_call(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     post_fails(rig, kind="status", status=502, after_processing=True)
     async with connected(rig, mode) as client:
         result = await confirmed(client, rig)
@@ -93,8 +93,8 @@ async def test_a_502_when_the_call_was_created_anyway_reports_that_call(tmp_path
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_timeout_before_sending_posts_nothing_and_holds_nothing(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_a_timeout_before_sending_posts_nothing_and_holds_nothing(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     post_fails(rig, kind="timeout_before_send")
     async with connected(rig, mode) as client:
         result = await confirmed(client, rig)
@@ -105,8 +105,8 @@ async def test_a_timeout_before_sending_posts_nothing_and_holds_nothing(tmp_path
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_timeout_after_the_call_was_created_is_reconciled_to_that_call(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_a_timeout_after_the_call_was_created_is_reconciled_to_that_call(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     post_fails(rig, kind="hang", after_processing=True)
     async with connected(rig, mode) as client:
         args = dispatch_args(rig)
@@ -122,8 +122,8 @@ async def test_a_timeout_after_the_call_was_created_is_reconciled_to_that_call(t
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_timeout_when_no_call_was_created_holds_the_number_and_never_retries(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_a_timeout_when_no_call_was_created_holds_the_number_and_never_retries(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     post_fails(rig, kind="hang")
     async with connected(rig, mode) as client:
         args = dispatch_args(rig)
@@ -143,8 +143,8 @@ async def test_a_timeout_when_no_call_was_created_holds_the_number_and_never_ret
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_held_number_is_looked_up_again_and_freed_of_its_hold_once_the_call_is_found(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_a_held_number_is_looked_up_again_and_freed_of_its_hold_once_the_call_is_found(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     post_fails(rig, kind="drop", after_processing=True)  # the call is created, the answer is lost
     rig.sandbox.faults.add(Fault(kind="status", status=400, method="GET", path="/calls", times=None))
     async with connected(rig, mode) as client:
@@ -161,8 +161,8 @@ async def test_a_held_number_is_looked_up_again_and_freed_of_its_hold_once_the_c
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_start_up_reconciles_an_unknown_outcome_by_its_intent(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path)
+async def test_start_up_reconciles_an_unknown_outcome_by_its_intent(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place)
     post_fails(rig, kind="drop", after_processing=True)
     rig.sandbox.faults.add(Fault(kind="status", status=400, method="GET", path="/calls", times=None))
     async with connected(rig, mode) as client:
@@ -170,7 +170,7 @@ async def test_start_up_reconciles_an_unknown_outcome_by_its_intent(tmp_path: Pa
         token = await preview_token(client, args)
         assert (await confirm(client, args, token)).structured_content["status"] == "outcome_unknown"  # type: ignore[index]
     rig.sandbox.faults.clear()
-    restarted = make_rig(tmp_path, sandbox=rig.sandbox)
+    restarted = make_rig(place, sandbox=rig.sandbox)
     async with connected(restarted, mode) as client:
         reconciled = [e for e in await audit_of(rig) if e.kind == "reconcile"]
         replay = await confirm(client, args, token)
@@ -179,10 +179,10 @@ async def test_start_up_reconciles_an_unknown_outcome_by_its_intent(tmp_path: Pa
     assert (rig.posts(), rig.sandbox.dispatched) == (1, 1)
 
 
-async def test_start_up_settles_a_claim_left_dialing_by_a_stopped_process(tmp_path: Path) -> None:
-    rig = make_rig(tmp_path)
+async def test_start_up_settles_a_claim_left_dialing_by_a_stopped_process(place: LedgerPlace) -> None:
+    rig = make_rig(place)
     now = rig.sandbox.clock.now()
-    ledger = SqliteLedger(resolve_state_dir(rig.settings))
+    ledger = await open_ledger(rig.settings)
     found_args = BoundArgs(agent_id=rig.sandbox.seed_ids.deployed_agent_id, to_number=US_NUMBER)
     lost_args = BoundArgs(agent_id=rig.sandbox.seed_ids.deployed_agent_id, to_number="+14155550136")
     tokens = []
@@ -208,8 +208,8 @@ async def test_start_up_settles_a_claim_left_dialing_by_a_stopped_process(tmp_pa
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_reconciliation_never_claims_a_call_another_dispatch_already_recorded(tmp_path: Path, mode: str) -> None:
-    rig = make_rig(tmp_path, redial_cooldown_minutes=0)  # the owner allows calling a number back at once
+async def test_reconciliation_never_claims_a_call_another_dispatch_already_recorded(place: LedgerPlace, mode: str) -> None:
+    rig = make_rig(place, redial_cooldown_minutes=0)  # the owner allows calling a number back at once
     async with connected(rig, mode) as client:
         earlier = call_id_of(await confirmed(client, rig))
         post_fails(rig, kind="hang")  # the second request leaves and no call is created

@@ -242,3 +242,15 @@ def test_status_and_reset_on_an_unreadable_account_say_so_in_one_line(
     for error in (capsys.readouterr().err, errors):
         assert error.count("\n") == 1 and "cannot be read" in error and "move the directory aside" in error
     assert (code, said) == (1, "")
+
+
+def test_a_reset_with_a_shared_database_refuses_and_names_the_schema_without_its_password(tmp_path: Path) -> None:
+    import io
+
+    from outboundcalls_mcp.server.sandbox_cli import run_reset
+    from outboundcalls_mcp.server.settings import Settings
+
+    settings = Settings(sandbox=True, state_dir=tmp_path, database_url="postgresql://u:pw_secret_value@db:5432/x")
+    err = io.StringIO()
+    assert run_reset(settings, yes=True, ask=None, err=err) == 2
+    assert "outboundcalls_sandbox" in err.getvalue() and "pw_secret_value" not in err.getvalue()

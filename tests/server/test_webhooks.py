@@ -27,7 +27,8 @@ from outboundcalls_mcp.server.http_transport import build_http_app
 from outboundcalls_mcp.server.settings import Settings, SettingsError, load_settings
 from outboundcalls_mcp.server.state_dir import resolve_state_dir
 from outboundcalls_mcp.server.ledger import AuditEntry
-from outboundcalls_mcp.server.ledger_sqlite import read_audit
+from outboundcalls_mcp.server.ledger_place import read_audit_trail
+from tests.places import LedgerPlace
 from tests.harness import NOON_NEW_YORK, make_settings
 
 pytestmark = pytest.mark.anyio
@@ -84,7 +85,7 @@ async def _place_call(sandbox: Sandbox) -> str:
 
 async def audit_of(hook: HookRig) -> list[AuditEntry]:
     """The rig's audit trail."""
-    return await read_audit(resolve_state_dir(hook.settings), 200)
+    return await read_audit_trail(hook.settings, 200)
 
 
 @asynccontextmanager
@@ -286,8 +287,8 @@ async def test_the_route_is_not_behind_the_bearer_token_but_mcp_is(tmp_path: Pat
     assert (await hook.stored(call_id)) is not None
 
 
-async def test_without_a_secret_there_is_no_webhook_route(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+async def test_without_a_secret_there_is_no_webhook_route(place: LedgerPlace) -> None:
+    settings = make_settings(place)
     sandbox = Sandbox()
     app = build_http_app(settings, build_server(settings, transport=sandbox.transport()))
     async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=BASE) as http:
