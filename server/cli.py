@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, NoReturn
 if TYPE_CHECKING:
     from outboundcalls_mcp.server.settings import Settings
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -28,7 +28,7 @@ def _settings_help() -> str:
     return "settings (environment variables):\n" + "\n".join(rows)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="outboundcalls-mcp",
         description="MCP server for OutboundCalls AI phone calls, with consent and spend guards.",
@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and `python -m outboundcalls_mcp.server`."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.version:
         from outboundcalls.version import __version__
 

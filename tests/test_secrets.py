@@ -25,7 +25,7 @@ from outboundcalls.errors import OutboundCallsError
 from outboundcalls.retry import RetryPolicy
 from outboundcalls.sandbox import SANDBOX_BASE_URL, Fault, ManualClock, Sandbox
 from outboundcalls_mcp.server.app import build_server
-from outboundcalls_mcp.server.cli import _parser
+from outboundcalls_mcp.server.cli import build_parser
 from outboundcalls_mcp.server.ledger_sqlite import LEDGER_FILENAME, SqliteLedger
 from outboundcalls_mcp.server.settings import Settings, load_settings
 from outboundcalls_mcp.server.state_dir import resolve_state_dir
@@ -45,10 +45,10 @@ def sandbox_with_key() -> Sandbox:
 
 def test_the_command_line_has_no_way_to_pass_a_key() -> None:
     """Arguments show up in `ps` and shell history, so the key never is one."""
-    options = [opt for action in _parser()._actions for opt in action.option_strings]
+    options = [opt for action in build_parser()._actions for opt in action.option_strings]
     assert not [opt for opt in options if "key" in opt or "token" in opt or "secret" in opt]
     with pytest.raises(SystemExit):
-        _parser().parse_args(["--api-key", KEY])
+        build_parser().parse_args(["--api-key", KEY])
 
 
 def test_the_key_comes_from_the_environment_as_a_secret_that_hides_in_every_rendering() -> None:
