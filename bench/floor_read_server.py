@@ -22,10 +22,14 @@ _pool: list[httpx2.AsyncClient] = []  # one client, built on the first call (as 
 async def read(path: str) -> str:
     """GET the path from the API; return the body."""
     if not _pool:
-        _pool.append(httpx2.AsyncClient(
-            base_url=sys.argv[1], headers={"Authorization": f"Bearer {os.environ['BENCH_API_KEY']}"},
-            trust_env=False, verify=False,
-        ))
+        _pool.append(
+            httpx2.AsyncClient(
+                base_url=sys.argv[1],
+                headers={"Authorization": f"Bearer {os.environ['BENCH_API_KEY']}"},
+                trust_env=False,
+                verify=False,
+            )
+        )
     response = await _pool[0].get(path)
     return response.text
 

@@ -94,8 +94,12 @@ def _answer(response: httpx2.Response, request_id: int) -> dict[str, Any]:
 
 async def _session(http: httpx2.AsyncClient, url: str) -> dict[str, str]:
     """Open a handshake-era session; the headers every later request carries."""
-    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": CLIENT_INFO}}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": CLIENT_INFO},
+    }
     response = await http.post(url, json=init, headers={"Accept": ACCEPT})
     response.raise_for_status()
     _answer(response, 0)
@@ -105,14 +109,23 @@ async def _session(http: httpx2.AsyncClient, url: str) -> dict[str, str]:
 
 
 async def _client(
-    http: httpx2.AsyncClient, url: str, headers: dict[str, str], call_args: tuple[str, dict[str, Any], bool],
-    deadline: float, figures: HttpFigures,
+    http: httpx2.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    call_args: tuple[str, dict[str, Any], bool],
+    deadline: float,
+    figures: HttpFigures,
 ) -> None:
     tool, arguments, expect_error = call_args
     request_id = 0
     while time.perf_counter() < deadline:
         request_id += 1
-        call = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}
+        call = {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments},
+        }
         started = time.perf_counter()
         try:
             response = await http.post(url, json=call, headers=headers)
@@ -137,7 +150,12 @@ async def run_clients(
         # Warm both sides (connections, lazy imports) so the window measures steady state.
         warm = await _session(http, url)
         for request_id in range(1, 4):
-            call = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}
+            call = {
+                "jsonrpc": "2.0",
+                "id": request_id,
+                "method": "tools/call",
+                "params": {"name": tool, "arguments": arguments},
+            }
             _answer(await http.post(url, json=call, headers=warm), request_id)  # raises if there is none
         sessions: list[dict[str, str]] = []
 

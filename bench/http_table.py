@@ -35,8 +35,16 @@ class HttpSide:
         port = free_port()
         with HttpServer(self.argv(port), port, env=self.env) as server:
             started = cpu_ms(server.process.pid)
-            figures = anyio.run(lambda: run_clients(server.url, self.tool, self.arguments, clients=clients,
-                                                    seconds=seconds, expect_error=self.expect_error))
+            figures = anyio.run(
+                lambda: run_clients(
+                    server.url,
+                    self.tool,
+                    self.arguments,
+                    clients=clients,
+                    seconds=seconds,
+                    expect_error=self.expect_error,
+                )
+            )
             self.cpu_ms += cpu_ms(server.process.pid) - started
         self.runs.append(figures)
 
@@ -82,15 +90,41 @@ def http_table(sides: dict[str, HttpSide], *, clients: int, seconds: float, prog
     ours, floor, local = sides["ours"], sides["floor"], sides["ours_local"]
     table = Table(f"streamable HTTP, {clients} concurrent sessions (2025-11-25), uvicorn on loopback")
     r = ratio(ours.throughput, floor.throughput)
-    table.add(Row("reads per second (ours get_balance, floor echo)", f"{ours.throughput:,.0f}", f"{floor.throughput:,.0f}",
-                  r, f">= {TARGET_HTTP:.2f}x", None if r is None else r >= TARGET_HTTP))
-    table.add(Row("latency p50 / p99 (ms)", ours.latency_shown(), floor.latency_shown(),
-                  ratio(percentile(ours.latencies, 50), percentile(floor.latencies, 50))
-                  if ours.latencies and floor.latencies else None))
-    table.add(Row("server CPU per call (ms)", f"{ours.cpu_per_call():.2f}", f"{floor.cpu_per_call():.2f}",
-                  ratio(ours.cpu_per_call(), floor.cpu_per_call())))
+    table.add(
+        Row(
+            "reads per second (ours get_balance, floor echo)",
+            f"{ours.throughput:,.0f}",
+            f"{floor.throughput:,.0f}",
+            r,
+            f">= {TARGET_HTTP:.2f}x",
+            None if r is None else r >= TARGET_HTTP,
+        )
+    )
+    table.add(
+        Row(
+            "latency p50 / p99 (ms)",
+            ours.latency_shown(),
+            floor.latency_shown(),
+            ratio(percentile(ours.latencies, 50), percentile(floor.latencies, 50))
+            if ours.latencies and floor.latencies
+            else None,
+        )
+    )
+    table.add(
+        Row(
+            "server CPU per call (ms)",
+            f"{ours.cpu_per_call():.2f}",
+            f"{floor.cpu_per_call():.2f}",
+            ratio(ours.cpu_per_call(), floor.cpu_per_call()),
+        )
+    )
     table.add(Row("errors", ours.errors_shown(), floor.errors_shown(), None, "0", ours.errors == 0))
-    table.add(Row("ours, a call refused before any API request: calls per second; CPU per call (ms)",
-                  f"{local.throughput:,.0f}; {local.cpu_per_call():.2f}", f"{floor.throughput:,.0f}; {floor.cpu_per_call():.2f}",
-                  ratio(local.throughput, floor.throughput)))
+    table.add(
+        Row(
+            "ours, a call refused before any API request: calls per second; CPU per call (ms)",
+            f"{local.throughput:,.0f}; {local.cpu_per_call():.2f}",
+            f"{floor.throughput:,.0f}; {floor.cpu_per_call():.2f}",
+            ratio(local.throughput, floor.throughput),
+        )
+    )
     return table.render()

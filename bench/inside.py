@@ -17,14 +17,17 @@ __all__ = ["InsideFigures", "measure_inside"]
 InsideFigures = dict[str, tuple[float, float, float]]
 
 
-def measure_inside(env: dict[str, str], cwd: str, calls: list[tuple[str, dict[str, Any]]], repeat: int) -> InsideFigures:
+def measure_inside(
+    env: dict[str, str], cwd: str, calls: list[tuple[str, dict[str, Any]]], repeat: int
+) -> InsideFigures:
     """Run each read `repeat` times on the instrumented server (`bench.inside_server`) and read its timers."""
     # Reads only: a dispatch's pre-flight reads run outside the tool call's context, so the timers
     # would count them as our code.
     with tempfile.TemporaryDirectory(prefix="bench-inside-") as scratch:
         out = Path(scratch) / "timings.json"
-        server = StdioServer([sys.executable, "-m", "bench.inside_server"], env={**env, "BENCH_INSIDE_OUT": str(out)},
-                             cwd=cwd)
+        server = StdioServer(
+            [sys.executable, "-m", "bench.inside_server"], env={**env, "BENCH_INSIDE_OUT": str(out)}, cwd=cwd
+        )
         with server:
             server.handshake().result  # noqa: B018
             for _ in range(repeat):

@@ -68,8 +68,8 @@ def _dump() -> None:
 def main() -> int:
     """Install the timers and run the ordinary command line."""
     Tool.run = _timed_tool(Tool.run)  # type: ignore[method-assign]
-    OutboundCallsClient._get = _timed_request(OutboundCallsClient._get)  # type: ignore[method-assign]  # noqa: SLF001
-    OutboundCallsClient._post = _timed_request(OutboundCallsClient._post)  # type: ignore[method-assign]  # noqa: SLF001
+    OutboundCallsClient._get = _timed_request(OutboundCallsClient._get)  # type: ignore[method-assign]
+    OutboundCallsClient._post = _timed_request(OutboundCallsClient._post)  # type: ignore[method-assign]
     atexit.register(_dump)
     from outboundcalls_mcp.server.cli import main as cli_main
 

@@ -100,7 +100,9 @@ async def run_variant(url: str, variant: str, replicas: int, workers: int, decis
                 base = ledger.backend
                 ledger.backend = SerializableBackend(base.pool, base.schema, base.location)
             if "no lease" not in variant:  # without a policy, no decision renews a lease: fewer rows in common
-                await ledger.ensure_policy_fingerprint(policy.fingerprint(), policy.settings_summary(), now=datetime.now(UTC))
+                await ledger.ensure_policy_fingerprint(
+                    policy.fingerprint(), policy.settings_summary(), now=datetime.now(UTC)
+                )
             ledgers.append(ledger)
         pool = [f"+1415555{n:04d}" for n in range(1000, 1000 + numbers)]
         rng = random.Random(7)
@@ -115,14 +117,16 @@ async def run_variant(url: str, variant: str, replicas: int, workers: int, decis
                 started = time.perf_counter()
                 try:
                     decision = await ledger.decide(request, rules_for(policy, target), clock=lambda: datetime.now(UTC))
-                except Exception as exc:  # noqa: BLE001 - every failure is a finding, counted and shown
+                except Exception as exc:
                     result.errors.append(f"{type(exc).__name__}: {exc}"[:200])
                     continue
                 result.latencies_ms.append((time.perf_counter() - started) * 1000)
                 result.statuses[decision.status] += 1
                 if decision.claimed and decision.intent is not None:
                     call_id = "call_" + secrets.token_hex(6)
-                    await ledger.record_outcome(decision.intent.intent_id, DialedOutcome(call_id=call_id), now=datetime.now(UTC))
+                    await ledger.record_outcome(
+                        decision.intent.intent_id, DialedOutcome(call_id=call_id), now=datetime.now(UTC)
+                    )
 
         started = time.perf_counter()
         async with anyio.create_task_group() as group:
@@ -153,17 +157,28 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=3000)
     parser.add_argument("--numbers", type=int, default=500, help="distinct numbers the decisions draw from")
     options = parser.parse_args()
-    print(f"{options.replicas} ledgers (replicas), {options.workers} workers, {options.decisions} decisions over "
-          f"{options.numbers} numbers, cooldown 60 min\n")
+    print(
+        f"{options.replicas} ledgers (replicas), {options.workers} workers, {options.decisions} decisions over "
+        f"{options.numbers} numbers, cooldown 60 min\n"
+    )
     print("| variant | decisions/s | p50 ms | p99 ms | claimed | refused | retries | errors | numbers claimed twice |")
     print("|---|---|---|---|---|---|---|---|---|")
     for variant in ("advisory lock", "serializable", "serializable (no lease)"):
-        r = anyio.run(run_variant, options.database_url, variant, options.replicas, options.workers, options.decisions,
-                      options.numbers)
+        r = anyio.run(
+            run_variant,
+            options.database_url,
+            variant,
+            options.replicas,
+            options.workers,
+            options.decisions,
+            options.numbers,
+        )
         done = sum(r.statuses.values())
-        print(f"| {r.variant} | {done / r.seconds:.0f} | {percentile(r.latencies_ms, 50):.1f} | "
-              f"{percentile(r.latencies_ms, 99):.1f} | {r.statuses['claimed']} | {r.statuses['refused']} | {r.retries} | "
-              f"{len(r.errors)} | {r.claimed_twice} |")
+        print(
+            f"| {r.variant} | {done / r.seconds:.0f} | {percentile(r.latencies_ms, 50):.1f} | "
+            f"{percentile(r.latencies_ms, 99):.1f} | {r.statuses['claimed']} | {r.statuses['refused']} | {r.retries} | "
+            f"{len(r.errors)} | {r.claimed_twice} |"
+        )
         for error in r.errors[:3]:
             print(f"  {r.variant} error: {error}")
 

@@ -77,23 +77,34 @@ def serve_sandbox(fail_rate: float, seed: int) -> None:
     sandbox = Sandbox(clock=RealClock(), credits=1e12)
     sandbox.faults = RandomFaults()
 
-    async def app(scope: Message, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]) -> None:
+    async def app(
+        scope: Message, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
+    ) -> None:
         if scope["type"] == "http" and scope["path"] == "/_load/log":
             # Unlike /_sandbox/requests, with what the API did and to which number: the ledger check needs both.
             log = [
-                {"method": r.method, "path": r.path, "status": r.status, "handled": r.handled_status,
-                 "to": r.body.get("toNumber") if isinstance(r.body, dict) else None}
+                {
+                    "method": r.method,
+                    "path": r.path,
+                    "status": r.status,
+                    "handled": r.handled_status,
+                    "to": r.body.get("toNumber") if isinstance(r.body, dict) else None,
+                }
                 for r in sandbox.requests
             ]
             body = json.dumps(log).encode()
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+            )
             await send({"type": "http.response.body", "body": body})
             return
         await sandbox.app(scope, receive, send)
 
     config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", ws="none", http="h11", log_level="warning")
     server = uvicorn.Server(config)
-    anyio.run(lambda: serve(sandbox, server, on_ready=lambda url: print(f"sandbox at {url}", file=sys.stderr, flush=True)))
+    anyio.run(
+        lambda: serve(sandbox, server, on_ready=lambda url: print(f"sandbox at {url}", file=sys.stderr, flush=True))
+    )
 
 
 @dataclass
@@ -203,7 +214,7 @@ async def run_sessions(
         started = time.perf_counter()
         try:
             result = await client.call_tool(name, args)
-        except Exception as exc:  # noqa: BLE001 - every kind of failure is a finding, counted and shown
+        except Exception as exc:
             figures.failures.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
             return None
         figures.latencies_ms.setdefault(name, []).append((time.perf_counter() - started) * 1000)
@@ -223,7 +234,9 @@ async def run_sessions(
         figures.previews += 1
         token = preview.structured_content["preview"]["confirmation_token"]
         result = await call(client, "dispatch_call", {**args, "confirmation_token": token})
-        status = "exception" if result is None else "tool error" if result.is_error else result.structured_content["status"]
+        status = (
+            "exception" if result is None else "tool error" if result.is_error else result.structured_content["status"]
+        )
         figures.dispatches[status] += 1
 
     async def session(index: int) -> None:
@@ -258,7 +271,9 @@ def ledger_rows(state_dir: Path, database: tuple[str, str] | None) -> list[tuple
         return conn.execute("SELECT to_number, state, call_id FROM intents").fetchall()
 
 
-def ledger_check(rows: list[tuple[str, str, str | None]], log: list[dict[str, Any]], figures: Figures) -> dict[str, Any]:
+def ledger_check(
+    rows: list[tuple[str, str, str | None]], log: list[dict[str, Any]], figures: Figures
+) -> dict[str, Any]:
     """The ledger against the sandbox's log: one intent per preview, one created call per dialed intent."""
     states = Counter(state for _, state, _ in rows)
     posts = [entry for entry in log if entry["method"] == "POST" and entry["path"] == "/calls"]
@@ -393,8 +408,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="10 sessions, 1,000 calls: a smoke run")
     parser.add_argument("--clean-only", action="store_true", help="skip the run with 502s (for long soak runs)")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
-    parser.add_argument("--replicas", type=int, default=1, help="server processes sharing the ledger (needs --database-url past 1)")
-    parser.add_argument("--database-url", default=None, help="postgresql://...: the ledger in PostgreSQL, a fresh schema per run")
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="server processes sharing the ledger (needs --database-url past 1)"
+    )
+    parser.add_argument(
+        "--database-url", default=None, help="postgresql://...: the ledger in PostgreSQL, a fresh schema per run"
+    )
     options = parser.parse_args(args)
     if options.replicas > 1 and options.database_url is None:
         parser.error("--replicas past 1 needs --database-url: replicas share a PostgreSQL ledger")
@@ -403,7 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     where = "" if options.database_url is None else f", {options.replicas} replica(s) on PostgreSQL"
     runs = [run_once(f"clean upstream{where}", 0.0, sessions, calls, options.dispatch_share, **shared)]
     if not options.clean_only:
-        runs.append(run_once(f"5% of upstream requests 502{where}", 0.05, sessions, calls, options.dispatch_share, **shared))
+        runs.append(
+            run_once(f"5% of upstream requests 502{where}", 0.05, sessions, calls, options.dispatch_share, **shared)
+        )
     print(report(runs, sessions))
     if options.json is not None:
         options.json.write_text(json.dumps([_raw(run) for run in runs], indent=2))

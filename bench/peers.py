@@ -34,8 +34,12 @@ def _elevenlabs() -> Peer:
     script = ELEVENLABS_VENV / "bin" / "elevenlabs-mcp"
     env = {"ELEVENLABS_API_KEY": "sk_dummy_for_benchmark"}
     if not script.exists():
-        return Peer("ElevenLabs MCP (Python)", None, env,
-                    f"not installed: python -m venv {ELEVENLABS_VENV} && {ELEVENLABS_VENV}/bin/pip install elevenlabs-mcp")
+        return Peer(
+            "ElevenLabs MCP (Python)",
+            None,
+            env,
+            f"not installed: python -m venv {ELEVENLABS_VENV} && {ELEVENLABS_VENV}/bin/pip install elevenlabs-mcp",
+        )
     return Peer("ElevenLabs MCP (Python)", [str(script)], env)
 
 
@@ -44,7 +48,9 @@ def _vapi() -> Peer:
     node = shutil.which("node")
     env = {"VAPI_TOKEN": "dummy_for_benchmark"}
     if node is None or not entry.exists():
-        return Peer("Vapi MCP (Node)", None, env, f"not installed: npm install --prefix {VAPI_PREFIX} @vapi-ai/mcp-server")
+        return Peer(
+            "Vapi MCP (Node)", None, env, f"not installed: npm install --prefix {VAPI_PREFIX} @vapi-ai/mcp-server"
+        )
     return Peer("Vapi MCP (Node)", [node, str(entry)], env)
 
 
@@ -53,8 +59,12 @@ def _retell() -> Peer:
     node = shutil.which("node")
     env = {"RETELL_API_KEY": "dummy_for_benchmark"}
     if node is None or not entry.exists():
-        return Peer("Retell community MCP (Node)", None, env,
-                    f"not installed: npm install --prefix {RETELL_PREFIX} {RETELL_PACKAGE}")
+        return Peer(
+            "Retell community MCP (Node)",
+            None,
+            env,
+            f"not installed: npm install --prefix {RETELL_PREFIX} {RETELL_PACKAGE}",
+        )
     return Peer("Retell community MCP (Node)", [node, str(entry)], env)
 
 

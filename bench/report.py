@@ -46,8 +46,15 @@ class Table:
         return "\n".join(lines)
 
 
-def spread_row(figure: str, ours: Sequence[float], floor: Sequence[float], *, max_ratio: float | None = None,
-               unit: str = "ms", digits: int = 0) -> Row:
+def spread_row(
+    figure: str,
+    ours: Sequence[float],
+    floor: Sequence[float],
+    *,
+    max_ratio: float | None = None,
+    unit: str = "ms",
+    digits: int = 0,
+) -> Row:
     """A median-of-rounds row, optionally with a ratio target; the paired ratio and that of the minima are shown too."""
     o, f = Spread.of(ours), Spread.of(floor)
     r = ratio(o.median, f.median)
@@ -69,8 +76,14 @@ def latency_row(label: str, ours: Sequence[float], echo: Sequence[float], round_
         rt = percentile(round_trip, 50)
         limit = 2 * echo50 + rt
         target, met = f"p50 <= {limit:.2f} (2x{echo50:.2f} + {rt:.2f} upstream, back to back)", p50 <= limit
-    return Row(f"{label} p50 / p99 (ms)", f"{p50:.2f} / {p99:.2f}", f"{echo50:.2f} / {echo99:.2f}",
-               ratio(p50, echo50), target, met)
+    return Row(
+        f"{label} p50 / p99 (ms)",
+        f"{p50:.2f} / {p99:.2f}",
+        f"{echo50:.2f} / {echo99:.2f}",
+        ratio(p50, echo50),
+        target,
+        met,
+    )
 
 
 def served_read_row(label: str, ours: Sequence[float], echo: Sequence[float], minimal_read: Sequence[float]) -> Row:
@@ -78,6 +91,11 @@ def served_read_row(label: str, ours: Sequence[float], echo: Sequence[float], mi
     p50, echo50, read50 = percentile(ours, 50), percentile(echo, 50), percentile(minimal_read, 50)
     rt = read50 - echo50
     limit = 2 * echo50 + rt
-    return Row(f"  {label} against the upstream as a minimal server sees it: its read {read50:.2f} - echo (ms)",
-               f"{p50:.2f}", f"{read50:.2f}", ratio(p50, read50),
-               f"p50 <= {limit:.2f} (2x{echo50:.2f} + {rt:.2f} upstream, in a server)", p50 <= limit)
+    return Row(
+        f"  {label} against the upstream as a minimal server sees it: its read {read50:.2f} - echo (ms)",
+        f"{p50:.2f}",
+        f"{read50:.2f}",
+        ratio(p50, read50),
+        f"p50 <= {limit:.2f} (2x{echo50:.2f} + {rt:.2f} upstream, in a server)",
+        p50 <= limit,
+    )

@@ -47,8 +47,11 @@ def _required_only(schema: Any) -> Any:
         return schema
     kept = set(schema.get("required") or ())
     return {
-        key: ({name: _required_only(sub) for name, sub in value.items() if name in kept}
-              if key == "properties" and isinstance(value, dict) else _required_only(value))
+        key: (
+            {name: _required_only(sub) for name, sub in value.items() if name in kept}
+            if key == "properties" and isinstance(value, dict)
+            else _required_only(value)
+        )
         for key, value in schema.items()
     }
 

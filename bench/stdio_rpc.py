@@ -86,8 +86,12 @@ class StdioServer:
     def __enter__(self) -> StdioServer:
         self.spawned_at = time.perf_counter()
         self.process = subprocess.Popen(
-            self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=self.env, cwd=self.cwd,
+            self.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=self.env,
+            cwd=self.cwd,
         )
         return self
 
@@ -149,9 +153,7 @@ class StdioServer:
         """initialize (handshake era) or server/discover (2026-07-28): the first exchange a host makes."""
         if self.era == MODERN:
             return self.request("server/discover")
-        reply = self.request(
-            "initialize", {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": CLIENT_INFO}
-        )
+        reply = self.request("initialize", {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": CLIENT_INFO})
         self.notify("notifications/initialized")
         return reply
 

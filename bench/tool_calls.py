@@ -89,12 +89,30 @@ def _cases(ids: Any) -> list[_Case]:
     long_call = ids.long_transcript_call_id
     return [
         _Case("get_balance", "get_balance", {}, direct=("/me", None)),
-        _Case("list_calls (20)", "list_calls", {"limit": 20}, lambda s: len(s.get("calls", [])), "call",
-              ("/calls", {"limit": "20"})),
-        _Case("list_calls (200)", "list_calls", {"limit": 200}, lambda s: len(s.get("calls", [])), "call",
-              ("/calls", {"limit": "200"})),
-        _Case("get_call (long transcript)", "get_call", {"call_id": long_call},
-              lambda s: len(s.get("transcript") or []), "turn", (f"/calls/{long_call}", None)),
+        _Case(
+            "list_calls (20)",
+            "list_calls",
+            {"limit": 20},
+            lambda s: len(s.get("calls", [])),
+            "call",
+            ("/calls", {"limit": "20"}),
+        ),
+        _Case(
+            "list_calls (200)",
+            "list_calls",
+            {"limit": 200},
+            lambda s: len(s.get("calls", [])),
+            "call",
+            ("/calls", {"limit": "200"}),
+        ),
+        _Case(
+            "get_call (long transcript)",
+            "get_call",
+            {"call_id": long_call},
+            lambda s: len(s.get("transcript") or []),
+            "turn",
+            (f"/calls/{long_call}", None),
+        ),
     ]
 
 
@@ -203,8 +221,9 @@ def measure_tool_calls(
             preview.cpu_ms += cpu_ms(ours.pid) - cpu
             token = _preview_token(shown)
             before, cpu = upstream.request_count(), cpu_ms(ours.pid)
-            done = _record(confirm, ours.call_tool("dispatch_call", {**args, "confirmation_token": token}),
-                           upstream, before)
+            done = _record(
+                confirm, ours.call_tool("dispatch_call", {**args, "confirmation_token": token}), upstream, before
+            )
             confirm.cpu_ms += cpu_ms(ours.pid) - cpu
             _check_dialed(done)
         progress(f"tool-call round {round_no + 1}/{rounds}")
@@ -214,5 +233,3 @@ def measure_tool_calls(
         if case.direct is not None and fig.result is not None and fig.result.get("structuredContent"):
             fig.structured_floor_ms = structured_floor_ms(upstream.body(*case.direct), fig.result["structuredContent"])
     return RunFigures(calls={"echo": echo, **figures, "preview": preview, "confirm": confirm}, peak_rss_mib=rss)
-
-

@@ -33,9 +33,20 @@ class Upstream:
 
         self.api_key = SANDBOX_API_KEY
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "outboundcalls.sandbox", "--port", "0", "--credits", f"{self.credits:g}",
-             "--log-level", "warning"],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+            [
+                sys.executable,
+                "-m",
+                "outboundcalls.sandbox",
+                "--port",
+                "0",
+                "--credits",
+                f"{self.credits:g}",
+                "--log-level",
+                "warning",
+            ],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
         )
         assert self.process.stderr is not None
         first = self.process.stderr.readline()
@@ -79,7 +90,9 @@ class Upstream:
         answer.raise_for_status()
         return answer.content
 
-    def round_trip_ms(self, path: str, params: dict[str, str] | None = None, samples: int = ROUND_TRIP_SAMPLES) -> list[float]:
+    def round_trip_ms(
+        self, path: str, params: dict[str, str] | None = None, samples: int = ROUND_TRIP_SAMPLES
+    ) -> list[float]:
         """Latencies (ms) of the GET sent directly, the way our server sends it: httpx2's async client, kept alive."""
         # The upstream's share of a tool call: the API's own time, the socket and the HTTP client
         # library; parsing the body into models is left out, because that is our code.

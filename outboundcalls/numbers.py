@@ -196,9 +196,7 @@ def classify_short_number(raw: str, default_region: str = "US") -> ShortNumber |
         return ShortNumber(digits=digits, kind="emergency", destination_region=destination, regions=elsewhere)
     for candidate in regions:
         if shortnumberinfo.is_valid_short_number_for_region(parsed, candidate):
-            return ShortNumber(
-                digits=digits, kind="short_service", destination_region=candidate, regions=(candidate,)
-            )
+            return ShortNumber(digits=digits, kind="short_service", destination_region=candidate, regions=(candidate,))
     return None
 
 

@@ -90,8 +90,9 @@ def build_server(
         async with AsyncExitStack() as stack:
             try:
                 await events.open(stack)  # a shared store: hear the other replicas' call ends
-                deps = await _open_deps(settings, stack, policy, events, readiness, transport=transport, now=clock,
-                                        sleep=pause, retry=retry)
+                deps = await _open_deps(
+                    settings, stack, policy, events, readiness, transport=transport, now=clock, sleep=pause, retry=retry
+                )
             except STARTUP_ERRORS as exc:
                 if on_startup_error is not None:
                     on_startup_error(exc)
@@ -143,7 +144,9 @@ async def _open_deps(
         transport, key, base_url = await start_sandbox(stack, resolve_state_dir(settings))
     if key is not None:
         api = await stack.enter_async_context(
-            OutboundCallsClient(key, base_url=base_url, transport=transport, timeout=settings.timeout_seconds, retry=retry)
+            OutboundCallsClient(
+                key, base_url=base_url, transport=transport, timeout=settings.timeout_seconds, retry=retry
+            )
         )
     else:
         log.warning("no API key: every tool will answer how to set OUTBOUNDCALLS_API_KEY or use --sandbox")

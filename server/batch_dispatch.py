@@ -82,8 +82,9 @@ class BatchDispatchService:
         spent = 0.0
         for position, raw in enumerate(args.to_numbers):
             try:
-                prepared = await svc.prepare(DispatchRequest(agent_id=args.agent_id, to_number=raw,
-                                                             phone_number_id=args.phone_number_id))
+                prepared = await svc.prepare(
+                    DispatchRequest(agent_id=args.agent_id, to_number=raw, phone_number_id=args.phone_number_id)
+                )
             except PreflightRefused as refused:
                 shown.append(Destination(to=self._shown(raw), status="refused", reason=_reason(refused.refusals)))
                 continue
@@ -100,18 +101,27 @@ class BatchDispatchService:
             seen.add(view.to)
             spent += per_call
             ready.append(ReadyDestination(position=position, view=view))
-            shown.append(Destination(to=view.to, status="ready", est_credits_per_min=view.est_credits_per_min,
-                                     local_time=view.local_time))
+            shown.append(
+                Destination(
+                    to=view.to, status="ready", est_credits_per_min=view.est_credits_per_min, local_time=view.local_time
+                )
+            )
         rates = [d.view.est_credits_per_min for d in ready if d.view.est_credits_per_min is not None]
         total = round(sum(rates), 2) if rates else None
-        return BatchPlan(args=args, destinations=shown, ready=tuple(ready), est_credits_per_min=total,
-                         question=self._question(shown, ready, total))
+        return BatchPlan(
+            args=args,
+            destinations=shown,
+            ready=tuple(ready),
+            est_credits_per_min=total,
+            question=self._question(shown, ready, total),
+        )
 
     @ledger_reachable
     async def consent_for_answer(self, args: BatchArgs, answer_key: str) -> ConsentTicket | None:
         """On an answering round: the question it answers (or already answered), if one is on record."""
-        record = await self.service.ledger.consent_for_answer(self._binding(args), answer_key=answer_key,
-                                                              now=self.service.now())
+        record = await self.service.ledger.consent_for_answer(
+            self._binding(args), answer_key=answer_key, now=self.service.now()
+        )
         return None if record is None else ConsentTicket(consent_id=record.consent_id, question=record.question)
 
     @ledger_reachable
@@ -160,8 +170,12 @@ class BatchDispatchService:
         svc = self.service
         consent = await svc.ledger.consent_by_token(token)
         if consent is None or consent.kind != "batch":
-            await svc.ledger.append_audit("refusal", at=svc.now(), agent_id=args.agent_id,
-                                          detail={"claim": "unknown_token", "batch": len(args.to_numbers)})
+            await svc.ledger.append_audit(
+                "refusal",
+                at=svc.now(),
+                agent_id=args.agent_id,
+                detail={"claim": "unknown_token", "batch": len(args.to_numbers)},
+            )
             raise DispatchError(TOKEN_UNKNOWN)
         use = ConsentAnswer(consent_id=consent.consent_id, binding=self._binding(args), via="token")
         return await self._use(consent, use, "accept")
@@ -174,8 +188,9 @@ class BatchDispatchService:
         if plan.ready:
             facts = await svc.read_facts(plan.args.agent_id, svc.now())
             for item in plan.ready:
-                target = BoundArgs(agent_id=plan.args.agent_id, to_number=item.view.to,
-                                   phone_number_id=plan.args.phone_number_id)
+                target = BoundArgs(
+                    agent_id=plan.args.agent_id, to_number=item.view.to, phone_number_id=plan.args.phone_number_id
+                )
                 request = DialRequest(target=target, estimate_per_minute=item.view.est_credits_per_min, mode="none")
                 results[item.position] = await self._dial(request, facts, results[item.position])
         return self._report(results, plan.est_credits_per_min)
@@ -183,16 +198,20 @@ class BatchDispatchService:
     def not_dialed(self, plan: BatchPlan, message: str) -> BatchResult:
         """The plan, with its ready destinations marked not dialed."""
         shown = [d.model_copy(update={"status": "not_dialed"}) if d.status == "ready" else d for d in plan.destinations]
-        return BatchResult(status="not_dialed", message=message, destinations=shown,
-                           est_credits_per_min=plan.est_credits_per_min)
+        return BatchResult(
+            status="not_dialed", message=message, destinations=shown, est_credits_per_min=plan.est_credits_per_min
+        )
 
     async def _use(self, consent: ConsentRecord, use: ConsentAnswer, answer: Answer) -> BatchResult:
         """Use the consent once: a no is recorded; a yes dials each agreed destination; a replay gets the first outcome."""
         svc = self.service
         if consent.state == "used":
-            await svc.ledger.append_audit("replay", at=svc.now(), agent_id=consent.agent_id,
-                                          detail={"consent": consent.consent_id, "via": use.via,
-                                                  "first_answer": consent.answer})
+            await svc.ledger.append_audit(
+                "replay",
+                at=svc.now(),
+                agent_id=consent.agent_id,
+                detail={"consent": consent.consent_id, "via": use.via, "first_answer": consent.answer},
+            )
             return await self._first_outcome(consent)
         # Read before the yes is used: if the agent or the balance cannot be read, the yes stays usable.
         facts = await svc.read_facts(consent.agent_id, svc.now()) if answer == "accept" else None
@@ -209,12 +228,18 @@ class BatchDispatchService:
         used = decision.consent
         results = self._as_shown(used)
         if facts is None:
-            return self._report([self._not_dialed(d) for d in results], self._total(used),
-                                message=text.NOT_A_YES[answer])
+            return self._report(
+                [self._not_dialed(d) for d in results], self._total(used), message=text.NOT_A_YES[answer]
+            )
         for agreed in used.agreed:
             target = BoundArgs(agent_id=used.agent_id, to_number=agreed.to_number, phone_number_id=used.phone_number_id)
-            request = DialRequest(target=target, estimate_per_minute=agreed.estimate_per_minute, mode=used.mode,
-                                  consent_id=used.consent_id, position=agreed.position)
+            request = DialRequest(
+                target=target,
+                estimate_per_minute=agreed.estimate_per_minute,
+                mode=used.mode,
+                consent_id=used.consent_id,
+                position=agreed.position,
+            )
             results[agreed.position] = await self._dial(request, facts, results[agreed.position])
         return self._report(results, self._total(used))
 
@@ -254,16 +279,18 @@ class BatchDispatchService:
                                               "reason": "the first confirmation stopped before deciding it"})
             )  # fmt: skip
         report = self._report(results, self._total(consent))
-        return report.model_copy(update={"message": "This confirmation was already used; nothing was dialed again. "
-                                                    + report.message})
+        return report.model_copy(
+            update={"message": "This confirmation was already used; nothing was dialed again. " + report.message}
+        )
 
     def _from_intent(self, shown: Destination, intent: IntentRecord) -> Destination:
         """A destination as its recorded decision left it."""
         if intent.state == "dialed":
             return shown.model_copy(update={"status": "dialed", "call_id": intent.call_id, "reason": None})
         if intent.state == "unknown":
-            return shown.model_copy(update={"status": "outcome_unknown",
-                                            "reason": text.outcome_unknown(intent.args.to_number)})
+            return shown.model_copy(
+                update={"status": "outcome_unknown", "reason": text.outcome_unknown(intent.args.to_number)}
+            )
         if intent.state == "refused":
             return shown.model_copy(update={"status": "refused", "reason": ", ".join(intent.refused_rules)})
         if intent.state == "failed":
@@ -273,8 +300,12 @@ class BatchDispatchService:
     def _as_shown(self, consent: ConsentRecord) -> list[Destination]:
         """Every destination as the person was shown it: ready, or refused with its reason."""
         return [
-            Destination(to=d.to_number, status="ready" if d.dial else "refused",
-                        est_credits_per_min=d.estimate_per_minute if d.dial else None, reason=d.reason)
+            Destination(
+                to=d.to_number,
+                status="ready" if d.dial else "refused",
+                est_credits_per_min=d.estimate_per_minute if d.dial else None,
+                reason=d.reason,
+            )
             for d in consent.destinations
         ]
 
@@ -290,8 +321,13 @@ class BatchDispatchService:
     async def _open(self, plan: BatchPlan, *, token: str | None, era: str | None) -> ConsentRecord:
         svc = self.service
         shown = [
-            ConsentDestination(position=position, to_number=d.to, dial=d.status == "ready", reason=d.reason,
-                               estimate_per_minute=d.est_credits_per_min)
+            ConsentDestination(
+                position=position,
+                to_number=d.to,
+                dial=d.status == "ready",
+                reason=d.reason,
+                estimate_per_minute=d.est_credits_per_min,
+            )
             for position, d in enumerate(plan.destinations)
         ]
         audit = {} if era is None else {"era": era}
@@ -309,8 +345,9 @@ class BatchDispatchService:
         """The batch's exact arguments: the agent, the caller id, each destination (E.164 where it is one) in order."""
         region = self.service.policy.default_region
         numbers = [e164_or_none(raw, region) or f"raw:{raw}" for raw in args.to_numbers]
-        return binding_of("batch", {"agent_id": args.agent_id, "phone_number_id": args.phone_number_id,
-                                    "to_numbers": numbers})
+        return binding_of(
+            "batch", {"agent_id": args.agent_id, "phone_number_id": args.phone_number_id, "to_numbers": numbers}
+        )
 
     def _shown(self, raw: str) -> str:
         """A destination as the person reads it: E.164 where it is a number, else the input on one visible line."""
@@ -333,17 +370,28 @@ class BatchDispatchService:
         lines = [f"Place {len(ready)} phone call(s) through agent {agent}?"]
         for item in ready:
             view = item.view
-            rate = f"about {view.est_credits_per_min:g} credits/min" if view.est_credits_per_min is not None else "rate unknown"
-            lines.append(f"- {view.to} ({view.country or '?'}, {view.number_type or '?'}; local time "
-                         f"{view.local_time or 'unknown'}): {rate}")
+            rate = (
+                f"about {view.est_credits_per_min:g} credits/min"
+                if view.est_credits_per_min is not None
+                else "rate unknown"
+            )
+            lines.append(
+                f"- {view.to} ({view.country or '?'}, {view.number_type or '?'}; local time "
+                f"{view.local_time or 'unknown'}): {rate}"
+            )
         if total is not None:
-            lines.append(f"Total: about {total:g} credits per minute of calling (an estimate, not a quote; charged on "
-                         f"completion), about {total * ESTIMATE_MINUTES_PER_CALL:g} credits if each call lasts "
-                         f"{ESTIMATE_MINUTES_PER_CALL} minutes. Balance: {first.balance:g} credits.")
+            lines.append(
+                f"Total: about {total:g} credits per minute of calling (an estimate, not a quote; charged on "
+                f"completion), about {total * ESTIMATE_MINUTES_PER_CALL:g} credits if each call lasts "
+                f"{ESTIMATE_MINUTES_PER_CALL} minutes. Balance: {first.balance:g} credits."
+            )
         refused = [d for d in shown if d.status == "refused"]
         if refused:
-            lines.append("Not called (refused): " + "; ".join(f"{d.to} ({one_line(d.reason or '', limit=200)})"
-                                                              for d in refused) + ".")
+            lines.append(
+                "Not called (refused): "
+                + "; ".join(f"{d.to} ({one_line(d.reason or '', limit=200)})" for d in refused)
+                + "."
+            )
         question = "\n".join(lines)
         return (SANDBOX_PREFIX + question) if self.service.sandbox else question
 
@@ -355,15 +403,19 @@ class BatchDispatchService:
         summary += f"; {others} not dialed (see each reason)." if others else "."
         if dialed:
             summary += " Use wait_for_calls with their call ids."
-        return BatchResult(status="dialed" if dialed else "not_dialed",
-                           message=summary if message is None else f"{message} {summary}",
-                           destinations=results, est_credits_per_min=total)
+        return BatchResult(
+            status="dialed" if dialed else "not_dialed",
+            message=summary if message is None else f"{message} {summary}",
+            destinations=results,
+            est_credits_per_min=total,
+        )
 
 
 def _outcome(shown: Destination, done: DispatchResult) -> Destination:
     """One destination's result from what the single-dispatch service did."""
     if done.status == "dialed":
-        return shown.model_copy(update={"status": "dialed", "call_id": done.call.id if done.call else None,
-                                        "reason": None})
+        return shown.model_copy(
+            update={"status": "dialed", "call_id": done.call.id if done.call else None, "reason": None}
+        )
     status = "outcome_unknown" if done.status == "outcome_unknown" else "not_dialed"
     return shown.model_copy(update={"status": status, "reason": done.message})

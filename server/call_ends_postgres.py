@@ -95,7 +95,9 @@ class PostgresCallEnds:
             row = await cursor.fetchone()
         return None if row is None else CallDetail.model_validate(row[0])
 
-    async def listen(self, on_end: Callable[[str], Awaitable[None]], on_reconnect: Callable[[], Awaitable[None]]) -> None:
+    async def listen(
+        self, on_end: Callable[[str], Awaitable[None]], on_reconnect: Callable[[], Awaitable[None]]
+    ) -> None:
         """Hear every replica's call ends until cancelled, re-making the connection after any failure."""
         import psycopg
         from psycopg import sql

@@ -120,7 +120,9 @@ class SharedCallEnds(Protocol):
         """The stored end of a call, if one is known."""
         ...
 
-    async def listen(self, on_end: Callable[[str], Awaitable[None]], on_reconnect: Callable[[], Awaitable[None]]) -> None:
+    async def listen(
+        self, on_end: Callable[[str], Awaitable[None]], on_reconnect: Callable[[], Awaitable[None]]
+    ) -> None:
         """Hear every replica's call ends until cancelled."""
         ...
 
@@ -134,7 +136,9 @@ def call_end_store(settings: Settings) -> CallEndStore | SharedCallEnds:
     from outboundcalls_mcp.server.call_ends_postgres import PostgresCallEnds
     from outboundcalls_mcp.server.ledger_place import describe_ledger, ledger_schema
 
-    return PostgresCallEnds(settings.database_url.get_secret_value(), ledger_schema(settings), describe_ledger(settings))
+    return PostgresCallEnds(
+        settings.database_url.get_secret_value(), ledger_schema(settings), describe_ledger(settings)
+    )
 
 
 class CallEvents:
@@ -200,7 +204,9 @@ class CallEvents:
         try:
             actual = await self._lookup(call.id)
         except OutboundCallsError as exc:
-            log.warning("could not confirm a post-call webhook with the API (%s); it changed nothing", type(exc).__name__)
+            log.warning(
+                "could not confirm a post-call webhook with the API (%s); it changed nothing", type(exc).__name__
+            )
             return None
         if not actual.is_terminal or actual.status != call.status or actual.credits_charged != call.credits_charged:
             # Its contents stay out of the log: only that it disagreed, and what the API says.
@@ -322,5 +328,5 @@ class CallEvents:
                 with anyio.move_on_after(NOTIFY_TIMEOUT_SECONDS):
                     try:
                         await session.send_resource_updated(uri)
-                    except Exception as exc:  # noqa: BLE001 - a gone subscriber must not fail the publisher
+                    except Exception as exc:
                         log.info("could not notify a subscriber of %s: %s", uri, type(exc).__name__)

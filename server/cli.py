@@ -35,12 +35,22 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", nargs="?", choices=["serve", "demo", "audit", "sandbox"], default="serve",
-                        help="serve (default), demo (a scripted session on the sandbox), audit (the dispatch audit "
-                             "trail), sandbox status|reset (the persistent sandbox account)")
-    parser.add_argument("action", nargs="?", choices=["status", "reset"], default=None,
-                        help="sandbox: status (where the account lives, its balance and calls) or reset (start the "
-                             "account and its ledger afresh)")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["serve", "demo", "audit", "sandbox"],
+        default="serve",
+        help="serve (default), demo (a scripted session on the sandbox), audit (the dispatch audit "
+        "trail), sandbox status|reset (the persistent sandbox account)",
+    )
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=["status", "reset"],
+        default=None,
+        help="sandbox: status (where the account lives, its balance and calls) or reset (start the "
+        "account and its ledger afresh)",
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("--sandbox", action="store_true", default=None, help="use the built-in sandbox, no key needed")
     parser.add_argument("--read-only", action="store_true", default=None, help="register no tool that dials or writes")
@@ -62,12 +72,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"outboundcalls-mcp {__version__}")
         return 0
     if args.command == "sandbox" and args.action is None:
-        print("outboundcalls-mcp: `sandbox` needs an action: run `outboundcalls-mcp sandbox status` or "
-              "`outboundcalls-mcp sandbox reset`.", file=sys.stderr)
+        print(
+            "outboundcalls-mcp: `sandbox` needs an action: run `outboundcalls-mcp sandbox status` or "
+            "`outboundcalls-mcp sandbox reset`.",
+            file=sys.stderr,
+        )
         return 2
     if args.command != "sandbox" and args.action is not None:
-        print(f"outboundcalls-mcp: `{args.action}` is an action of `sandbox` only: run "
-              f"`outboundcalls-mcp sandbox {args.action}`.", file=sys.stderr)
+        print(
+            f"outboundcalls-mcp: `{args.action}` is an action of `sandbox` only: run "
+            f"`outboundcalls-mcp sandbox {args.action}`.",
+            file=sys.stderr,
+        )
         return 2
     from outboundcalls_mcp.server.settings import SettingsError, load_settings
 

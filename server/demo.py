@@ -85,8 +85,10 @@ async def _session(state_dir: Path) -> None:
 
         balance = _data(await client.call_tool("get_balance", {}), "get_balance")
         enough = "enough to dispatch" if balance["can_dispatch"] else "NOT enough to dispatch"
-        _say(f"\n2. get_balance: {balance['credits']:g} credits ({enough}: a call needs {balance['minimum_credits']:g}); "
-             f"sandbox: {'yes' if balance['sandbox'] else 'NO'}.")
+        _say(
+            f"\n2. get_balance: {balance['credits']:g} credits ({enough}: a call needs {balance['minimum_credits']:g}); "
+            f"sandbox: {'yes' if balance['sandbox'] else 'NO'}."
+        )
 
         agents = _data(await client.call_tool("list_agents", {"status": "deployed"}), "list_agents")["agents"]
         _say("\n3. list_agents (deployed):")
@@ -96,7 +98,8 @@ async def _session(state_dir: Path) -> None:
 
         _say(f"\n4. dispatch_call: agent {agent['name']!r}, to_number {DESTINATION!r}.")
         dispatched = _data(
-            await client.call_tool("dispatch_call", {"agent_id": agent["id"], "to_number": DESTINATION}), "dispatch_call"
+            await client.call_tool("dispatch_call", {"agent_id": agent["id"], "to_number": DESTINATION}),
+            "dispatch_call",
         )
         call = dispatched.get("call")
         if dispatched["status"] != "dialed" or not call:
@@ -114,12 +117,16 @@ async def _session(state_dir: Path) -> None:
                 _say(f"{done:5.0f} s  {status}", 3)
 
         waited = _data(
-            await client.call_tool("wait_for_call", {"call_id": call["id"], "timeout_seconds": 120},
-                                   progress_callback=progress),
+            await client.call_tool(
+                "wait_for_call", {"call_id": call["id"], "timeout_seconds": 120}, progress_callback=progress
+            ),
             "wait_for_call",
         )
-        _say(f"Ended: {waited['call']['status']} after {waited['waited_s']:g} s of waiting on the simulated clock "
-             "(a real call takes that long).", 3)
+        _say(
+            f"Ended: {waited['call']['status']} after {waited['waited_s']:g} s of waiting on the simulated clock "
+            "(a real call takes that long).",
+            3,
+        )
 
         detail = _data(await client.call_tool("get_call", {"call_id": call["id"]}), "get_call")
         turns = detail.get("transcript") or []
@@ -133,8 +140,10 @@ async def _session(state_dir: Path) -> None:
 
         after = _data(await client.call_tool("get_balance", {}), "get_balance")
         spent = balance["credits"] - after["credits"]
-        _say(f"\n8. Cost: {detail.get('credits', spent):g} credits for {detail.get('duration_s') or 0:g} s of talk. "
-             f"Balance {balance['credits']:g} -> {after['credits']:g} credits.")
+        _say(
+            f"\n8. Cost: {detail.get('credits', spent):g} credits for {detail.get('duration_s') or 0:g} s of talk. "
+            f"Balance {balance['credits']:g} -> {after['credits']:g} credits."
+        )
     _say("\nDone. Run `outboundcalls-mcp --sandbox` to try it from your own MCP host: there calls take real")
     _say("time, and one sandbox account is kept between runs: `outboundcalls-mcp sandbox status` shows it,")
     _say("`outboundcalls-mcp sandbox reset` starts it afresh.")

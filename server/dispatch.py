@@ -9,10 +9,10 @@ happens.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import secrets
-import functools
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -143,8 +143,11 @@ class DispatchService:
         now = self.now()
         if e164_or_none(args.to_number, self.policy.default_region) is None:
             # An undialable number (letters, look-alike digits, 911) is refused on its own: nothing is read for it.
-            facts = Facts(agent=AgentFacts(agent_id=args.agent_id, exists=True, status=DEPLOYED_STATUS),
-                          balance=math.inf, read_at=now)
+            facts = Facts(
+                agent=AgentFacts(agent_id=args.agent_id, exists=True, status=DEPLOYED_STATUS),
+                balance=math.inf,
+                read_at=now,
+            )
         else:
             facts = await self.read_facts(args.agent_id, now)
         preflight = await self.evaluate(args.to_number, facts, now)
@@ -207,12 +210,17 @@ class DispatchService:
         """Use a preview's consent by its token: dial once, or return what it already did."""
         consent = await self.ledger.consent_by_token(token)
         if consent is None or consent.kind != "single":
-            await self.ledger.append_audit("refusal", at=self.now(), agent_id=args.agent_id,
-                                           detail={"claim": "unknown_token"})
+            await self.ledger.append_audit(
+                "refusal", at=self.now(), agent_id=args.agent_id, detail={"claim": "unknown_token"}
+            )
             raise DispatchError(text.TOKEN_UNKNOWN)
         bound = self.bind(args)
-        use = ConsentAnswer(consent_id=consent.consent_id, binding=bound.binding() if bound else "(not a number)",
-                            via="token", keep_open_if_refused=True)
+        use = ConsentAnswer(
+            consent_id=consent.consent_id,
+            binding=bound.binding() if bound else "(not a number)",
+            via="token",
+            keep_open_if_refused=True,
+        )
         if consent.state == "used":
             return await self._first_outcome(consent, replay=use)
         return await self._decide(consent, use, stage="token")
@@ -244,8 +252,9 @@ class DispatchService:
         e164 = e164_or_none(args.to_number, self.policy.default_region)
         if e164 is None:
             return None
-        return BoundArgs(agent_id=args.agent_id, to_number=e164, phone_number_id=args.phone_number_id,
-                         contact_id=args.contact_id)
+        return BoundArgs(
+            agent_id=args.agent_id, to_number=e164, phone_number_id=args.phone_number_id, contact_id=args.contact_id
+        )
 
     async def consent(self, consent_id: str) -> ConsentRecord:
         """A consent this server recorded, or DispatchError if the ledger has none by that id."""
@@ -264,8 +273,9 @@ class DispatchService:
         """Every pre-flight rule for this destination, for the ledger to evaluate inside its decision."""
 
         def evaluate(usage: UsageFacts, now: datetime) -> PreflightResult:
-            return self.policy.evaluate(raw=target.to_number, now=now, agent=facts.agent, balance=facts.balance,
-                                        usage=usage)
+            return self.policy.evaluate(
+                raw=target.to_number, now=now, agent=facts.agent, balance=facts.balance, usage=usage
+            )
 
         return evaluate
 
@@ -324,8 +334,12 @@ class DispatchService:
     async def post(self, intent: IntentRecord, facts: Facts) -> DispatchResult:
         """The one POST of a claimed intent, and its outcome recorded whatever happens."""
         bound = intent.args
-        body = NewCall(agent_id=bound.agent_id, to_number=bound.to_number,
-                       phone_number_id=bound.phone_number_id, contact_id=bound.contact_id)
+        body = NewCall(
+            agent_id=bound.agent_id,
+            to_number=bound.to_number,
+            phone_number_id=bound.phone_number_id,
+            contact_id=bound.contact_id,
+        )
         started = self.now()
         # Shielded: once claimed, a cancelled tool call must not leave the outcome unrecorded.
         with anyio.CancelScope(shield=True):
@@ -374,7 +388,9 @@ class DispatchService:
                 raise
             # Wall-clock pauses on purpose: only a database that is away gets here, never a test's manual clock.
             await anyio.sleep(RECORD_PAUSE_SECONDS * 2**attempt)
-        log.error("could not record the outcome of %s (%s); its number stays held until reconciled", intent_id, outcome.kind)
+        log.error(
+            "could not record the outcome of %s (%s); its number stays held until reconciled", intent_id, outcome.kind
+        )
         raise DispatchError(text.OUTCOME_NOT_RECORDED.format(kind=outcome.kind))
 
     async def recorded(self, intent: IntentRecord, *, word: str) -> DispatchResult:
@@ -382,28 +398,36 @@ class DispatchService:
         if intent.state == "dialed" and intent.call_id:
             call = await self._get_call(intent.call_id)
             return DispatchResult(
-                status="dialed", call=call_item(call) if call else None,
+                status="dialed",
+                call=call_item(call) if call else None,
                 message=f"This {word} already placed call {intent.call_id}; it was not dialed again.",
             )
         if intent.state == "unknown":
-            return DispatchResult(status="outcome_unknown",
-                                  message=f"This {word}'s call has an unknown outcome; it is never dialed again. "
-                                  "Check list_calls.")
+            return DispatchResult(
+                status="outcome_unknown",
+                message=f"This {word}'s call has an unknown outcome; it is never dialed again. Check list_calls.",
+            )
         if intent.state == "failed":
-            raise DispatchError(f"This {word}'s dispatch already failed ({intent.failure_message}); it is not retried. "
-                                "Dispatch again for a new confirmation.")
+            raise DispatchError(
+                f"This {word}'s dispatch already failed ({intent.failure_message}); it is not retried. "
+                "Dispatch again for a new confirmation."
+            )
         if intent.state == "refused":
-            raise DispatchError(f"This {word} was already decided: refused by {', '.join(intent.refused_rules)}. "
-                                "Nothing was dialed, and it is not decided again.")
-        raise DispatchError(f"This {word}'s dispatch is still in progress elsewhere; it was not dialed again. "
-                            "Try again shortly.")
+            raise DispatchError(
+                f"This {word} was already decided: refused by {', '.join(intent.refused_rules)}. "
+                "Nothing was dialed, and it is not decided again."
+            )
+        raise DispatchError(
+            f"This {word}'s dispatch is still in progress elsewhere; it was not dialed again. Try again shortly."
+        )
 
     async def _open(self, prepared: Prepared, *, token: str | None, audit: dict[str, JsonValue]) -> ConsentRecord:
         bound = self.bind(prepared.args)
         assert bound is not None
         view = prepared.view
-        destination = ConsentDestination(position=0, to_number=bound.to_number, dial=True,
-                                         estimate_per_minute=view.est_credits_per_min)
+        destination = ConsentDestination(
+            position=0, to_number=bound.to_number, dial=True, estimate_per_minute=view.est_credits_per_min
+        )
         consent_id = new_consent_id()
         consent = NewConsent(
             consent_id=consent_id, kind="single", mode="token" if token else "elicit", agent_id=bound.agent_id,
@@ -414,17 +438,30 @@ class DispatchService:
         with same_policy():
             return await self.ledger.open_consent(consent, now=now, expires_at=now + CONSENT_TTL, token=token)
 
-    async def _decide(self, consent: ConsentRecord, use: ConsentAnswer, *, stage: Literal["token", "answer"]) -> DispatchResult:
+    async def _decide(
+        self, consent: ConsentRecord, use: ConsentAnswer, *, stage: Literal["token", "answer"]
+    ) -> DispatchResult:
         """A yes to a single dispatch: its consent used, the rules and the claim decided, in one transaction."""
         (agreed,) = consent.agreed
-        target = BoundArgs(agent_id=consent.agent_id, to_number=agreed.to_number,
-                           phone_number_id=consent.phone_number_id, contact_id=consent.contact_id)
+        target = BoundArgs(
+            agent_id=consent.agent_id,
+            to_number=agreed.to_number,
+            phone_number_id=consent.phone_number_id,
+            contact_id=consent.contact_id,
+        )
         facts = await self.read_facts(target.agent_id, self.now())
-        request = DialRequest(target=target, estimate_per_minute=agreed.estimate_per_minute, mode=consent.mode,
-                              consent_id=consent.consent_id, use=use)
+        request = DialRequest(
+            target=target,
+            estimate_per_minute=agreed.estimate_per_minute,
+            mode=consent.mode,
+            consent_id=consent.consent_id,
+            use=use,
+        )
         return await self._after(await self.decide(request, facts), facts, stage=stage)
 
-    async def _after(self, decision: Decision, facts: Facts, *, stage: Literal["preview", "token", "answer"]) -> DispatchResult:
+    async def _after(
+        self, decision: Decision, facts: Facts, *, stage: Literal["preview", "token", "answer"]
+    ) -> DispatchResult:
         """Act on a decision: POST a claim; say why anything else dialed nothing."""
         if decision.claimed:
             assert decision.intent is not None
@@ -449,18 +486,25 @@ class DispatchService:
         """What the first answer to this consent did: reported again, never dialed again."""
         if replay is not None:
             # Audited by the ledger when the replay reached a decision; this one stopped before any.
-            await self.ledger.append_audit("replay", at=self.now(), agent_id=consent.agent_id,
-                                           to_number=consent.agreed[0].to_number if consent.agreed else None,
-                                           detail={"consent": consent.consent_id, "via": replay.via,
-                                                   "first_answer": consent.answer})
+            await self.ledger.append_audit(
+                "replay",
+                at=self.now(),
+                agent_id=consent.agent_id,
+                to_number=consent.agreed[0].to_number if consent.agreed else None,
+                detail={"consent": consent.consent_id, "via": replay.via, "first_answer": consent.answer},
+            )
         word = _YES_WORD[consent.mode]
         if consent.answer not in ("accept", "token"):
-            return DispatchResult(status="not_dialed",
-                                  message=f"This question was already answered ({consent.answer}); nothing was dialed.")
+            return DispatchResult(
+                status="not_dialed",
+                message=f"This question was already answered ({consent.answer}); nothing was dialed.",
+            )
         intents = await self.ledger.wait_for_consent(consent.consent_id, positions=1, timeout=WAIT_FOR_OTHER_SECONDS)
         if not intents:
-            raise DispatchError(f"This {word} was used, but its dial was never decided; nothing was dialed. "
-                                "Dispatch again for a new confirmation.")
+            raise DispatchError(
+                f"This {word} was used, but its dial was never decided; nothing was dialed. "
+                "Dispatch again for a new confirmation."
+            )
         return await self.recorded(intents[0], word=word)
 
     async def _current_balance(self, *, fallback: float) -> float:

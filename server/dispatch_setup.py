@@ -18,7 +18,13 @@ if TYPE_CHECKING:
     from outboundcalls_mcp.server.policy import DispatchPolicy
     from outboundcalls_mcp.server.settings import Settings
 
-__all__ = ["HEARTBEAT_SECONDS", "ORPHAN_SWEEP_SECONDS", "keep_policy_lease", "open_dispatcher", "settle_orphaned_claims"]
+__all__ = [
+    "HEARTBEAT_SECONDS",
+    "ORPHAN_SWEEP_SECONDS",
+    "keep_policy_lease",
+    "open_dispatcher",
+    "settle_orphaned_claims",
+]
 
 log = logging.getLogger("outboundcalls.dispatch")
 

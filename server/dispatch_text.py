@@ -41,7 +41,9 @@ def local_time_text(preflight: PreflightResult) -> str | None:
     return text
 
 
-def preview_view(bound: BoundArgs, preflight: PreflightResult, agent: AgentFacts, balance: float, *, sandbox: bool) -> Preview:
+def preview_view(
+    bound: BoundArgs, preflight: PreflightResult, agent: AgentFacts, balance: float, *, sandbox: bool
+) -> Preview:
     """The structured preview returned to the assistant."""
     number = preflight.number
     return Preview(

@@ -17,8 +17,14 @@ if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
 __all__ = [
-    "MAX_BODY_BYTES", "BearerTokenMiddleware", "build_http_app", "check_exposure", "is_loopback", "routes_served",
-    "serve_http", "uvicorn_options",
+    "MAX_BODY_BYTES",
+    "BearerTokenMiddleware",
+    "build_http_app",
+    "check_exposure",
+    "is_loopback",
+    "routes_served",
+    "serve_http",
+    "uvicorn_options",
 ]
 
 MAX_BODY_BYTES = 1024 * 1024

@@ -83,7 +83,9 @@ ConsentKind = Literal["single", "batch"]
 ConsentState = Literal["open", "used"]
 IntentState = Literal["dialing", "dialed", "failed", "unknown", "refused"]
 AuditKind = Literal["preview", "question", "answer", "refusal", "dial", "outcome", "reconcile", "charge", "replay"]
-DecisionStatus = Literal["claimed", "refused", "consent_used", "consent_expired", "consent_mismatched", "consent_unknown"]
+DecisionStatus = Literal[
+    "claimed", "refused", "consent_used", "consent_expired", "consent_mismatched", "consent_unknown"
+]
 # How a person's answer reads in the ledger: a ticked form, a token, or anything that is not a yes.
 Answer = Literal["accept", "token", "accept_false", "decline", "cancel", "error"]
 
@@ -133,7 +135,9 @@ class PolicyMismatchError(LedgerError):
 class NewerSchemaError(LedgerError):
     """The ledger's schema is newer than this release knows; the message names the release to run."""
 
-    def __init__(self, location: str, found: int, written_by: str | None, supported: int, *, kept_in: str, setting: str) -> None:
+    def __init__(
+        self, location: str, found: int, written_by: str | None, supported: int, *, kept_in: str, setting: str
+    ) -> None:
         from outboundcalls.version import __version__
 
         release = written_by or "a newer release"
@@ -187,7 +191,9 @@ class NewConsent(BaseModel):
 
     model_config = ConfigDict(frozen=True, defer_build=True)
 
-    consent_id: str = Field(pattern=r"^cn_[0-9a-f]{20}$", description="From new_consent_id(); the question may cite it.")
+    consent_id: str = Field(
+        pattern=r"^cn_[0-9a-f]{20}$", description="From new_consent_id(); the question may cite it."
+    )
     kind: ConsentKind
     mode: Literal["token", "elicit"]
     agent_id: str
@@ -196,7 +202,9 @@ class NewConsent(BaseModel):
     binding: str
     destinations: tuple[ConsentDestination, ...] = Field(min_length=1)
     question: str = Field(description="The exact words shown; the same words are asked again on the answering round.")
-    audit: dict[str, JsonValue] = Field(default_factory=dict, description="Extra detail for the preview or question entry.")
+    audit: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Extra detail for the preview or question entry."
+    )
 
 
 class ConsentRecord(BaseModel):
@@ -355,7 +363,9 @@ class LedgerStore(Protocol):
         """Tell other processes this one is still running with its policy."""
         ...
 
-    async def open_consent(self, consent: NewConsent, *, now: datetime, expires_at: datetime, token: str | None) -> ConsentRecord:
+    async def open_consent(
+        self, consent: NewConsent, *, now: datetime, expires_at: datetime, token: str | None
+    ) -> ConsentRecord:
         """Record a consent as shown (audited as a preview or a question); a token is stored only as its hash.
 
         A question whose binding already has an open, unexpired question is that question: identical

@@ -67,7 +67,9 @@ class PostgresLedger(SqlLedger):
     backend: PostgresBackend
 
     @classmethod
-    async def open(cls, url: str, schema: str, *, pool_size: int = POOL_SIZE, poll_interval: float = 0.05) -> PostgresLedger:
+    async def open(
+        cls, url: str, schema: str, *, pool_size: int = POOL_SIZE, poll_interval: float = 0.05
+    ) -> PostgresLedger:
         """Connect, migrate the schema (once, whichever replica comes first), and return the ledger."""
         holder_id = secrets.token_hex(8)
         backend = await PostgresBackend.open(url, schema, holder_id=holder_id, pool_size=pool_size)

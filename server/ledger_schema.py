@@ -190,8 +190,14 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     rows = dict(conn.execute("SELECT key, value FROM meta").fetchall()) if has_meta else {}
     current = int(rows.get("schema_version", 0))
     if current > SCHEMA_VERSION:
-        raise NewerSchemaError(str(path), current, rows.get("written_by"), SCHEMA_VERSION, kept_in="state directory",
-                               setting="OUTBOUNDCALLS_STATE_DIR")
+        raise NewerSchemaError(
+            str(path),
+            current,
+            rows.get("written_by"),
+            SCHEMA_VERSION,
+            kept_in="state directory",
+            setting="OUTBOUNDCALLS_STATE_DIR",
+        )
     for version in range(current + 1, SCHEMA_VERSION + 1):
         for statement in MIGRATIONS[version - 1]:
             conn.execute(statement)

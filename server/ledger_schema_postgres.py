@@ -136,12 +136,20 @@ async def migrate(conn: AsyncConnection[Any], schema: str, location: str) -> Non
             rows = {str(key): str(value) for key, value in await cursor.fetchall()}
         current = int(rows.get("schema_version", 0))
         if current > SCHEMA_VERSION:
-            raise NewerSchemaError(location, current, rows.get("written_by"), SCHEMA_VERSION, kept_in="database",
-                                   setting="OUTBOUNDCALLS_DATABASE_SCHEMA")
+            raise NewerSchemaError(
+                location,
+                current,
+                rows.get("written_by"),
+                SCHEMA_VERSION,
+                kept_in="database",
+                setting="OUTBOUNDCALLS_DATABASE_SCHEMA",
+            )
         for version in range(current + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[version - 1]:
                 await conn.execute(statement)
         if current != SCHEMA_VERSION:
-            upsert = "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            upsert = (
+                "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            )
             await conn.execute(upsert, ("schema_version", str(SCHEMA_VERSION)))
             await conn.execute(upsert, ("written_by", __version__))

@@ -120,7 +120,9 @@ class SqlLedger:
         at = utc(now)
         await self.backend.write(lambda tx: self._hold_policy(tx, at))
 
-    async def open_consent(self, consent: NewConsent, *, now: datetime, expires_at: datetime, token: str | None) -> ConsentRecord:
+    async def open_consent(
+        self, consent: NewConsent, *, now: datetime, expires_at: datetime, token: str | None
+    ) -> ConsentRecord:
         """Record a consent as shown (audited as a preview or a question); a token is stored only as its hash."""
         at, until = utc(now), utc(expires_at)
         if until <= at:
@@ -182,7 +184,9 @@ class SqlLedger:
         at = utc(now)
 
         async def work(tx: LedgerTx) -> ConsentRecord | None:
-            row = await tx.fetchone("SELECT * FROM consents WHERE answer_key = ? AND binding = ?", (answer_key, binding))
+            row = await tx.fetchone(
+                "SELECT * FROM consents WHERE answer_key = ? AND binding = ?", (answer_key, binding)
+            )
             return _consent_from_row(row) if row is not None else await _open_question(tx, binding, at)
 
         return await self.backend.read(work)
@@ -231,12 +235,18 @@ class SqlLedger:
             preflight = rules(await _usage(tx, request.target.to_number, at), at)
             if not preflight.allowed:
                 if use is not None and use.keep_open_if_refused:
-                    await _audit_dial(tx, "refusal", at, request, {"rules": list(preflight.rules), "stage": "confirmation"})
+                    await _audit_dial(
+                        tx, "refusal", at, request, {"rules": list(preflight.rules), "stage": "confirmation"}
+                    )
                     return Decision(status="refused", preflight=preflight, consent=consent)
                 if use is not None and consent is not None:
                     consent = await _use(tx, consent, use, "accept" if use.via == "form" else "token", at)
-                intent = await self._insert_intent(tx, request, "refused", at, preflight) if request.consent_id else None
-                await _audit_dial(tx, "refusal", at, request, {"rules": list(preflight.rules), "stage": "decision"}, intent)
+                intent = (
+                    await self._insert_intent(tx, request, "refused", at, preflight) if request.consent_id else None
+                )
+                await _audit_dial(
+                    tx, "refusal", at, request, {"rules": list(preflight.rules), "stage": "decision"}, intent
+                )
                 return Decision(status="refused", intent=intent, preflight=preflight, consent=consent)
             if use is not None and consent is not None:
                 consent = await _use(tx, consent, use, "accept" if use.via == "form" else "token", at)
@@ -437,7 +447,9 @@ class SqlLedger:
     async def aclose(self) -> None:
         """Leave the ledger: drop this process's policy lease and close the connection."""
         try:
-            await self.backend.write(lambda tx: tx.execute("DELETE FROM policy_holders WHERE holder_id = ?", (self.holder_id,)))
+            await self.backend.write(
+                lambda tx: tx.execute("DELETE FROM policy_holders WHERE holder_id = ?", (self.holder_id,))
+            )
         except LedgerUnavailableError:
             pass  # leaving while the database is away: the lease runs out by itself
         finally:
@@ -464,7 +476,9 @@ class SqlLedger:
                 for name in sorted(set(theirs) | set(summary))
                 if theirs.get(name) != summary.get(name)
             }
-            raise PolicyMismatchError(self.backend.location, changes, other["seen_at"], shared_by=self.backend.shared_by)
+            raise PolicyMismatchError(
+                self.backend.location, changes, other["seen_at"], shared_by=self.backend.shared_by
+            )
         await tx.execute(
             "INSERT INTO policy_holders (holder_id, fingerprint, summary, started_at, seen_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (holder_id) DO UPDATE SET seen_at = excluded.seen_at",
@@ -528,7 +542,9 @@ async def _refuse_use(tx: LedgerTx, consent: ConsentRecord | None, use: ConsentA
     return None
 
 
-async def _use(tx: LedgerTx, consent: ConsentRecord, use: ConsentAnswer, response: Answer, at: datetime) -> ConsentRecord:
+async def _use(
+    tx: LedgerTx, consent: ConsentRecord, use: ConsentAnswer, response: Answer, at: datetime
+) -> ConsentRecord:
     """Mark an open consent used by this answer, once, and audit the answer."""
     changed = await tx.execute(
         "UPDATE consents SET state = 'used', answer = ?, answered_at = ?, answer_key = ? "
@@ -688,7 +704,9 @@ async def _insert_audit(
     return int(row["id"])
 
 
-async def _audit_intent(tx: LedgerTx, kind: AuditKind, at: datetime, record: IntentRecord, detail: Mapping[str, JsonValue]) -> None:
+async def _audit_intent(
+    tx: LedgerTx, kind: AuditKind, at: datetime, record: IntentRecord, detail: Mapping[str, JsonValue]
+) -> None:
     """Append an audit entry about a decided dial, inside the caller's transaction."""
     await _insert_audit(
         tx, kind, at, intent_id=record.intent_id, agent_id=record.args.agent_id, to_number=record.args.to_number,

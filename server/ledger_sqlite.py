@@ -26,7 +26,14 @@ from outboundcalls_mcp.server.ledger_schema import open_connection
 from outboundcalls_mcp.server.ledger_sql import POLICY_LEASE, TIME_FORMAT, LedgerTx, Row, SqlLedger, refuse_secrets
 
 __all__ = [
-    "LEDGER_FILENAME", "POLICY_LEASE", "SqliteBackend", "SqliteLedger", "from_db", "read_audit", "refuse_secrets", "to_db",
+    "LEDGER_FILENAME",
+    "POLICY_LEASE",
+    "SqliteBackend",
+    "SqliteLedger",
+    "from_db",
+    "read_audit",
+    "refuse_secrets",
+    "to_db",
 ]
 
 LEDGER_FILENAME: Final = "ledger.sqlite3"

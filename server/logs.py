@@ -61,7 +61,13 @@ def configure_logging(settings: Settings) -> None:
     """Route all logs to stderr at the configured level; stdout belongs to the protocol."""
     secrets = [
         s.get_secret_value()
-        for s in (settings.api_key, settings.http_token, settings.webhook_secret, settings.database_url, settings.request_state_key)
+        for s in (
+            settings.api_key,
+            settings.http_token,
+            settings.webhook_secret,
+            settings.database_url,
+            settings.request_state_key,
+        )
         if s
     ]
     if settings.database_url is not None:

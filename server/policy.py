@@ -23,7 +23,13 @@ from typing import Final, Literal, get_args
 from outboundcalls.display import one_line
 from outboundcalls.numbers import InvalidPhoneNumberError, PhoneNumber, number_type_names, parse_phone
 from outboundcalls.pricing import MINIMUM_BALANCE_CREDITS, estimate_credits_per_minute
-from outboundcalls_mcp.server.calling_hours import DEFAULT_CALLING_HOURS, CallingHours, LocalTime, destination_zones, local_times
+from outboundcalls_mcp.server.calling_hours import (
+    DEFAULT_CALLING_HOURS,
+    CallingHours,
+    LocalTime,
+    destination_zones,
+    local_times,
+)
 from outboundcalls_mcp.server.do_not_call import DoNotCallFileError, load_do_not_call
 from outboundcalls_mcp.server.preflight import (
     ESTIMATE_MINUTES_PER_CALL,
@@ -38,6 +44,7 @@ from outboundcalls_mcp.server.preflight import (
 )
 
 __all__ = [
+    "CONFIRM_MODES",
     "DEFAULT_ALLOWED_NUMBER_TYPES",
     "DEFAULT_CONFIRM_MODE",
     "DEFAULT_MAX_BATCH",
@@ -50,10 +57,9 @@ __all__ = [
     "RULE_ORDER",
     "RULE_SETTINGS",
     "AgentFacts",
+    "ConfirmMode",
     "DispatchPolicy",
     "DoNotCallFileError",
-    "CONFIRM_MODES",
-    "ConfirmMode",
     "PolicyError",
     "PreflightResult",
     "Refusal",
@@ -109,7 +115,9 @@ class DispatchPolicy:
 
     def __post_init__(self) -> None:
         if self.confirm_mode not in CONFIRM_MODES:
-            raise PolicyError("OUTBOUNDCALLS_CONFIRM", f"must be one of {', '.join(CONFIRM_MODES)}, got {self.confirm_mode!r}")
+            raise PolicyError(
+                "OUTBOUNDCALLS_CONFIRM", f"must be one of {', '.join(CONFIRM_MODES)}, got {self.confirm_mode!r}"
+            )
         if len(self.default_region) != 2 or not self.default_region.isascii() or not self.default_region.isupper():
             raise PolicyError("OUTBOUNDCALLS_DEFAULT_REGION", f"not an upper-case ISO code: {self.default_region!r}")
         if self.max_batch < 1:
@@ -129,7 +137,9 @@ class DispatchPolicy:
             if not value > 0:
                 raise PolicyError(setting, f"must be greater than 0, got {value!r}")
         if self.redial_cooldown_minutes < 0:
-            raise PolicyError("OUTBOUNDCALLS_REDIAL_COOLDOWN_MINUTES", f"must be 0 or more, got {self.redial_cooldown_minutes}")
+            raise PolicyError(
+                "OUTBOUNDCALLS_REDIAL_COOLDOWN_MINUTES", f"must be 0 or more, got {self.redial_cooldown_minutes}"
+            )
 
     @classmethod
     def from_values(

@@ -50,9 +50,13 @@ async def read_status(state_dir: Path, *, now: datetime) -> SandboxStatus | None
     try:
         await sandbox.tick()  # as any request would: calls that ended since are ended and charged
         dialed = sandbox.dialed_calls()
-        return SandboxStatus(path=path, credits=sandbox.credits, calls_dialed=len(dialed),
-                             latest_calls=dialed[:LATEST_CALLS_SHOWN],
-                             server_seen_at=live_server_seen_at(state_dir, now=now))
+        return SandboxStatus(
+            path=path,
+            credits=sandbox.credits,
+            calls_dialed=len(dialed),
+            latest_calls=dialed[:LATEST_CALLS_SHOWN],
+            server_seen_at=live_server_seen_at(state_dir, now=now),
+        )
     finally:
         sandbox.close()
 
@@ -87,8 +91,10 @@ def print_status(settings: Settings, *, out: TextIO | None = None, now: datetime
         print(_unreadable(state_dir, exc), file=sys.stderr)
         return 1
     if status is None:
-        stream.write(f"No sandbox account yet: `outboundcalls-mcp --sandbox` makes one in "
-                     f"{sandbox_account_path(state_dir)} when it first serves.\n")
+        stream.write(
+            f"No sandbox account yet: `outboundcalls-mcp --sandbox` makes one in "
+            f"{sandbox_account_path(state_dir)} when it first serves.\n"
+        )
         return 0
     stream.write(format_status(status) + "\n")
     return 0
@@ -115,9 +121,11 @@ def run_reset(
         from outboundcalls_mcp.server.ledger_place import describe_ledger
 
         # The sandbox's dials are then in PostgreSQL, shared with other replicas: not this command's to empty.
-        errors.write(f"outboundcalls-mcp: with OUTBOUNDCALLS_DATABASE_URL the sandbox ledger is {describe_ledger(settings)}; "
-                     "`sandbox reset` empties only a state directory's ledger: unset OUTBOUNDCALLS_DATABASE_URL, or drop "
-                     "that schema with the database's own tools.\n")
+        errors.write(
+            f"outboundcalls-mcp: with OUTBOUNDCALLS_DATABASE_URL the sandbox ledger is {describe_ledger(settings)}; "
+            "`sandbox reset` empties only a state directory's ledger: unset OUTBOUNDCALLS_DATABASE_URL, or drop "
+            "that schema with the database's own tools.\n"
+        )
         return 2
     state_dir = resolve_state_dir(settings)
     at = now or datetime.now(UTC)
@@ -132,12 +140,16 @@ def run_reset(
         return 1
     if not yes:
         if ask is None:
-            errors.write("outboundcalls-mcp: sandbox reset asks before it deletes anything and there is no terminal "
-                         "to ask on: add --yes to reset from a script.\n")
+            errors.write(
+                "outboundcalls-mcp: sandbox reset asks before it deletes anything and there is no terminal "
+                "to ask on: add --yes to reset from a script.\n"
+            )
             return 2
         try:
-            answer = ask(f"Start the sandbox in {state_dir} afresh? Its dialed calls, balance and audit trail "
-                         "will be gone. [y/N] ")
+            answer = ask(
+                f"Start the sandbox in {state_dir} afresh? Its dialed calls, balance and audit trail "
+                "will be gone. [y/N] "
+            )
         except EOFError:
             answer = ""
         if answer.strip().lower() not in _YES:
@@ -157,5 +169,7 @@ def run_reset(
 
 def _unreadable(state_dir: Path, exc: Exception) -> str:
     """One line for a file in the sandbox state directory that cannot be opened, and what to do."""
-    return (f"outboundcalls-mcp: the sandbox state in {state_dir} cannot be read ({exc}): move the directory aside, "
-            "and the next `outboundcalls-mcp --sandbox` starts a new account there.")
+    return (
+        f"outboundcalls-mcp: the sandbox state in {state_dir} cannot be read ({exc}): move the directory aside, "
+        "and the next `outboundcalls-mcp --sandbox` starts a new account there."
+    )

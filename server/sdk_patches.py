@@ -38,7 +38,10 @@ from outboundcalls_mcp.tools.schema import compact_schema
 from outboundcalls_mcp.tools.uris import SCHEME
 
 __all__ = [
-    "CONFIRMATION_NOT_ANSWERED", "OutboundCallsServer", "connection_key", "readable_tool_error",
+    "CONFIRMATION_NOT_ANSWERED",
+    "OutboundCallsServer",
+    "connection_key",
+    "readable_tool_error",
     "serve_legacy_subscriptions",
 ]
 
@@ -87,10 +90,14 @@ class OutboundCallsServer(MCPServer[Any]):
     async def list_tools(self) -> list[types.Tool]:
         """MCPServer.list_tools, each schema compacted (tools/schema.py)."""
         return [
-            tool.model_copy(update={
-                "input_schema": compact_schema(tool.input_schema),
-                "output_schema": None if tool.output_schema is None else compact_schema(tool.output_schema, output=True),
-            })
+            tool.model_copy(
+                update={
+                    "input_schema": compact_schema(tool.input_schema),
+                    "output_schema": None
+                    if tool.output_schema is None
+                    else compact_schema(tool.output_schema, output=True),
+                }
+            )
             for tool in await super().list_tools()
         ]
 
@@ -101,7 +108,9 @@ class OutboundCallsServer(MCPServer[Any]):
         takes = self.tool_arguments.get(name)
         unknown = None if takes is None else _unknown_arguments(name, arguments, takes)
         if unknown is not None:
-            raise ToolError(f"Error executing tool {name}: {describe_argument_errors(name, unknown, arguments=takes or ())}") from unknown
+            raise ToolError(
+                f"Error executing tool {name}: {describe_argument_errors(name, unknown, arguments=takes or ())}"
+            ) from unknown
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -128,7 +137,9 @@ def serve_legacy_subscriptions(
 ) -> None:
     """Serve handshake-era resources/subscribe and unsubscribe for `outboundcalls://` URIs (subscribe may raise OverflowError)."""
 
-    async def on_subscribe(ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams) -> types.EmptyResult:
+    async def on_subscribe(
+        ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
+    ) -> types.EmptyResult:
         uri = str(params.uri)
         if not uri.startswith(SCHEME):
             raise MCPError(types.INVALID_PARAMS, f"only {SCHEME} resources can be subscribed to", {"uri": uri})
@@ -138,10 +149,12 @@ def serve_legacy_subscriptions(
             raise MCPError(types.INVALID_REQUEST, "too many resource subscriptions on this server") from None
         return types.EmptyResult()
 
-    async def on_unsubscribe(ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams) -> types.EmptyResult:
+    async def on_unsubscribe(
+        ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
+    ) -> types.EmptyResult:
         unsubscribe(str(params.uri), ctx.session)
         return types.EmptyResult()
 
-    lowlevel = mcp._lowlevel_server  # noqa: SLF001 - no public route to a request handler (SDK 2.3)
+    lowlevel = mcp._lowlevel_server
     lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, on_subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, on_unsubscribe)

@@ -77,7 +77,9 @@ class Settings(BaseModel):
         default=frozenset(), description="Extra Host header values the HTTP transport accepts (e.g. mcp.example.com)."
     )
     http_rate_limit: int = Field(
-        default=600, ge=0, description="MCP requests per minute per client address over HTTP (429 beyond); 0 = no limit."
+        default=600,
+        ge=0,
+        description="MCP requests per minute per client address over HTTP (429 beyond); 0 = no limit.",
     )
     http_trusted_proxies: frozenset[str] = Field(
         default=frozenset(),
@@ -92,13 +94,23 @@ class Settings(BaseModel):
     allowed_number_types: frozenset[str] = Field(
         default=DEFAULT_ALLOWED_NUMBER_TYPES, description="phonenumbers type names that may be called."
     )
-    max_credits_per_minute: float = Field(default=DEFAULT_MAX_CREDITS_PER_MINUTE, gt=0, description="Refuse destinations with a higher estimated rate.")
-    calling_hours: str = Field(default=str(DEFAULT_CALLING_HOURS), description="Local hours at the destination, HH:MM-HH:MM.")
+    max_credits_per_minute: float = Field(
+        default=DEFAULT_MAX_CREDITS_PER_MINUTE, gt=0, description="Refuse destinations with a higher estimated rate."
+    )
+    calling_hours: str = Field(
+        default=str(DEFAULT_CALLING_HOURS), description="Local hours at the destination, HH:MM-HH:MM."
+    )
     do_not_call_file: Path | None = Field(default=None, description="File of numbers never to call.")
     max_calls_per_day: int = Field(default=DEFAULT_MAX_CALLS_PER_DAY, ge=1, description="Dials per rolling 24 hours.")
-    max_credits_per_day: float = Field(default=DEFAULT_MAX_CREDITS_PER_DAY, gt=0, description="Estimated credits per rolling 24 hours.")
-    redial_cooldown_minutes: int = Field(default=DEFAULT_REDIAL_COOLDOWN_MINUTES, ge=0, description="Minutes before the same number is dialed again.")
-    max_batch: int = Field(default=DEFAULT_MAX_BATCH, ge=1, le=200, description="Destinations per dispatch_calls batch.")
+    max_credits_per_day: float = Field(
+        default=DEFAULT_MAX_CREDITS_PER_DAY, gt=0, description="Estimated credits per rolling 24 hours."
+    )
+    redial_cooldown_minutes: int = Field(
+        default=DEFAULT_REDIAL_COOLDOWN_MINUTES, ge=0, description="Minutes before the same number is dialed again."
+    )
+    max_batch: int = Field(
+        default=DEFAULT_MAX_BATCH, ge=1, le=200, description="Destinations per dispatch_calls batch."
+    )
     state_dir: Path | None = Field(default=None, description="Ledger directory; default the user data dir.")
     # Several replicas: one shared database.
     database_url: SecretStr | None = Field(
@@ -212,7 +224,11 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _unattended_needs_caps(self) -> Settings:
         if self.confirm == "none":
-            missing = [f"{ENV_PREFIX}{n.upper()}" for n in ("max_calls_per_day", "max_credits_per_day") if n not in self.model_fields_set]
+            missing = [
+                f"{ENV_PREFIX}{n.upper()}"
+                for n in ("max_calls_per_day", "max_credits_per_day")
+                if n not in self.model_fields_set
+            ]
             if missing:
                 raise ValueError(
                     f"OUTBOUNDCALLS_CONFIRM=none dials without asking anyone, so it needs explicit daily caps: set {' and '.join(missing)}"

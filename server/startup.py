@@ -59,7 +59,9 @@ def check_startup(settings: Settings, *, join_ledger: bool = True) -> None:
     async def join() -> None:
         ledger = await open_ledger(settings)
         try:
-            await ledger.ensure_policy_fingerprint(policy.fingerprint(), policy.settings_summary(), now=datetime.now(UTC))
+            await ledger.ensure_policy_fingerprint(
+                policy.fingerprint(), policy.settings_summary(), now=datetime.now(UTC)
+            )
         finally:
             await ledger.aclose()
 

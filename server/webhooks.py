@@ -107,4 +107,6 @@ def add_webhook_route(
             log.info("webhook: the API confirms call %s ended (%s)", confirmed.id, confirmed.status)
         return JSONResponse({"received": call.id, "ended": confirmed is not None})
 
-    mcp.custom_route(WEBHOOK_ROUTE, methods=["POST"], name="call_webhook", include_in_schema=False)(receive_call_webhook)
+    mcp.custom_route(WEBHOOK_ROUTE, methods=["POST"], name="call_webhook", include_in_schema=False)(
+        receive_call_webhook
+    )

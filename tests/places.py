@@ -86,7 +86,9 @@ def check_reachable(url: str) -> None:
         with psycopg.connect(url, connect_timeout=10) as conn:
             conn.execute("SELECT 1")
     except psycopg.OperationalError as exc:
-        raise AssertionError(f"{TEST_DATABASE_VARIABLE} is set but its database cannot be reached: {type(exc).__name__}") from None
+        raise AssertionError(
+            f"{TEST_DATABASE_VARIABLE} is set but its database cannot be reached: {type(exc).__name__}"
+        ) from None
 
 
 def drop_schemas(url: str, prefix: str) -> None:

@@ -154,7 +154,9 @@ CASES: tuple[Case, ...] = (
     refuse("contact_list_id blank", "list_contacts", fixed(contact_list_id="   "), "contact_list_id"),
     # add_contact: phone numbers, text fields, tags, custom fields.
     refuse("phone with a letter O", "add_contact", contact(phone="+1415555O123"), "phone", "letters"),
-    refuse("phone fullwidth digits", "add_contact", contact(phone="+１４１５５５５０１２３"), "phone", "non-ascii digit"),
+    refuse(
+        "phone fullwidth digits", "add_contact", contact(phone="+１４１５５５５０１２３"), "phone", "non-ascii digit"
+    ),
     refuse("phone Arabic-Indic digits", "add_contact", contact(phone="+١٤١٥٥٥٥٠١٢٣"), "phone", "non-ascii digit"),
     refuse("phone empty", "add_contact", contact(phone=""), "phone", "empty"),
     refuse("phone blank", "add_contact", contact(phone="   "), "phone", "empty"),
@@ -173,7 +175,9 @@ CASES: tuple[Case, ...] = (
     refuse("too many tags", "add_contact", contact(tags=["t"] * 21), "tags"),
     refuse("tags not a list", "add_contact", contact(tags="vip"), "tags"),
     refuse("custom field nested object", "add_contact", contact(custom_fields={"k": {"nested": 1}}), "custom_fields"),
-    refuse("custom fields too many", "add_contact", contact(custom_fields={f"k{i}": i for i in range(51)}), "custom_fields"),
+    refuse(
+        "custom fields too many", "add_contact", contact(custom_fields={f"k{i}": i for i in range(51)}), "custom_fields"
+    ),
     refuse("custom field value too long", "add_contact", contact(custom_fields={"k": "x" * 1001}), "custom_fields"),
     refuse("custom field name traversal", "add_contact", contact(custom_fields={"../k": "v"}), "custom_fields"),
     refuse("custom field value with NUL", "add_contact", contact(custom_fields={"k": "a\x00b"}), "custom_fields"),
@@ -195,8 +199,15 @@ CASES: tuple[Case, ...] = (
     # Batch tools: list shapes and sizes.
     refuse("to_numbers empty", "dispatch_calls", fixed(agent_id="clx1", to_numbers=[]), "to_numbers"),
     refuse("to_numbers a string", "dispatch_calls", fixed(agent_id="clx1", to_numbers=NUMBER), "to_numbers"),
-    refuse("to_numbers over the limit", "dispatch_calls", fixed(agent_id="clx1", to_numbers=[NUMBER] * 201), "to_numbers"),
-    refuse("to_numbers with a 100 kB entry", "dispatch_calls", fixed(agent_id="clx1", to_numbers=[NUMBER, BIG]), "to_numbers"),
+    refuse(
+        "to_numbers over the limit", "dispatch_calls", fixed(agent_id="clx1", to_numbers=[NUMBER] * 201), "to_numbers"
+    ),
+    refuse(
+        "to_numbers with a 100 kB entry",
+        "dispatch_calls",
+        fixed(agent_id="clx1", to_numbers=[NUMBER, BIG]),
+        "to_numbers",
+    ),
     refuse("batch agent_id traversal", "dispatch_calls", fixed(agent_id="../calls", to_numbers=[NUMBER]), "agent_id"),
     refuse("call_ids empty", "wait_for_calls", fixed(call_ids=[]), "call_ids"),
     refuse("call_ids with traversal", "wait_for_calls", fixed(call_ids=["ok", "../me"]), "call_ids"),
@@ -208,21 +219,48 @@ CASES: tuple[Case, ...] = (
     refuse("smuggled api_key", "get_call", call(api_key="oc_live_x"), "api_key", "not an argument"),
     refuse("invented consent flag", "dispatch_call", dial(confirmed=True), "confirmed", "not an argument"),
     # Legitimate data, passed upstream as data and nothing else.
-    passes("unknown but well-formed id", "get_call", fixed(call_id="does-not_exist-1"), only_path("/calls/does-not_exist-1")),
+    passes(
+        "unknown but well-formed id",
+        "get_call",
+        fixed(call_id="does-not_exist-1"),
+        only_path("/calls/does-not_exist-1"),
+    ),
     passes("numeric string limit", "list_calls", fixed(limit="20"), only_path("/calls", {"limit": "20"})),
-    passes("filter id kept in its parameter", "list_calls", fixed(agent_id="clx-abc_123"),
-           only_path("/calls", {"agentId": "clx-abc_123", "limit": "20"})),
-    passes("JSON injection in a custom field", "add_contact", contact(custom_fields={"note": INJECTED}),
-           contact_body(customFields={"note": INJECTED})),
+    passes(
+        "filter id kept in its parameter",
+        "list_calls",
+        fixed(agent_id="clx-abc_123"),
+        only_path("/calls", {"agentId": "clx-abc_123", "limit": "20"}),
+    ),
+    passes(
+        "JSON injection in a custom field",
+        "add_contact",
+        contact(custom_fields={"note": INJECTED}),
+        contact_body(customFields={"note": INJECTED}),
+    ),
     passes("JSON injection in the name", "add_contact", contact(name=INJECTED), contact_body(name=INJECTED)),
     passes("SQL-looking text in the company", "add_contact", contact(company=SQLISH), contact_body(company=SQLISH)),
-    passes("prototype-pollution field names", "add_contact", contact(custom_fields={"__proto__": "x", "constructor": "y"}),
-           contact_body(customFields={"__proto__": "x", "constructor": "y"})),
-    passes("custom fields given as a JSON string", "add_contact", contact(custom_fields='{"k": "v"}'),
-           contact_body(customFields={"k": "v"})),
-    passes("a multi-line note", "add_contact", contact(custom_fields={"note": "line 1\nline 2"}),
-           contact_body(customFields={"note": "line 1\nline 2"})),
-    passes("accents and emoji in the name", "add_contact", contact(name="Zoë Ñandú 🚀"), contact_body(name="Zoë Ñandú 🚀")),
+    passes(
+        "prototype-pollution field names",
+        "add_contact",
+        contact(custom_fields={"__proto__": "x", "constructor": "y"}),
+        contact_body(customFields={"__proto__": "x", "constructor": "y"}),
+    ),
+    passes(
+        "custom fields given as a JSON string",
+        "add_contact",
+        contact(custom_fields='{"k": "v"}'),
+        contact_body(customFields={"k": "v"}),
+    ),
+    passes(
+        "a multi-line note",
+        "add_contact",
+        contact(custom_fields={"note": "line 1\nline 2"}),
+        contact_body(customFields={"note": "line 1\nline 2"}),
+    ),
+    passes(
+        "accents and emoji in the name", "add_contact", contact(name="Zoë Ñandú 🚀"), contact_body(name="Zoë Ñandú 🚀")
+    ),
     passes("a national-format number", "add_contact", contact(phone="(415) 555-0123"), contact_body()),
 )
 
@@ -239,7 +277,9 @@ def test_the_table_holds_at_least_sixty_hostile_inputs() -> None:
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.tool}:{c.label}" for c in CASES])
-async def test_hostile_arguments_are_refused_before_sending_or_sent_only_as_data(tmp_path: Path, case: Case, mode: str) -> None:
+async def test_hostile_arguments_are_refused_before_sending_or_sent_only_as_data(
+    tmp_path: Path, case: Case, mode: str
+) -> None:
     """Refusals name the argument and send nothing; legitimate oddities reach the API unchanged and in place."""
     rig = make_rig(tmp_path)
     ids = rig.sandbox.seed_ids
@@ -256,13 +296,23 @@ async def test_hostile_arguments_are_refused_before_sending_or_sent_only_as_data
     assert sent == [], [(r.method, r.path) for r in sent]
     if os.environ.get("UPDATE_SNAPSHOTS") and mode == "legacy":
         WORDING[f"{case.tool}:{case.label}"] = text
-        WORDING_FILE.write_text(json.dumps(WORDING, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+        WORDING_FILE.write_text(
+            json.dumps(WORDING, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8"
+        )
     assert text.lower().startswith(f"error executing tool {case.tool}: "), text
     for word in case.says:
         assert word in text.lower(), f"{word!r} missing from: {text[:500]}"
     assert len(text) < 2_000, "a refusal must not echo a 100 kB argument back"
     # Words for a person: no library report, internal model name, error code or documentation link.
-    for boilerplate in ("validation error", "arguments\n", "Arguments", "[type=", "input_value", "pydantic", "https://"):
+    for boilerplate in (
+        "validation error",
+        "arguments\n",
+        "Arguments",
+        "[type=",
+        "input_value",
+        "pydantic",
+        "https://",
+    ):
         assert boilerplate not in text, f"{boilerplate!r} in: {text[:500]}"
     assert "oc_live_x" not in text, "a smuggled key is never repeated back"
     assert text == WORDING[f"{case.tool}:{case.label}"], (

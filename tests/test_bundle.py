@@ -27,8 +27,21 @@ MANIFEST: dict[str, Any] = json.loads((ROOT / "manifest.json").read_text(encodin
 # The user's values as the host stores them: the key left empty, the sandbox on, nothing else touched.
 USER_CONFIG = {"api_key": "", "sandbox": True}
 # How this machine reaches the package index (a TLS proxy here); a desktop's uv needs none of it.
-NETWORK = ("SSL_CERT_FILE", "SSL_CERT_DIR", "UV_NATIVE_TLS", "UV_SYSTEM_CERTS", "UV_INDEX_URL", "UV_DEFAULT_INDEX",
-           "UV_CACHE_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+NETWORK = (
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "UV_NATIVE_TLS",
+    "UV_SYSTEM_CERTS",
+    "UV_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_CACHE_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+)
 
 
 def _mcpb(*args: str | Path, cwd: Path) -> str:
@@ -38,8 +51,13 @@ def _mcpb(*args: str | Path, cwd: Path) -> str:
         if os.environ.get("CI"):
             pytest.fail("npx (Node.js) is not installed: CI packs and starts the bundle with the official mcpb CLI")
         pytest.skip("npx (Node.js) is not installed; CI runs this test")
-    done = subprocess.run([npx, "--yes", "--prefer-offline", "--package", MCPB, "--", *map(str, args)],
-                          cwd=cwd, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [npx, "--yes", "--prefer-offline", "--package", MCPB, "--", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -90,10 +108,26 @@ def host_env(host_config: dict[str, Any], tmp_path: Path) -> dict[str, str]:
 
 def test_the_bundle_holds_the_server_and_what_uv_installs_it_from_and_nothing_else(bundle: Path) -> None:
     packed = {path.relative_to(bundle).as_posix() for path in bundle.rglob("*") if path.is_file()}
-    assert {"manifest.json", "pyproject.toml", "README.md", "LICENSE", "icon.png", MANIFEST["server"]["entry_point"],
-            "outboundcalls/openapi.yaml", "tools/py.typed"} <= packed
+    assert {
+        "manifest.json",
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+        "icon.png",
+        MANIFEST["server"]["entry_point"],
+        "outboundcalls/openapi.yaml",
+        "tools/py.typed",
+    } <= packed
     assert {path.split("/")[0] for path in packed} == {
-        "manifest.json", "pyproject.toml", "README.md", "LICENSE", "icon.png", "outboundcalls", "tools", "server"}
+        "manifest.json",
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+        "icon.png",
+        "outboundcalls",
+        "tools",
+        "server",
+    }
     assert not [path for path in packed if "__pycache__" in path or path.endswith(".pyc")]
 
 

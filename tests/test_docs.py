@@ -106,7 +106,9 @@ def test_every_command_names_a_program_and_arguments_that_exist(document: Path) 
             elif program == "bash":
                 assert (ROOT / words[1]).is_file(), f"{_relative(document)}: `{line}`"
             else:
-                assert program.rsplit("/", 1)[-1] in OTHER_PROGRAMS, f"{_relative(document)}: `{line}` runs {program!r}, which no test checks"
+                assert program.rsplit("/", 1)[-1] in OTHER_PROGRAMS, (
+                    f"{_relative(document)}: `{line}` runs {program!r}, which no test checks"
+                )
 
 
 def _check_python(document: Path, line: str, words: list[str]) -> None:
@@ -127,8 +129,13 @@ def _check_python(document: Path, line: str, words: list[str]) -> None:
 
 @pytest.mark.parametrize("arguments", [["--help"], ["--version"]])
 def test_the_console_script_answers_the_commands_the_readme_starts_with(arguments: list[str]) -> None:
-    done = subprocess.run([sys.executable, "-m", "outboundcalls_mcp.server", *arguments], capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "outboundcalls_mcp.server", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "outboundcalls-mcp" in done.stdout
 

@@ -18,7 +18,6 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
-from mcp import Client
 from mcp.client.session import ClientRequestContext
 
 from outboundcalls.sandbox import Fault, Sandbox, SeedIds
@@ -52,30 +51,47 @@ FAULTS: tuple[Upstream, ...] = (
     Upstream("401", {"kind": "status", "status": 401}, ("401", "api key", "outboundcalls_api_key")),
     Upstream("402", {"kind": "status", "status": 402}, ("402", "insufficient credits", "top up")),
     Upstream("404", {"kind": "status", "status": 404}, ("404", "not found")),
-    Upstream("429", {"kind": "status", "status": 429, "retry_after": RETRY_AFTER}, ("429", "rate limit", "try again in 7 s")),
+    Upstream(
+        "429", {"kind": "status", "status": 429, "retry_after": RETRY_AFTER}, ("429", "rate limit", "try again in 7 s")
+    ),
     Upstream("500", {"kind": "status", "status": 500}, ("500", "failed", "try again")),
     Upstream("502", {"kind": "status", "status": 502}, ("502", "failed", "try again")),
     Upstream("503", {"kind": "status", "status": 503}, ("503", "failed", "try again")),
     Upstream(
-        "hang", {"kind": "hang"}, ("did not answer in time", "try again"),
-        write_says=("may or may not have been", "list_"), uncertain=True,
+        "hang",
+        {"kind": "hang"},
+        ("did not answer in time", "try again"),
+        write_says=("may or may not have been", "list_"),
+        uncertain=True,
     ),
     Upstream(
-        "drop", {"kind": "drop"}, ("connection", "broke", "try again"),
-        write_says=("may or may not have been", "list_"), uncertain=True,
+        "drop",
+        {"kind": "drop"},
+        ("connection", "broke", "try again"),
+        write_says=("may or may not have been", "list_"),
+        uncertain=True,
     ),
     Upstream(
-        "malformed JSON", {"kind": "malformed"}, ("unexpected", "not valid json", "try again"),
-        write_says=("list_",), uncertain=True,
+        "malformed JSON",
+        {"kind": "malformed"},
+        ("unexpected", "not valid json", "try again"),
+        write_says=("list_",),
+        uncertain=True,
     ),
     Upstream("HTML error page", {"kind": "html"}, ("502", "bad gateway", "try again")),
     Upstream(
-        "empty body", {"kind": "empty"}, ("unexpected", "empty", "try again"),
-        write_says=("list_",), uncertain=True,
+        "empty body",
+        {"kind": "empty"},
+        ("unexpected", "empty", "try again"),
+        write_says=("list_",),
+        uncertain=True,
     ),
     Upstream(
-        "200 missing fields", {"kind": "missing_fields"}, ("unexpected", "field required", "try again"),
-        write_says=("list_",), uncertain=True,
+        "200 missing fields",
+        {"kind": "missing_fields"},
+        ("unexpected", "field required", "try again"),
+        write_says=("list_",),
+        uncertain=True,
     ),
 )
 
@@ -124,7 +140,9 @@ TOOLS: tuple[ToolCase, ...] = (
     ToolCase("wait_for_calls", lambda ids: {"call_ids": [ids.completed_call_id, ids.long_transcript_call_id]}),
     ToolCase("dispatch_call", _dispatch_args, flow="preview"),
     ToolCase("dispatch_call", _dispatch_args, writes=True, flow="token"),
-    ToolCase("dispatch_call", _dispatch_args, writes=True, flow="elicit", client_kwargs={"elicitation_callback": approve}),
+    ToolCase(
+        "dispatch_call", _dispatch_args, writes=True, flow="elicit", client_kwargs={"elicitation_callback": approve}
+    ),
     ToolCase("dispatch_calls", _batch_args, flow="preview"),
     ToolCase("dispatch_calls", _batch_args, writes=True, flow="token"),
 )

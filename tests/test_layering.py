@@ -152,8 +152,10 @@ def test_the_cycle_check_sees_type_checking_and_function_level_imports(tmp_path:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [["a", "b", "c"]]
     probe = tmp_path / "probe.py"
-    probe.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from x import y\n"
-                     "def f():\n    from .z import w\n", encoding="utf-8")
+    probe.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from x import y\ndef f():\n    from .z import w\n",
+        encoding="utf-8",
+    )
     assert {"x", "x.y", "outboundcalls.sandbox.z", "outboundcalls.sandbox.z.w"} <= set(
         _imports_anywhere(probe, "outboundcalls.sandbox.probe")
     )
@@ -168,8 +170,12 @@ def _sdk_private_attributes() -> frozenset[str]:
         for location in spec.submodule_search_locations:
             for path in Path(location).rglob("*.py"):
                 for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                    if (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
-                            and node.attr.startswith("_") and not node.attr.startswith("__")):
+                    if (
+                        isinstance(node, ast.Attribute)
+                        and isinstance(node.ctx, ast.Store)
+                        and node.attr.startswith("_")
+                        and not node.attr.startswith("__")
+                    ):
                         names.add(node.attr)
     return frozenset(names)
 
@@ -182,10 +188,17 @@ def _private_sdk_uses(path: Path, sdk_private: frozenset[str]) -> list[str]:
             parts = [*node.module.split("."), *(alias.name for alias in node.names)]
             found += [f"{node.lineno}: {part}" for part in parts if part.startswith("_") and not part.startswith("__")]
         elif isinstance(node, ast.Import):
-            found += [f"{node.lineno}: {alias.name}" for alias in node.names if alias.name.split(".")[0] in SDK_PACKAGES
-                      and any(part.startswith("_") for part in alias.name.split("."))]
-        elif (isinstance(node, ast.Attribute) and node.attr in sdk_private
-              and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+            found += [
+                f"{node.lineno}: {alias.name}"
+                for alias in node.names
+                if alias.name.split(".")[0] in SDK_PACKAGES
+                and any(part.startswith("_") for part in alias.name.split("."))
+            ]
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr in sdk_private
+            and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+        ):
             found.append(f"{node.lineno}: .{node.attr}")
     return found
 

@@ -24,8 +24,13 @@ USER_CONFIG: dict[str, dict[str, Any]] = MANIFEST["user_config"]
 ENV: dict[str, str] = MANIFEST["server"]["mcp_config"]["env"]
 REFERENCE = re.compile(r"\$\{user_config\.([a-z_]+)\}")
 # How a user_config type is read into a Settings field's annotation.
-TYPES = {"string": ("str", "SecretStr", "frozenset", "Literal"), "boolean": ("bool",), "number": ("int", "float"),
-         "file": ("Path",), "directory": ("Path",)}
+TYPES = {
+    "string": ("str", "SecretStr", "frozenset", "Literal"),
+    "boolean": ("bool",),
+    "number": ("int", "float"),
+    "file": ("Path",),
+    "directory": ("Path",),
+}
 
 
 def _references(key: str) -> list[str]:

@@ -33,4 +33,8 @@ def test_the_readme_test_command_is_what_ci_runs_in_the_venv_of_each_python() ->
 
 
 def test_the_readme_has_no_unfilled_placeholder() -> None:
-    assert not [word for word in ("SETTINGS_TABLE", "SAFETY_MODEL", "PERFORMANCE\n") if word in README.replace("## Performance\n", "")]
+    assert not [
+        word
+        for word in ("SETTINGS_TABLE", "SAFETY_MODEL", "PERFORMANCE\n")
+        if word in README.replace("## Performance\n", "")
+    ]

@@ -107,7 +107,9 @@ async def test_the_fault_matrix_run_with_a_live_key_leaks_it_nowhere(
     ledgers: list[Path] = []
     for index, tool in enumerate(TOOLS):
         state = tmp_path / str(index)
-        out = await run_case(state, tool, upstream, "legacy", sandbox=sandbox_with_key(), api_key=KEY, log_level="DEBUG")
+        out = await run_case(
+            state, tool, upstream, "legacy", sandbox=sandbox_with_key(), api_key=KEY, log_level="DEBUG"
+        )
         assert out.rig.sandbox.requests, "nothing reached the API"
         assert not [r for r in out.rig.sandbox.requests if r.status == 401 and upstream.name != "401"], "key refused"
         produced += [out.text, repr(out.result), repr(out.rig.settings)]
@@ -171,8 +173,10 @@ def test_the_database_password_and_the_request_state_key_hide_in_every_rendering
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("OUTBOUNDCALLS_DATABASE_URL", f"mysql://root:{DATABASE_PASSWORD}@db/x"),
-     ("OUTBOUNDCALLS_REQUEST_STATE_KEY", DATABASE_PASSWORD[:20])],
+    [
+        ("OUTBOUNDCALLS_DATABASE_URL", f"mysql://root:{DATABASE_PASSWORD}@db/x"),
+        ("OUTBOUNDCALLS_REQUEST_STATE_KEY", DATABASE_PASSWORD[:20]),
+    ],
 )
 def test_a_malformed_database_url_or_short_key_is_refused_without_echoing_it(name: str, value: str) -> None:
     from outboundcalls_mcp.server.settings import SettingsError
@@ -208,7 +212,9 @@ def test_logs_redact_the_database_url_and_its_password_quoted_apart(tmp_path: Pa
     handler = next(h for h in logging.getLogger().handlers if getattr(h, "_outboundcalls", False))
     handler.stream = stream
     try:
-        logging.getLogger("outboundcalls.test").warning("url %s, password %s, key %s", url, DATABASE_PASSWORD, REQUEST_STATE_KEY)
+        logging.getLogger("outboundcalls.test").warning(
+            "url %s, password %s, key %s", url, DATABASE_PASSWORD, REQUEST_STATE_KEY
+        )
     finally:
         handler.stream = __import__("sys").stderr
     assert DATABASE_PASSWORD not in stream.getvalue() and REQUEST_STATE_KEY not in stream.getvalue()

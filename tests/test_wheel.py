@@ -16,7 +16,9 @@ from tests.install_kit import ROOT, SYSTEM_PATH, copy_source, list_tools
 
 pytestmark = [pytest.mark.packaging, pytest.mark.anyio]
 
-MANIFEST_TOOLS = sorted(tool["name"] for tool in json.loads((ROOT / "manifest.json").read_text(encoding="utf-8"))["tools"])
+MANIFEST_TOOLS = sorted(
+    tool["name"] for tool in json.loads((ROOT / "manifest.json").read_text(encoding="utf-8"))["tools"]
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,17 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("wheel")
     # pip builds in an isolated environment (setuptools from the configured indexes or its cache).
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", work / "dist", copy_source(work / "src")],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "--wheel-dir",
+            work / "dist",
+            copy_source(work / "src"),
+        ],
         check=True,
     )
     (wheel,) = (work / "dist").glob("outboundcalls_mcp-*.whl")
@@ -41,30 +53,59 @@ def _env(home: Path) -> dict[str, str]:
 
 
 def test_the_installed_packages_come_from_the_venv_not_from_the_checkout(venv: Path, tmp_path: Path) -> None:
-    code = ("import outboundcalls, outboundcalls_mcp.server as s, outboundcalls_mcp.tools as t; "
-            "print('\\n'.join(m.__file__ for m in (outboundcalls, s, t)))")
-    found = subprocess.run([venv / "bin" / "python", "-c", code], cwd=tmp_path, env=_env(tmp_path),
-                           check=True, capture_output=True, text=True).stdout.split()
+    code = (
+        "import outboundcalls, outboundcalls_mcp.server as s, outboundcalls_mcp.tools as t; "
+        "print('\\n'.join(m.__file__ for m in (outboundcalls, s, t)))"
+    )
+    found = subprocess.run(
+        [venv / "bin" / "python", "-c", code],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     site_packages = next((venv / "lib").glob("python3.*/site-packages"))
     assert all(Path(path).is_relative_to(site_packages) for path in found), found
-    for data in ("outboundcalls/openapi.yaml",
-                 "outboundcalls/py.typed", "outboundcalls_mcp/tools/py.typed", "outboundcalls_mcp/server/py.typed"):
+    for data in (
+        "outboundcalls/openapi.yaml",
+        "outboundcalls/py.typed",
+        "outboundcalls_mcp/tools/py.typed",
+        "outboundcalls_mcp/server/py.typed",
+    ):
         assert (site_packages / data).is_file(), data
 
 
 def test_the_distribution_installs_only_this_projects_top_level_names(venv: Path, tmp_path: Path) -> None:
     """No generic name (server, tools) lands in site-packages, where it would collide with another package's."""
-    code = ("import importlib.metadata as m; files = m.distribution('outboundcalls-mcp').files or []; "
-            "print('\\n'.join(sorted({f.parts[0] for f in files if not f.parts[0].endswith('.dist-info')})))")
-    listed = subprocess.run([venv / "bin" / "python", "-c", code], cwd=tmp_path, env=_env(tmp_path),
-                            check=True, capture_output=True, text=True).stdout.split()
+    code = (
+        "import importlib.metadata as m; files = m.distribution('outboundcalls-mcp').files or []; "
+        "print('\\n'.join(sorted({f.parts[0] for f in files if not f.parts[0].endswith('.dist-info')})))"
+    )
+    listed = subprocess.run(
+        [venv / "bin" / "python", "-c", code],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     site_packages = next((venv / "lib").glob("python3.*/site-packages"))
     assert [name for name in listed if name not in ("..",)] == ["outboundcalls", "outboundcalls_mcp"], listed
     assert not (site_packages / "server").exists() and not (site_packages / "tools").exists()
-    shown = subprocess.run([venv / "bin" / "python", "-m", "pip", "show", "-f", "outboundcalls-mcp"], cwd=tmp_path,
-                           env=_env(tmp_path), check=True, capture_output=True, text=True).stdout
+    shown = subprocess.run(
+        [venv / "bin" / "python", "-m", "pip", "show", "-f", "outboundcalls-mcp"],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     tops = {line.strip().split("/")[0] for line in shown.split("Files:", 1)[1].splitlines() if "/" in line}
-    assert {top for top in tops if not top.endswith(".dist-info") and top != ".."} == {"outboundcalls", "outboundcalls_mcp"}
+    assert {top for top in tops if not top.endswith(".dist-info") and top != ".."} == {
+        "outboundcalls",
+        "outboundcalls_mcp",
+    }
 
 
 def test_every_source_package_is_in_the_distribution() -> None:
@@ -72,7 +113,11 @@ def test_every_source_package_is_in_the_distribution() -> None:
     import tomllib
 
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
-    installed = {"outboundcalls": "outboundcalls", "server": "outboundcalls_mcp.server", "tools": "outboundcalls_mcp.tools"}
+    installed = {
+        "outboundcalls": "outboundcalls",
+        "server": "outboundcalls_mcp.server",
+        "tools": "outboundcalls_mcp.tools",
+    }
     found = {
         ".".join([installed[init.relative_to(ROOT).parts[0]], *init.relative_to(ROOT).parts[1:-1]])
         for directory in installed
@@ -82,8 +127,14 @@ def test_every_source_package_is_in_the_distribution() -> None:
 
 
 def test_the_demo_runs_from_another_directory(venv: Path, tmp_path: Path) -> None:
-    demo = subprocess.run([venv / "bin" / "outboundcalls-mcp", "demo"], cwd=tmp_path, env=_env(tmp_path),
-                          capture_output=True, text=True, timeout=120)
+    demo = subprocess.run(
+        [venv / "bin" / "outboundcalls-mcp", "demo"],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "Done." in demo.stdout
 

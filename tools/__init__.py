@@ -18,8 +18,15 @@ ADD = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_h
 DIAL = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
 
 READ_TOOLS = (
-    "get_balance", "list_calls", "get_call", "wait_for_call", "wait_for_calls", "list_agents", "get_agent",
-    "list_contacts", "get_campaign",
+    "get_balance",
+    "list_calls",
+    "get_call",
+    "wait_for_call",
+    "wait_for_calls",
+    "list_agents",
+    "get_agent",
+    "list_contacts",
+    "get_campaign",
 )
 WRITE_TOOLS = ("add_contact", "dispatch_call", "dispatch_calls")
 
@@ -45,7 +52,9 @@ def catalogue() -> list[tuple[Callable[..., Any], ToolAnnotations]]:
 def build_tools(*, read_only: bool) -> list[Tool]:
     """Every tool (no writing tool at all when read_only), derived by the SDK from its signature."""
     return [
-        Tool.from_function(fn, description=inspect.cleandoc(fn.__doc__ or ""), annotations=hints, structured_output=True)
+        Tool.from_function(
+            fn, description=inspect.cleandoc(fn.__doc__ or ""), annotations=hints, structured_output=True
+        )
         for fn, hints in catalogue()
         if not (read_only and fn.__name__ in WRITE_TOOLS)
     ]

@@ -10,8 +10,8 @@ from mcp_types import CallToolResult
 
 from outboundcalls.account import Account
 from outboundcalls.pricing import MINIMUM_BALANCE_CREDITS
-from outboundcalls_mcp.tools.deps import ToolDeps, api_of, deps_of
 from outboundcalls_mcp.tools.contracts import ToolModel
+from outboundcalls_mcp.tools.deps import ToolDeps, api_of, deps_of
 from outboundcalls_mcp.tools.errors import upstream_errors
 from outboundcalls_mcp.tools.results import structured
 

@@ -10,8 +10,8 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from outboundcalls.agents import Agent
-from outboundcalls_mcp.tools.deps import ToolDeps, api_of
 from outboundcalls_mcp.tools.contracts import ToolModel
+from outboundcalls_mcp.tools.deps import ToolDeps, api_of
 from outboundcalls_mcp.tools.errors import upstream_errors
 from outboundcalls_mcp.tools.inputs import AgentId, StatusFilter
 from outboundcalls_mcp.tools.results import READ_FROM_API, read_all, structured

@@ -52,8 +52,14 @@ async def batch_route(
     with as_tool_error():
         batch = _batch(ctx)
         args = BatchArgs(agent_id=agent_id, to_numbers=tuple(to_numbers), phone_number_id=phone_number_id)
-        return await decide_route(ctx, batch, args, token_given=confirmation_token is not None,
-                                  prepare=batch.plan, anything_to_ask=_anything_to_ask)
+        return await decide_route(
+            ctx,
+            batch,
+            args,
+            token_given=confirmation_token is not None,
+            prepare=batch.plan,
+            anything_to_ask=_anything_to_ask,
+        )
 
 
 async def ask_batch_consent(
@@ -68,12 +74,16 @@ async def dispatch_calls(
     agent_id: AgentId,
     to_numbers: Annotated[
         list[Annotated[str, Field(max_length=64)]],
-        Field(min_length=1, max_length=MAX_BATCH_LIMIT, description="Destinations; at most the owner's batch limit (20)."),
+        Field(
+            min_length=1, max_length=MAX_BATCH_LIMIT, description="Destinations; at most the owner's batch limit (20)."
+        ),
     ],
     route: Annotated[BatchRoute, Resolve(batch_route)],
     answer: Annotated[ElicitationResult[Any], Resolve(ask_batch_consent)],
     phone_number_id: Annotated[OptionalId | None, Field(description="Caller id to use.")] = None,
-    confirmation_token: Annotated[Token | None, Field(description="From the preview, once the person said yes.")] = None,
+    confirmation_token: Annotated[
+        Token | None, Field(description="From the preview, once the person said yes.")
+    ] = None,
 ) -> Annotated[CallToolResult, BatchResult]:
     """Place real calls to several numbers with one agent (costs credits) after one confirmation for all;
     refused numbers are listed with why."""

@@ -12,20 +12,31 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from outboundcalls.calls import CallDetail, CallSummary, TranscriptTurn
-from outboundcalls_mcp.tools.deps import ToolDeps, api_of, deps_of
 from outboundcalls_mcp.tools.contracts import CallItem, ToolModel
+from outboundcalls_mcp.tools.deps import ToolDeps, api_of, deps_of
 from outboundcalls_mcp.tools.errors import upstream_errors
 from outboundcalls_mcp.tools.inputs import AgentId, CallId, CampaignId, StatusFilter
-from outboundcalls_mcp.tools.uris import transcript_uri
 from outboundcalls_mcp.tools.results import READ_FROM_API, read_all, structured
 from outboundcalls_mcp.tools.task_groups import first_error
+from outboundcalls_mcp.tools.uris import transcript_uri
 
 if TYPE_CHECKING:
     from outboundcalls.client import OutboundCallsClient
 
 __all__ = [
-    "CallItem", "CallList", "CallView", "Turn", "WaitManyResult", "WaitResult",
-    "call_item", "call_items", "call_view", "get_call", "list_calls", "wait_for_call", "wait_for_calls",
+    "CallItem",
+    "CallList",
+    "CallView",
+    "Turn",
+    "WaitManyResult",
+    "WaitResult",
+    "call_item",
+    "call_items",
+    "call_view",
+    "get_call",
+    "list_calls",
+    "wait_for_call",
+    "wait_for_calls",
 ]
 
 FIRST_POLL_SECONDS = 1.0
@@ -189,7 +200,9 @@ async def wait_for_call(
             with upstream_errors(f"call_id {call_id!r}"):
                 call = await api.get_call(call_id)
             waited = _seconds_since(deps, started)
-            await ctx.report_progress(min(waited, timeout_seconds), timeout_seconds, message=f"{call_id}: {call.status}")
+            await ctx.report_progress(
+                min(waited, timeout_seconds), timeout_seconds, message=f"{call_id}: {call.status}"
+            )
             remaining = timeout_seconds - waited
             if call.is_terminal or remaining <= 0:
                 break
@@ -201,7 +214,9 @@ async def wait_for_call(
                 break
             interval = min(interval * 1.5, MAX_POLL_SECONDS)
     if call is None:
-        raise ToolError(f"The OutboundCalls API did not answer about call {call_id} within {timeout_seconds:g} s. Try again.")
+        raise ToolError(
+            f"The OutboundCalls API did not answer about call {call_id} within {timeout_seconds:g} s. Try again."
+        )
     await deps.seen(call)
     waited = round(min(_seconds_since(deps, started), timeout_seconds), 1)
     return structured(WaitResult(timed_out=not call.is_terminal, waited_s=waited, call=call_item(call)))

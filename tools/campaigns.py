@@ -8,8 +8,8 @@ from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 
 from outboundcalls.campaigns import Campaign
-from outboundcalls_mcp.tools.deps import ToolDeps, api_of
 from outboundcalls_mcp.tools.contracts import ToolModel
+from outboundcalls_mcp.tools.deps import ToolDeps, api_of
 from outboundcalls_mcp.tools.errors import upstream_errors
 from outboundcalls_mcp.tools.inputs import CampaignId
 from outboundcalls_mcp.tools.results import structured

@@ -20,15 +20,15 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ConfigDict
 
-from outboundcalls_mcp.tools.deps import deps_of
 from outboundcalls_mcp.tools.contracts import Answer, ConsentTicket, DialConsent, DispatchError
+from outboundcalls_mcp.tools.deps import deps_of
 
 __all__ = [
     "CANNOT_ELICIT",
+    "TOKENS_NOT_ACCEPTED",
     "AskedOnce",
     "ConsentService",
     "Route",
-    "TOKENS_NOT_ACCEPTED",
     "answering_key",
     "as_tool_error",
     "ask_person",
@@ -108,7 +108,9 @@ def can_elicit_form(ctx: Context[Any]) -> bool:
     return bool(ctx.session.can_send_request)
 
 
-def route_for(ctx: Context[Any], *, token_given: bool) -> Literal["token", "offer_token", "unattended", "ask", "cannot_ask"]:
+def route_for(
+    ctx: Context[Any], *, token_given: bool
+) -> Literal["token", "offer_token", "unattended", "ask", "cannot_ask"]:
     """The route the owner's mode and this client allow; raises DispatchError for a token the mode refuses."""
     mode = deps_of(ctx).confirm_mode
     if token_given:
@@ -178,7 +180,7 @@ async def ask_person(ctx: Context[Any], question: str) -> Elicit[DialConsent] | 
         return Elicit(question, DialConsent)
     try:
         answer = await ctx.elicit(question, DialConsent)
-    except Exception as exc:  # noqa: BLE001 - any failure to get an answer means no consent
+    except Exception as exc:
         log.info("confirmation request failed: %s", type(exc).__name__)
         return AskedOnce(answer="error")
     if answer.action == "accept":

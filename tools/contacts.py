@@ -10,8 +10,8 @@ from mcp_types import CallToolResult
 from pydantic import AfterValidator, Field
 
 from outboundcalls.contacts import Contact, NewContact
-from outboundcalls_mcp.tools.deps import ToolDeps, api_of, deps_of
 from outboundcalls_mcp.tools.contracts import ToolModel
+from outboundcalls_mcp.tools.deps import ToolDeps, api_of, deps_of
 from outboundcalls_mcp.tools.errors import upstream_errors
 from outboundcalls_mcp.tools.inputs import ContactListId, ShortText, check_custom_fields, check_email, check_tag
 from outboundcalls_mcp.tools.phone import e164_or_tool_error

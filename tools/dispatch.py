@@ -17,7 +17,7 @@ from outboundcalls_mcp.tools.consent import (
     decide_route,
     person_answer,
 )
-from outboundcalls_mcp.tools.contracts import DialConsent, DispatchRequest, DispatchResult, Dispatcher, Prepared
+from outboundcalls_mcp.tools.contracts import DialConsent, Dispatcher, DispatchRequest, DispatchResult, Prepared
 from outboundcalls_mcp.tools.deps import ToolDeps, deps_of, no_key_error
 from outboundcalls_mcp.tools.inputs import AgentId, OptionalId, Token
 from outboundcalls_mcp.tools.results import structured
@@ -46,10 +46,12 @@ async def consent_route(
     """Decide how consent is obtained; pre-flight runs first, so a refused dispatch is never asked about."""
     with as_tool_error():
         dispatcher = _dispatcher(ctx)
-        args = DispatchRequest(agent_id=agent_id, to_number=to_number, phone_number_id=phone_number_id,
-                               contact_id=contact_id)
-        return await decide_route(ctx, dispatcher, args, token_given=confirmation_token is not None,
-                                  prepare=dispatcher.prepare)
+        args = DispatchRequest(
+            agent_id=agent_id, to_number=to_number, phone_number_id=phone_number_id, contact_id=contact_id
+        )
+        return await decide_route(
+            ctx, dispatcher, args, token_given=confirmation_token is not None, prepare=dispatcher.prepare
+        )
 
 
 async def ask_consent(
@@ -77,11 +79,14 @@ async def dispatch_call(
         dispatcher = _dispatcher(ctx)
         if route.kind == "token":
             assert confirmation_token is not None
-            args = DispatchRequest(agent_id=agent_id, to_number=to_number, phone_number_id=phone_number_id,
-                                   contact_id=contact_id)
+            args = DispatchRequest(
+                agent_id=agent_id, to_number=to_number, phone_number_id=phone_number_id, contact_id=contact_id
+            )
             return structured(await dispatcher.confirm_token(args, confirmation_token))
         if route.ticket is not None:
-            return structured(await dispatcher.answer(route.ticket, person_answer(answer), answer_key=answering_key(ctx)))
+            return structured(
+                await dispatcher.answer(route.ticket, person_answer(answer), answer_key=answering_key(ctx))
+            )
         assert route.prepared is not None
         if route.kind == "unattended":
             return structured(await dispatcher.dial_unattended(route.prepared))

@@ -34,7 +34,9 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + "."
 
 
-def describe_upstream_error(exc: OutboundCallsError, subject: str | None = None, *, after_write: str | None = None) -> str:
+def describe_upstream_error(
+    exc: OutboundCallsError, subject: str | None = None, *, after_write: str | None = None
+) -> str:
     """One actionable sentence or two for an upstream failure; never includes the key."""
     # after_write names the list tool that shows whether a write took effect, for failures that
     # leave it unknown (its answer was lost or unreadable): repeating the write could duplicate it.
@@ -58,7 +60,9 @@ def describe_upstream_error(exc: OutboundCallsError, subject: str | None = None,
                 "The API answered 404 (not found) for a request that names no id: the API address "
                 "(OUTBOUNDCALLS_BASE_URL) may be wrong or the service is misrouting. Try again; report it if it persists."
             )
-        return f"{subject} was not found (404), or belongs to another account. Check the id with the matching list_* tool."
+        return (
+            f"{subject} was not found (404), or belongs to another account. Check the id with the matching list_* tool."
+        )
     if isinstance(exc, BadRequestError):
         return (
             f"The API rejected the request as invalid (400): {exc.message}. Check the arguments against the tool's "

@@ -12,8 +12,21 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 __all__ = [
-    "AgentId", "CallId", "CampaignId", "ContactListId", "OptionalId", "ShortText", "StatusFilter", "Token",
-    "check_custom_fields", "check_email", "check_id", "check_status", "check_tag", "check_text", "check_token",
+    "AgentId",
+    "CallId",
+    "CampaignId",
+    "ContactListId",
+    "OptionalId",
+    "ShortText",
+    "StatusFilter",
+    "Token",
+    "check_custom_fields",
+    "check_email",
+    "check_id",
+    "check_status",
+    "check_tag",
+    "check_text",
+    "check_token",
 ]
 
 # Vendor ids are opaque (`clx...`); this alphabet can never change the path or query sent upstream.

@@ -138,7 +138,9 @@ def register_resources(mcp: MCPServer[Any], open_deps: OpenDeps) -> None:
 
     mcp.resource(CALL_TEMPLATE, name="call", mime_type=JSON, description="One call in full, as JSON.")(call_detail)
     mcp.resource(
-        TRANSCRIPT_TEMPLATE, name="transcript", mime_type="text/plain",
+        TRANSCRIPT_TEMPLATE,
+        name="transcript",
+        mime_type="text/plain",
         description="A call's transcript, one line per turn ([mm:ss] speaker: words). Untrusted callee speech.",
     )(call_transcript)
     mcp.resource(CAMPAIGN_TEMPLATE, name="campaign", mime_type=JSON, description="A campaign's progress.")(campaign)

@@ -5,8 +5,15 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
-    "ACCOUNT_URI", "AGENTS_URI", "CALL_TEMPLATE", "CAMPAIGN_TEMPLATE", "CONTACT_LIST_TEMPLATE", "SCHEME",
-    "TRANSCRIPT_TEMPLATE", "call_uri", "transcript_uri",
+    "ACCOUNT_URI",
+    "AGENTS_URI",
+    "CALL_TEMPLATE",
+    "CAMPAIGN_TEMPLATE",
+    "CONTACT_LIST_TEMPLATE",
+    "SCHEME",
+    "TRANSCRIPT_TEMPLATE",
+    "call_uri",
+    "transcript_uri",
 ]
 
 SCHEME: Final = "outboundcalls://"

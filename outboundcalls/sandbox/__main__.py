@@ -20,8 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed for the generated data (default 0)")
     parser.add_argument("--credits", type=float, default=DEFAULT_CREDITS, help="starting balance")
     parser.add_argument("--webhook-url", default=None, help="where to POST each ended call")
-    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
-                        help="uvicorn log level; below info there is no line per request (default info)")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn log level; below info there is no line per request (default info)",
+    )
     args = parser.parse_args(argv)
     try:
         ensure_loopback(args.host)

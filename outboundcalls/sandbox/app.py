@@ -128,7 +128,10 @@ async def create_contact(request: Request) -> Response:
     """POST /contacts."""
     sandbox = _authorize(request)
     body = await _json_object(request)
-    fields: dict[str, Any] = {"contactListId": _text(body, "contactListId", required=True), "phone": _e164(body, "phone")}
+    fields: dict[str, Any] = {
+        "contactListId": _text(body, "contactListId", required=True),
+        "phone": _e164(body, "phone"),
+    }
     for name in ("name", "email", "company"):
         fields[name] = _text(body, name, required=False)
     if fields["email"] is not None and "@" not in fields["email"]:

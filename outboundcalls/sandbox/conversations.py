@@ -17,7 +17,10 @@ PURPOSES: Final[dict[str, dict[str, Any]]] = {
     "appointment_reminder": {
         "company": "Brightside Dental",
         "positive": [
-            ("agent", "Hi {name}, this is {agent} calling from {company}. I'm calling about your appointment on {day} at {time}."),
+            (
+                "agent",
+                "Hi {name}, this is {agent} calling from {company}. I'm calling about your appointment on {day} at {time}.",
+            ),
             ("user", "Oh hi, yes, I remember."),
             ("agent", "Great. Can you confirm you'll be able to make it?"),
             ("user", "Yes, I'll be there."),
@@ -37,7 +40,10 @@ PURPOSES: Final[dict[str, dict[str, Any]]] = {
     "lead_qualification": {
         "company": "Northwind Solar",
         "positive": [
-            ("agent", "Hello {name}, this is {agent} with {company}. You asked about solar panels on our website. Is now a good time?"),
+            (
+                "agent",
+                "Hello {name}, this is {agent} with {company}. You asked about solar panels on our website. Is now a good time?",
+            ),
             ("user", "Sure, I have a few minutes."),
             ("agent", "Do you own your home, and roughly how much is your monthly electricity bill?"),
             ("user", "I own it. The bill is around 180 dollars a month."),
@@ -56,7 +62,10 @@ PURPOSES: Final[dict[str, dict[str, Any]]] = {
     "feedback_survey": {
         "company": "Harbor Internet",
         "positive": [
-            ("agent", "Hi {name}, I'm {agent}, calling from {company} for a one-minute survey about your recent installation."),
+            (
+                "agent",
+                "Hi {name}, I'm {agent}, calling from {company} for a one-minute survey about your recent installation.",
+            ),
             ("user", "Okay, go ahead."),
             ("agent", "On a scale of one to five, how satisfied were you with the installation?"),
             ("user", "Five. The technician was quick and tidy."),
@@ -76,7 +85,10 @@ PURPOSES: Final[dict[str, dict[str, Any]]] = {
     "payment_reminder": {
         "company": "Maple Utilities",
         "positive": [
-            ("agent", "Hello {name}, this is {agent} from {company} with a courtesy reminder that your bill is due on {day}."),
+            (
+                "agent",
+                "Hello {name}, this is {agent} from {company} with a courtesy reminder that your bill is due on {day}.",
+            ),
             ("user", "Thanks, I'll pay it tomorrow."),
             ("agent", "Great. Would you like the payment link by text?"),
             ("user", "Yes please."),
@@ -94,7 +106,10 @@ PURPOSES: Final[dict[str, dict[str, Any]]] = {
 _SUMMARIES: Final = {
     ("appointment_reminder", "positive"): "{name} confirmed the appointment on {day} at {time}.",
     ("appointment_reminder", "negative"): "{name} cannot attend on {day} and asked to reschedule the following week.",
-    ("lead_qualification", "positive"): "{name} owns the home, spends about $180/month on power, and booked an assessment for {day} at {time}.",
+    (
+        "lead_qualification",
+        "positive",
+    ): "{name} owns the home, spends about $180/month on power, and booked an assessment for {day} at {time}.",
     ("lead_qualification", "negative"): "{name} rents and is not a fit for rooftop solar; declined other offers.",
     ("feedback_survey", "positive"): "{name} rated the installation 5/5 and suggested texting the arrival window.",
     ("feedback_survey", "negative"): "{name} rated the service 2/5 because of evening outages; a ticket was opened.",
@@ -145,8 +160,12 @@ def _extracted(purpose: str, positive: bool, day: str, time: str) -> dict[str, A
     if purpose == "appointment_reminder":
         return {"appointmentConfirmed": positive, "rescheduleRequested": not positive, "appointment": f"{day} {time}"}
     if purpose == "lead_qualification":
-        return {"qualified": positive, "homeowner": positive, "monthlyBillUsd": 180 if positive else None,
-                "assessmentBooked": f"{day} {time}" if positive else None}
+        return {
+            "qualified": positive,
+            "homeowner": positive,
+            "monthlyBillUsd": 180 if positive else None,
+            "assessmentBooked": f"{day} {time}" if positive else None,
+        }
     if purpose == "feedback_survey":
         return {"satisfactionScore": 5 if positive else 2, "ticketOpened": not positive}
     return {"promisedToPay": positive, "paymentPlanRequested": not positive}

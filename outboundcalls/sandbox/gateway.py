@@ -16,8 +16,15 @@ from .faults import Fault, FaultKind, Faults
 from .state import SandboxState
 
 __all__ = [
-    "API_PREFIX", "DEBUG_PREFIX", "EXCHANGE_EXTENSION", "HANG_SECONDS", "Gateway", "InProcessExchange",
-    "RecordedRequest", "Served", "api_path",
+    "API_PREFIX",
+    "DEBUG_PREFIX",
+    "EXCHANGE_EXTENSION",
+    "HANG_SECONDS",
+    "Gateway",
+    "InProcessExchange",
+    "RecordedRequest",
+    "Served",
+    "api_path",
 ]
 
 API_PREFIX: Final = "/api/v1"
@@ -264,6 +271,11 @@ class Gateway:
         status = handled.status if handled is not None else 200
         # Headers and half a body, then the server closes the connection: the client sees
         # "peer closed connection without sending complete message body".
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")],
+            }
+        )
         await send({"type": "http.response.body", "body": b'{"id": "clx', "more_body": True})

@@ -24,9 +24,21 @@ CALL_STATUSES: Final = ("queued", "ringing", "in_progress", *sorted(TERMINAL_STA
 
 QUEUED_SECONDS: Final = 2.0
 # Live calls are short on purpose: a person trying `--sandbox` sees a call finish within ~20 s.
-_RING_SECONDS: Final = {"completed": (3, 5), "voicemail": (4, 6), "no_answer": (12, 16), "busy": (1, 2), "failed": (1, 1)}
+_RING_SECONDS: Final = {
+    "completed": (3, 5),
+    "voicemail": (4, 6),
+    "no_answer": (12, 16),
+    "busy": (1, 2),
+    "failed": (1, 1),
+}
 _TALK_SECONDS: Final = {"completed": (8, 13), "voicemail": (5, 8)}
-_OUTCOME_WEIGHTS: Final[dict[LiveOutcome, int]] = {"completed": 60, "voicemail": 12, "no_answer": 14, "busy": 7, "failed": 7}
+_OUTCOME_WEIGHTS: Final[dict[LiveOutcome, int]] = {
+    "completed": 60,
+    "voicemail": 12,
+    "no_answer": 14,
+    "busy": 7,
+    "failed": 7,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,8 +80,13 @@ class Sandbox:
         # `clock` (the wall clock unless given) is the base each process adds the account's shared offset
         # to; `seed` and `credits` shape a new account only. Opening waits while another process writes.
         store = AccountStore(path, clock=clock if clock is not None else RealClock(), seed=seed, credits=credits)
-        return cls(api_key=api_key, webhook_url=webhook_url, webhook_transport=webhook_transport,
-                   webhook_wrapped=webhook_wrapped, store=store)
+        return cls(
+            api_key=api_key,
+            webhook_url=webhook_url,
+            webhook_transport=webhook_transport,
+            webhook_wrapped=webhook_wrapped,
+            store=store,
+        )
 
     @property
     def path(self) -> Path | None:

@@ -43,8 +43,14 @@ def create_server(
     """A uvicorn server for the sandbox app (port 0 picks a free port)."""
     # A short grace period: a "hang" fault would otherwise hold shutdown for HANG_SECONDS.
     config = uvicorn.Config(
-        sandbox.app, host=ensure_loopback(host), port=port, lifespan="off", ws="none", http="h11",
-        log_level=log_level, timeout_graceful_shutdown=shutdown_grace_seconds,
+        sandbox.app,
+        host=ensure_loopback(host),
+        port=port,
+        lifespan="off",
+        ws="none",
+        http="h11",
+        log_level=log_level,
+        timeout_graceful_shutdown=shutdown_grace_seconds,
     )
     return uvicorn.Server(config)
 

@@ -26,9 +26,7 @@ __all__ = ["RECORDING_BASE_URL", "ApiError", "SandboxState", "destination_region
 
 RECORDING_BASE_URL = "https://recordings.sandbox.outboundcalls.test"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
-_Owned = TypeVar(
-    "_Owned", AgentRecord, ContactListRecord, ContactRecord, CampaignRecord, CallRecord, PhoneNumberRecord
-)
+_Owned = TypeVar("_Owned", AgentRecord, ContactListRecord, ContactRecord, CampaignRecord, CallRecord, PhoneNumberRecord)
 
 
 class ApiError(Exception):

@@ -129,8 +129,9 @@ class AccountStore:
             if self._conn.execute("SELECT 1 FROM account").fetchone() is None:
                 self._create(seed=seed, credits=credits)
             row = self._account_row()
-            self.state = SandboxState(seed=row["seed"], account=self._decode_account(row["record"]),
-                                      id_source=random.SystemRandom())
+            self.state = SandboxState(
+                seed=row["seed"], account=self._decode_account(row["record"]), id_source=random.SystemRandom()
+            )
             self.seed_ids = _decode_seed_ids(row["seed_ids"])
             self._catch_up()
             self._conn.execute("COMMIT")

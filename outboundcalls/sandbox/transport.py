@@ -32,7 +32,6 @@ class SandboxTransport(httpx2.AsyncBaseTransport):
         timeouts = request.extensions.get("timeout") or {}
         exchange = InProcessExchange(fault=fault, read_timeout=timeouts.get("read"))
 
-
         async def app(scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
             extensions = {**scope.get("extensions", {}), EXCHANGE_EXTENSION: exchange}
             await self._app({**scope, "extensions": extensions}, receive, send)

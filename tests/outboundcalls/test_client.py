@@ -91,7 +91,9 @@ LISTS: list[tuple[str, Call, str, bytes, type]] = [
 ]
 
 
-@pytest.mark.parametrize(("name", "call", "payload", "method", "path", "model"), ENDPOINTS, ids=[e[0] for e in ENDPOINTS])
+@pytest.mark.parametrize(
+    ("name", "call", "payload", "method", "path", "model"), ENDPOINTS, ids=[e[0] for e in ENDPOINTS]
+)
 async def test_each_single_resource_method_hits_its_endpoint_and_returns_its_model(
     name: str, call: Call, payload: Any, method: str, path: bytes, model: type
 ) -> None:
@@ -131,7 +133,9 @@ async def test_every_request_carries_bearer_key_user_agent_and_json_accept() -> 
     headers = recorder.requests[0].headers
     assert headers["authorization"] == f"Bearer {KEY}"
     assert headers["accept"] == "application/json"
-    assert re.fullmatch(rf"outboundcalls-mcp/{re.escape(__version__)} httpx2/\S+ python/3\.\d+\.\S+", headers["user-agent"])
+    assert re.fullmatch(
+        rf"outboundcalls-mcp/{re.escape(__version__)} httpx2/\S+ python/3\.\d+\.\S+", headers["user-agent"]
+    )
 
 
 async def test_secret_str_key_is_sent_the_same_way() -> None:

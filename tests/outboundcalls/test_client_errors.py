@@ -97,7 +97,12 @@ async def test_get_status_maps_to_its_error_without_retrying(status: int, cls: t
         with pytest.raises(cls) as info:
             await client.get_agent("a1")
     assert type(info.value) is cls
-    assert (info.value.status, info.value.message, info.value.code, info.value.request_id) == (status, "nope", "c1", "r1")
+    assert (info.value.status, info.value.message, info.value.code, info.value.request_id) == (
+        status,
+        "nope",
+        "c1",
+        "r1",
+    )
     assert handler.count == 1
 
 
@@ -128,7 +133,8 @@ async def test_post_calls_is_never_retried_on_502() -> None:
 
 @pytest.mark.parametrize("name,call", POSTS, ids=POST_IDS)
 @pytest.mark.parametrize(
-    "exc_type", [httpx2.ReadTimeout, httpx2.WriteTimeout, httpx2.ReadError, httpx2.WriteError, httpx2.RemoteProtocolError]
+    "exc_type",
+    [httpx2.ReadTimeout, httpx2.WriteTimeout, httpx2.ReadError, httpx2.WriteError, httpx2.RemoteProtocolError],
 )
 async def test_post_failing_after_it_may_have_left_is_outcome_unknown_and_sent_once(
     name: str, call: Call, exc_type: type[httpx2.HTTPError]

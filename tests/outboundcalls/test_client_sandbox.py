@@ -42,7 +42,9 @@ def sandbox() -> Sandbox:
     return Sandbox(api_key=KEY, seed=0)
 
 
-def _client(sandbox: Sandbox, sleeps: Sleeps, transport: httpx2.AsyncBaseTransport | None = None) -> OutboundCallsClient:
+def _client(
+    sandbox: Sandbox, sleeps: Sleeps, transport: httpx2.AsyncBaseTransport | None = None
+) -> OutboundCallsClient:
     return OutboundCallsClient(
         KEY,
         base_url=sandbox.base_url,
@@ -151,7 +153,9 @@ async def test_create_call_dispatches_once_and_is_charged_when_it_ends(
     await sandbox.advance(300)
     detail = await api.get_call(call.id)
     assert detail.status == "completed"
-    assert detail.credits_charged and (await api.get_account()).credits == pytest.approx(before - detail.credits_charged)
+    assert detail.credits_charged and (await api.get_account()).credits == pytest.approx(
+        before - detail.credits_charged
+    )
 
 
 async def test_create_call_with_a_draft_agent_is_a_bad_request(api: OutboundCallsClient, sandbox: Sandbox) -> None:
@@ -178,7 +182,9 @@ async def test_get_campaign_reads_progress(api: OutboundCallsClient, sandbox: Sa
 
 async def test_a_wrong_key_is_an_authentication_error_that_does_not_echo_it(sandbox: Sandbox) -> None:
     wrong = "oc_live_" + "W" * 32
-    async with OutboundCallsClient(wrong, base_url=sandbox.base_url, transport=httpx2.ASGITransport(app=sandbox.app)) as api:
+    async with OutboundCallsClient(
+        wrong, base_url=sandbox.base_url, transport=httpx2.ASGITransport(app=sandbox.app)
+    ) as api:
         with pytest.raises(AuthenticationError) as info:
             await api.get_account()
     assert wrong not in str(info.value) and wrong not in repr(info.value)

@@ -173,7 +173,9 @@ async def test_sequential_identical_reads_each_send_their_own_request(
     assert second.credits == first.credits - 100
 
 
-async def test_a_read_started_after_a_write_began_never_joins_an_earlier_flight(sandbox: Sandbox, sleeps: Sleeps) -> None:
+async def test_a_read_started_after_a_write_began_never_joins_an_earlier_flight(
+    sandbox: Sandbox, sleeps: Sleeps
+) -> None:
     doors = Doors(sandbox.transport(), answer_reads_first=True)
     outcomes: list[Any] = []
     new_call = NewCall(agent_id=sandbox.seed_ids.deployed_agent_id, to_number=US_NUMBER)

@@ -121,4 +121,3 @@ def test_https_is_verified() -> None:
     import ssl
 
     assert _pool_tls_context("https://outboundcalls.ai/api/v1") == [f"({int(ssl.CERT_REQUIRED)},", "1)"]
-

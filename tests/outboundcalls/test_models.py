@@ -156,8 +156,14 @@ def test_transcript_null_empty_or_absent_is_no_turns(transcript: str | None) -> 
 
 def test_call_detail_keeps_extracted_data_and_extras() -> None:
     detail = CallDetail.model_validate(
-        {**CALL, "summary": "ok", "recordingUrl": "https://r", "sentiment": "positive",
-         "extractedData": {"interested": True}, "cost": {"usd": 1}}
+        {
+            **CALL,
+            "summary": "ok",
+            "recordingUrl": "https://r",
+            "sentiment": "positive",
+            "extractedData": {"interested": True},
+            "cost": {"usd": 1},
+        }
     )
     assert detail.extracted_data == {"interested": True}
     assert detail.recording_url == "https://r"
@@ -218,7 +224,10 @@ def test_new_call_body_uses_camel_case_for_given_fields() -> None:
 
 
 def test_new_call_never_sends_null() -> None:
-    assert NewCall(agent_id="a1", to_number="+1415", contact_id=None).to_body() == {"agentId": "a1", "toNumber": "+1415"}
+    assert NewCall(agent_id="a1", to_number="+1415", contact_id=None).to_body() == {
+        "agentId": "a1",
+        "toNumber": "+1415",
+    }
 
 
 def test_new_call_accepts_wire_names_too() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from outboundcalls.errors import InvalidRequestError
@@ -185,4 +184,3 @@ def test_an_unknown_default_region_is_a_value_error_naming_it() -> None:
     with pytest.raises(ValueError, match="'XX'"):
         parse_phone("415-555-0134", "XX")
     assert normalize_region(" gb ") == "GB"
-

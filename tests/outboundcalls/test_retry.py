@@ -206,7 +206,9 @@ async def test_client_errors_on_get_are_not_retried(code: int) -> None:
     assert (len(script.requests), sleeps.delays) == (1, [])
 
 
-@pytest.mark.parametrize("step", [_status(502), _status(503), _status(429, "0"), httpx2.ReadTimeout, httpx2.ConnectError])
+@pytest.mark.parametrize(
+    "step", [_status(502), _status(503), _status(429, "0"), httpx2.ReadTimeout, httpx2.ConnectError]
+)
 async def test_post_calls_is_sent_exactly_once_whatever_happens(step: Step) -> None:
     script, sleeps = Script(step, httpx2.Response(201, json={"id": "c", "status": "queued"})), Sleeps()
     async with _client(script, sleeps) as client:

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.anyio
 
 SPEC: dict[str, Any] = yaml.safe_load((Path(outboundcalls.__file__).parent / "openapi.yaml").read_text("utf-8"))
 BASE = "urn:outboundcalls:openapi"
-REGISTRY: Registry[Any] = Registry().with_resource(BASE, Resource.from_contents(SPEC, default_specification=DRAFT202012))
+REGISTRY: Registry[Any] = Registry().with_resource(
+    BASE, Resource.from_contents(SPEC, default_specification=DRAFT202012)
+)
 US = "+14155551212"
 
 
@@ -160,11 +162,17 @@ async def http(sandbox: Sandbox) -> AsyncIterator[httpx2.AsyncClient]:
         yield client
 
 
-@pytest.mark.parametrize(("method", "template", "path", "options", "status"), CASES,
-                         ids=[f"{c[0]} {c[1]} {c[4]}" for c in CASES])
+@pytest.mark.parametrize(
+    ("method", "template", "path", "options", "status"), CASES, ids=[f"{c[0]} {c[1]} {c[4]}" for c in CASES]
+)
 async def test_an_answer_validates_against_the_document(
-    http: httpx2.AsyncClient, sandbox: Sandbox, method: str, template: str, path: Path_,
-    options: dict[str, Any], status: int,
+    http: httpx2.AsyncClient,
+    sandbox: Sandbox,
+    method: str,
+    template: str,
+    path: Path_,
+    options: dict[str, Any],
+    status: int,
 ) -> None:
     response = await http.request(method, path(sandbox.seed_ids), **options)
     assert response.status_code == status, response.text
@@ -173,9 +181,18 @@ async def test_an_answer_validates_against_the_document(
 
 async def test_created_resources_validate(http: httpx2.AsyncClient, sandbox: Sandbox) -> None:
     ids = sandbox.seed_ids
-    contact = await http.post("/contacts", json={"contactListId": ids.contact_list_id, "phone": US, "name": "Jane",
-                                                 "email": "jane@example.com", "company": "Acme", "tags": ["a"],
-                                                 "customFields": {"x": 1}})
+    contact = await http.post(
+        "/contacts",
+        json={
+            "contactListId": ids.contact_list_id,
+            "phone": US,
+            "name": "Jane",
+            "email": "jane@example.com",
+            "company": "Acme",
+            "tags": ["a"],
+            "customFields": {"x": 1},
+        },
+    )
     bare = await http.post("/contacts", json={"contactListId": ids.contact_list_id, "phone": US})
     call = await http.post("/calls", **dial(contactId=ids.contact_id)(ids))
     for response, template in ((contact, "/contacts"), (bare, "/contacts"), (call, "/calls")):
@@ -185,8 +202,12 @@ async def test_created_resources_validate(http: httpx2.AsyncClient, sandbox: San
 
 @pytest.mark.parametrize(
     ("change", "status"),
-    [({"agentId": "draft_agent_id"}, 400), ({"toNumber": "+79123456789"}, 400),
-     ({"phoneNumberId": "inactive_phone_number_id"}, 400), ({"contactId": "foreign_contact_id"}, 404)],
+    [
+        ({"agentId": "draft_agent_id"}, 400),
+        ({"toNumber": "+79123456789"}, 400),
+        ({"phoneNumberId": "inactive_phone_number_id"}, 400),
+        ({"contactId": "foreign_contact_id"}, 404),
+    ],
 )
 async def test_dial_refusals_validate(
     http: httpx2.AsyncClient, sandbox: Sandbox, change: dict[str, str], status: int
@@ -232,8 +253,11 @@ async def test_a_live_call_validates_in_every_status(http: httpx2.AsyncClient, s
 
 @pytest.mark.parametrize("wrapped", [False, True])
 async def test_webhook_payloads_validate(wrapped: bool) -> None:
-    sandbox = Sandbox(webhook_url="http://hooks.test/", webhook_wrapped=wrapped,
-                      webhook_transport=httpx2.MockTransport(lambda request: httpx2.Response(204)))
+    sandbox = Sandbox(
+        webhook_url="http://hooks.test/",
+        webhook_wrapped=wrapped,
+        webhook_transport=httpx2.MockTransport(lambda request: httpx2.Response(204)),
+    )
     async with sandbox.http_client() as http:
         for outcome in ("completed", "busy"):
             sandbox.script_next_call(outcome=outcome)  # type: ignore[arg-type]
@@ -250,8 +274,12 @@ async def test_webhook_payloads_validate(wrapped: bool) -> None:
 
 def test_every_documented_operation_and_status_is_exercised() -> None:
     exercised = {(m, t, str(s)) for m, t, _, _, s in CASES}
-    exercised |= {("POST", "/contacts", "201"), ("POST", "/calls", "201"), ("POST", "/calls", "402"),
-                  ("POST", "/calls", "502")}
+    exercised |= {
+        ("POST", "/contacts", "201"),
+        ("POST", "/calls", "201"),
+        ("POST", "/calls", "402"),
+        ("POST", "/calls", "502"),
+    }
     documented = {
         (method.upper(), template, status)
         for template, operations in SPEC["paths"].items()
@@ -281,8 +309,14 @@ def test_the_documents_schemas_are_valid_and_every_ref_resolves() -> None:
 
 
 def test_the_checks_catch_a_missing_or_an_undeclared_field() -> None:
-    agent = {"id": "clx1", "name": "A", "status": "deployed", "elevenLabsAgentId": None, "language": "en",
-             "createdAt": "2025-06-02T09:00:00.000Z"}
+    agent = {
+        "id": "clx1",
+        "name": "A",
+        "status": "deployed",
+        "elevenLabsAgentId": None,
+        "language": "en",
+        "createdAt": "2025-06-02T09:00:00.000Z",
+    }
     with pytest.raises(AssertionError):
         assert_conforms("#/components/schemas/Agent", {k: v for k, v in agent.items() if k != "id"})
     with pytest.raises(AssertionError):

@@ -183,16 +183,24 @@ async def test_small_latency_is_only_late(http: httpx2.AsyncClient, sandbox: San
 
 async def test_a_plain_asgi_transport_also_plays_answering_faults(sandbox: Sandbox) -> None:
     sandbox.faults.add(Fault("status", status=503, retry_after=1.5))
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=sandbox.app), base_url=SANDBOX_BASE_URL,
-                                  headers={"Authorization": f"Bearer {SANDBOX_API_KEY}"}) as http:
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=sandbox.app),
+        base_url=SANDBOX_BASE_URL,
+        headers={"Authorization": f"Bearer {SANDBOX_API_KEY}"},
+    ) as http:
         response = await http.get("/me")
     assert (response.status_code, response.headers["retry-after"]) == (503, "1.5")
 
 
 @pytest.mark.parametrize(
     "arguments",
-    [{"kind": "explode"}, {"kind": "status"}, {"kind": "status", "status": 200}, {"kind": "hang", "times": 0},
-     {"kind": "latency", "delay": -1}],
+    [
+        {"kind": "explode"},
+        {"kind": "status"},
+        {"kind": "status", "status": 200},
+        {"kind": "hang", "times": 0},
+        {"kind": "latency", "delay": -1},
+    ],
 )
 def test_a_fault_that_cannot_happen_is_refused(arguments: dict[str, object]) -> None:
     with pytest.raises(ValueError):

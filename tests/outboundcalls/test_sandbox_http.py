@@ -31,8 +31,9 @@ async def test_the_standalone_server_answers_drops_and_hangs_over_a_real_socket(
             me = await http.get("/me")
             sandbox.faults.add(Fault("drop", path="/calls", after_processing=True))
             with pytest.raises(httpx2.RemoteProtocolError):
-                await http.post("/calls", json={"agentId": sandbox.seed_ids.deployed_agent_id,
-                                                "toNumber": "+14155551212"})
+                await http.post(
+                    "/calls", json={"agentId": sandbox.seed_ids.deployed_agent_id, "toNumber": "+14155551212"}
+                )
             sandbox.faults.add(Fault("hang", path="/me"))
             with pytest.raises(httpx2.ReadTimeout):
                 await http.get("/me", timeout=httpx2.Timeout(5, read=0.2))

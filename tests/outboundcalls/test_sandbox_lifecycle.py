@@ -133,8 +133,9 @@ async def test_the_402_appears_once_charges_take_the_balance_under_25() -> None:
         sandbox.script_next_call(duration_seconds=95)
         await dial(http, sandbox)
         await sandbox.advance(2)
-        assert (await http.post("/calls", json={"agentId": sandbox.seed_ids.deployed_agent_id,
-                                                "toNumber": US})).status_code == 201
+        assert (
+            await http.post("/calls", json={"agentId": sandbox.seed_ids.deployed_agent_id, "toNumber": US})
+        ).status_code == 201
         await sandbox.advance(120)
         assert sandbox.credits < 25
         refused = await http.post("/calls", json={"agentId": sandbox.seed_ids.deployed_agent_id, "toNumber": US})

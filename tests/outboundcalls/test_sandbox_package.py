@@ -8,8 +8,21 @@ import outboundcalls.sandbox as sandbox_package
 from outboundcalls.sandbox import SANDBOX_API_KEY, SeedIds
 
 EXPECTED_EXPORTS = {
-    "API_PREFIX", "DEFAULT_CREDITS", "SANDBOX_API_KEY", "SANDBOX_BASE_URL", "CallScript", "Clock", "Fault",
-    "FaultKind", "Faults", "ManualClock", "RealClock", "RecordedRequest", "Sandbox", "SandboxTransport", "SeedIds",
+    "API_PREFIX",
+    "DEFAULT_CREDITS",
+    "SANDBOX_API_KEY",
+    "SANDBOX_BASE_URL",
+    "CallScript",
+    "Clock",
+    "Fault",
+    "FaultKind",
+    "Faults",
+    "ManualClock",
+    "RealClock",
+    "RecordedRequest",
+    "Sandbox",
+    "SandboxTransport",
+    "SeedIds",
     "WebhookDelivery",
 }
 
@@ -28,4 +41,3 @@ def test_every_seeded_id_is_documented_in_the_package_docstring() -> None:
     docstring = sandbox_package.__doc__ or ""
     for field in dataclasses.fields(SeedIds):
         assert field.name in docstring, field.name
-

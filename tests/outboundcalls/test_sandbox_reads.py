@@ -31,8 +31,13 @@ async def http(sandbox: Sandbox) -> AsyncIterator[httpx2.AsyncClient]:
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer oc_live_wrong"}, {"Authorization": SANDBOX_API_KEY},
-     {"Authorization": f"Basic {SANDBOX_API_KEY}"}, {"Authorization": "Bearer "}],
+    [
+        {},
+        {"Authorization": "Bearer oc_live_wrong"},
+        {"Authorization": SANDBOX_API_KEY},
+        {"Authorization": f"Basic {SANDBOX_API_KEY}"},
+        {"Authorization": "Bearer "},
+    ],
     ids=["missing", "wrong", "no-scheme", "basic", "empty"],
 )
 @pytest.mark.parametrize("path", ["/me", "/agents", "/contacts", "/calls", "/calls/x", "/agents/x", "/campaigns/x"])
@@ -165,9 +170,7 @@ async def test_calls_default_to_50_and_limit_200_returns_200_newest_first(http: 
 
 
 @pytest.mark.parametrize("status", TERMINAL)
-async def test_the_history_holds_every_terminal_status(
-    http: httpx2.AsyncClient, sandbox: Sandbox, status: str
-) -> None:
+async def test_the_history_holds_every_terminal_status(http: httpx2.AsyncClient, sandbox: Sandbox, status: str) -> None:
     calls = (await http.get("/calls", params={"status": status, "limit": 200})).json()["calls"]
     assert calls and {call["status"] for call in calls} == {status}
     assert sandbox.seed_ids.call_ids_by_status[status] in {call["id"] for call in calls}

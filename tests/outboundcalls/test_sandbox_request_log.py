@@ -79,7 +79,8 @@ async def test_a_malformed_since_is_a_400(http: httpx2.AsyncClient, since: str) 
 def test_the_standalone_sandbox_serves_the_log_over_a_socket_and_logs_no_line_per_request_below_info() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "outboundcalls.sandbox", "--port", "0", "--log-level", "warning"],
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stderr is not None

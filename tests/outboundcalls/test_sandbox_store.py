@@ -179,8 +179,9 @@ async def test_a_process_that_dies_mid_request_neither_corrupts_nor_locks_the_ac
         async with sandbox.http_client() as http:
             kept = await dial(http, sandbox)
             with anyio.fail_after(60):
-                done = await anyio.run_process([sys.executable, "-c", CRASH_HOLDING_THE_WRITE_LOCK, str(path)],
-                                               check=False)
+                done = await anyio.run_process(
+                    [sys.executable, "-c", CRASH_HOLDING_THE_WRITE_LOCK, str(path)], check=False
+                )
             assert (done.returncode, done.stdout) == (3, b"holding\n"), done.stderr
             after = await dial(http, sandbox, "+14155551213")  # the dead process's lock went with it
     with opened(path) as again:

@@ -38,8 +38,9 @@ def sandbox_for(receiver: Receiver, **options: Any) -> Sandbox:
 async def dial(sandbox: Sandbox, **script: Any) -> str:
     sandbox.script_next_call(**script)
     async with sandbox.http_client() as http:
-        response = await http.post("/calls", json={"agentId": sandbox.seed_ids.deployed_agent_id,
-                                                   "toNumber": "+14155551212"})
+        response = await http.post(
+            "/calls", json={"agentId": sandbox.seed_ids.deployed_agent_id, "toNumber": "+14155551212"}
+        )
     call_id: str = response.json()["id"]
     return call_id
 

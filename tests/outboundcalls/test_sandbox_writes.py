@@ -30,8 +30,13 @@ async def http(sandbox: Sandbox) -> AsyncIterator[httpx2.AsyncClient]:
 
 async def test_a_created_contact_is_answered_201_and_then_listed(http: httpx2.AsyncClient, sandbox: Sandbox) -> None:
     list_id = sandbox.seed_ids.contact_list_id
-    body = {"contactListId": list_id, "phone": "+14155551212", "name": "Jane Doe", "tags": ["lead", "website"],
-            "customFields": {"source": "web"}}
+    body = {
+        "contactListId": list_id,
+        "phone": "+14155551212",
+        "name": "Jane Doe",
+        "tags": ["lead", "website"],
+        "customFields": {"source": "web"},
+    }
     response = await http.post("/contacts", json=body)
     assert response.status_code == 201
     contact = response.json()
@@ -90,7 +95,10 @@ async def test_a_dispatched_call_is_answered_201_queued_from_the_default_number(
     call = response.json()
     assert call["status"] == "queued"
     assert (call["agentId"], call["toNumber"], call["phoneNumberId"]) == (
-        ids.deployed_agent_id, "+14155551212", ids.phone_number_id)
+        ids.deployed_agent_id,
+        "+14155551212",
+        ids.phone_number_id,
+    )
     assert call["fromNumber"] == "+14155550100"
     assert call["endedAt"] is None and call["creditsCharged"] is None and call["durationSeconds"] is None
     assert sandbox.dispatched == 1
@@ -100,8 +108,12 @@ async def test_a_dispatched_call_is_answered_201_queued_from_the_default_number(
 async def test_a_call_can_name_its_caller_id_and_contact(http: httpx2.AsyncClient, sandbox: Sandbox) -> None:
     ids = sandbox.seed_ids
     gb_number = next(n for n in sandbox.state.phone_numbers.values() if n.number.startswith("+44"))
-    body = {"agentId": ids.deployed_agent_id, "toNumber": "+442079460123", "phoneNumberId": gb_number.id,
-            "contactId": ids.contact_id}
+    body = {
+        "agentId": ids.deployed_agent_id,
+        "toNumber": "+442079460123",
+        "phoneNumberId": gb_number.id,
+        "contactId": ids.contact_id,
+    }
     call = (await http.post("/calls", json=body)).json()
     assert (call["fromNumber"], call["contactId"]) == ("+442079460100", ids.contact_id)
 
@@ -140,10 +152,18 @@ async def test_an_agent_that_is_not_deployed_cannot_dial(
     assert "not deployed" in response.json()["error"] and agent_id in response.json()["error"]
 
 
-async def test_an_inactive_caller_id_or_an_unpriced_country_is_a_400(http: httpx2.AsyncClient, sandbox: Sandbox) -> None:
+async def test_an_inactive_caller_id_or_an_unpriced_country_is_a_400(
+    http: httpx2.AsyncClient, sandbox: Sandbox
+) -> None:
     ids = sandbox.seed_ids
-    inactive = await http.post("/calls", json={"agentId": ids.deployed_agent_id, "toNumber": "+14155551212",
-                                               "phoneNumberId": ids.inactive_phone_number_id})
+    inactive = await http.post(
+        "/calls",
+        json={
+            "agentId": ids.deployed_agent_id,
+            "toNumber": "+14155551212",
+            "phoneNumberId": ids.inactive_phone_number_id,
+        },
+    )
     unpriced = await http.post("/calls", json={"agentId": ids.deployed_agent_id, "toNumber": "+79123456789"})
     assert (inactive.status_code, unpriced.status_code) == (400, 400)
     assert inactive.json()["error"].startswith("phoneNumberId")
@@ -152,8 +172,13 @@ async def test_an_inactive_caller_id_or_an_unpriced_country_is_a_400(http: httpx
 
 @pytest.mark.parametrize(
     ("field", "attribute"),
-    [("agentId", "foreign_agent_id"), ("agentId", None), ("contactId", "foreign_contact_id"), ("contactId", None),
-     ("phoneNumberId", None)],
+    [
+        ("agentId", "foreign_agent_id"),
+        ("agentId", None),
+        ("contactId", "foreign_contact_id"),
+        ("contactId", None),
+        ("phoneNumberId", None),
+    ],
 )
 async def test_a_call_referring_to_a_missing_or_foreign_resource_is_a_404(
     http: httpx2.AsyncClient, sandbox: Sandbox, field: str, attribute: str | None
@@ -181,8 +206,9 @@ async def test_validation_comes_before_the_balance_check() -> None:
     sandbox = Sandbox(credits=0)
     async with sandbox.http_client() as http:
         bad = await http.post("/calls", json={"agentId": sandbox.seed_ids.deployed_agent_id, "toNumber": "555"})
-        foreign = await http.post("/calls", json={"agentId": sandbox.seed_ids.foreign_agent_id,
-                                                  "toNumber": "+14155551212"})
+        foreign = await http.post(
+            "/calls", json={"agentId": sandbox.seed_ids.foreign_agent_id, "toNumber": "+14155551212"}
+        )
     assert (bad.status_code, foreign.status_code) == (400, 404)
 
 

@@ -47,7 +47,7 @@ async def _run(
     with scope or anyio.CancelScope():
         try:
             outcomes.append(await flights.run("key", work))
-        except Exception as exc:  # noqa: BLE001 - the outcome under test
+        except Exception as exc:
             outcomes.append(exc)
 
 

@@ -13,9 +13,9 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext
 
 from outboundcalls.sandbox import ManualClock, Sandbox
+from outboundcalls_mcp.server.app import build_server
 from outboundcalls_mcp.server.ledger import AuditEntry
 from outboundcalls_mcp.server.ledger_place import read_audit_trail
-from outboundcalls_mcp.server.app import build_server
 from tests.harness import NOON_NEW_YORK, Rig, make_settings
 from tests.places import LedgerPlace
 

@@ -160,7 +160,9 @@ def single_consent_of(args: BoundArgs, *, mode: str, estimate: float | None = RA
             "phone_number_id": args.phone_number_id,
             "contact_id": args.contact_id,
             "binding": args.binding(),
-            "destinations": [{"position": 0, "to_number": args.to_number, "dial": True, "estimate_per_minute": estimate}],
+            "destinations": [
+                {"position": 0, "to_number": args.to_number, "dial": True, "estimate_per_minute": estimate}
+            ],
             "question": f"Call {args.to_number}?",
             "audit": audit,
         }
@@ -218,7 +220,9 @@ def batch_use(consent: ConsentRecord, *, via: str = "form", answer_key: str | No
 
 def token_use(consent: ConsentRecord, args: BoundArgs = ARGS, *, keep_open: bool = True) -> ConsentAnswer:
     """A yes by token with these arguments; a token stays usable when the rules refuse it, as the product asks."""
-    return ConsentAnswer(consent_id=consent.consent_id, binding=args.binding(), via="token", keep_open_if_refused=keep_open)
+    return ConsentAnswer(
+        consent_id=consent.consent_id, binding=args.binding(), via="token", keep_open_if_refused=keep_open
+    )
 
 
 def form_use(consent: ConsentRecord, args: BoundArgs = ARGS, *, answer_key: str | None = None) -> ConsentAnswer:

@@ -179,14 +179,20 @@ async def ask(client: Client, tool: str, args: dict[str, Any]) -> types.InputReq
 
 
 async def answer(
-    client: Client, tool: str, args: dict[str, Any], asked: types.InputRequiredResult, *, content: Any = YES,
+    client: Client,
+    tool: str,
+    args: dict[str, Any],
+    asked: types.InputRequiredResult,
+    *,
+    content: Any = YES,
     action: str = "accept",
 ) -> types.CallToolResult:
     """The round that carries the person's answer to `asked`; sending it again is a replay of that round."""
     (key,) = asked.input_requests
     responses = {key: types.ElicitResult(action=action, content=content)}  # type: ignore[arg-type]
-    final = await client.session.call_tool(tool, args, input_responses=responses, request_state=asked.request_state,
-                                           allow_input_required=True)
+    final = await client.session.call_tool(
+        tool, args, input_responses=responses, request_state=asked.request_state, allow_input_required=True
+    )
     assert isinstance(final, types.CallToolResult), final
     return final
 

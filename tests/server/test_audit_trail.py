@@ -15,8 +15,8 @@ import pytest
 
 from outboundcalls_mcp.server.audit_cli import print_audit
 from outboundcalls_mcp.server.audit_resource import AUDIT_URI
-from tests.places import LedgerPlace
 from tests.harness import NOON_NEW_YORK, connected, make_rig
+from tests.places import LedgerPlace
 from tests.server.dispatch_kit import (
     ERAS,
     OTHER_US_NUMBER,
@@ -30,13 +30,14 @@ from tests.server.dispatch_kit import (
     preview_token,
 )
 
-
 NOON = datetime.fromisoformat(NOON_NEW_YORK)
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ERAS)
-async def test_the_token_flow_is_audited_preview_dial_outcome_with_number_estimate_and_time(place: LedgerPlace, mode: str) -> None:
+async def test_the_token_flow_is_audited_preview_dial_outcome_with_number_estimate_and_time(
+    place: LedgerPlace, mode: str
+) -> None:
     rig = make_rig(place)
     args = dispatch_args(rig, "(415) 555-0134")
     async with connected(rig, mode) as client:
@@ -54,7 +55,9 @@ async def test_the_token_flow_is_audited_preview_dial_outcome_with_number_estima
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ERAS)
-async def test_the_question_is_audited_once_as_asked_then_the_answer_the_dial_and_the_outcome(place: LedgerPlace, mode: str) -> None:
+async def test_the_question_is_audited_once_as_asked_then_the_answer_the_dial_and_the_outcome(
+    place: LedgerPlace, mode: str
+) -> None:
     rig = make_rig(place)
     person = Person("accept")
     async with connected(rig, mode, elicitation_callback=person) as client:
@@ -124,7 +127,9 @@ async def test_the_charge_of_an_ended_call_is_audited_once(place: LedgerPlace, m
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ERAS)
-async def test_the_assistant_reads_the_most_recent_entries_as_a_resource(tmp_path: Path, place: LedgerPlace, mode: str) -> None:
+async def test_the_assistant_reads_the_most_recent_entries_as_a_resource(
+    tmp_path: Path, place: LedgerPlace, mode: str
+) -> None:
     rig = make_rig(place)
     async with connected(rig, mode) as client:
         empty = json.loads((await client.read_resource(AUDIT_URI)).contents[0].text)  # type: ignore[union-attr]
@@ -184,7 +189,13 @@ def test_an_empty_trail_says_so_and_a_bad_limit_is_refused(place: LedgerPlace) -
 def test_the_console_script_prints_the_audit_as_json_lines(tmp_path: Path) -> None:
     state = anyio.run(seeded_audit, tmp_path)
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "OUTBOUNDCALLS_STATE_DIR": str(state)}
-    done = subprocess.run([sys.executable, "-m", "outboundcalls_mcp.server", "audit", "--sandbox", "--json", "--limit", "3"], env=env,
-                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "outboundcalls_mcp.server", "audit", "--sandbox", "--json", "--limit", "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["kind"] for line in done.stdout.splitlines()] == ["preview", "dial", "outcome"]

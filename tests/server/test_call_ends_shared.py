@@ -50,7 +50,7 @@ async def waited(events: CallEvents, call_id: str, found: list[dict[str, CallDet
 
 async def until_waiting(events: CallEvents, call_id: str) -> None:
     """Until the waiter is registered (a task started in this process: a few loop turns)."""
-    while call_id not in events._waiters:  # noqa: SLF001 - the test's view of its own waiter
+    while call_id not in events._waiters:
         await anyio.sleep(0)
 
 

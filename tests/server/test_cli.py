@@ -38,7 +38,11 @@ def test_version_prints_the_installed_version(tmp_path: Path) -> None:
 
 def test_python_dash_m_server_is_the_same_entry_point(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "outboundcalls_mcp.server", "--version"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+        [sys.executable, "-m", "outboundcalls_mcp.server", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert (done.returncode, done.stdout.strip()) == (0, f"outboundcalls-mcp {version('outboundcalls-mcp')}")
 

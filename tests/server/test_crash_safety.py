@@ -83,7 +83,11 @@ class Server:
 
     async def initialize(self) -> None:
         """The handshake-era opening a host sends."""
-        params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "crash-test", "version": "1"}}
+        params = {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "crash-test", "version": "1"},
+        }
         await self.answer(await self.send("initialize", params))
         await self._write({"jsonrpc": "2.0", "method": "notifications/initialized"})
 
@@ -141,7 +145,9 @@ class Rig:
         args = {"agent_id": self.agent_id, "to_number": NUMBERS[index]}
         return args | ({"confirmation_token": token} if token else {})
 
-    async def confirm_into_a_hang(self, server: Server, index: int, token: str, *, after_processing: bool) -> RecordedRequest:
+    async def confirm_into_a_hang(
+        self, server: Server, index: int, token: str, *, after_processing: bool
+    ) -> RecordedRequest:
         """Confirm, and return once the vendor holds the POST unanswered (the sandbox logs it before holding it)."""
         seen = len(self.sandbox.requests)
         self.sandbox.faults.add(Fault(kind="hang", method="POST", path="/calls", after_processing=after_processing))
@@ -169,7 +175,9 @@ async def dispatch(server: Server, rig: Rig, index: int, tokens: dict[int, str])
 def reconcile_audits(state_dir: Path, intent_id: str) -> list[dict[str, Any]]:
     """The audit trail's reconciliation entries for one intent: what each look-up found."""
     with closing(sqlite3.connect(f"file:{state_dir / LEDGER_FILENAME}?mode=ro", uri=True)) as conn:
-        rows = conn.execute("SELECT detail FROM audit WHERE kind = 'reconcile' AND intent_id = ?", (intent_id,)).fetchall()
+        rows = conn.execute(
+            "SELECT detail FROM audit WHERE kind = 'reconcile' AND intent_id = ?", (intent_id,)
+        ).fetchall()
     return [json.loads(row[0]) for row in rows]
 
 
@@ -192,12 +200,20 @@ async def sandbox_on_a_socket(tmp_path: Path) -> AsyncIterator[Rig]:
         with anyio.fail_after(PHASE_SECONDS):
             while not uvicorn_server.started:
                 await anyio.sleep(0.01)
-        yield Rig(sandbox, clock, base_url(uvicorn_server), tmp_path / "state", tmp_path / "server-stderr.log",
-                  sandbox.seed_ids.deployed_agent_id)
+        yield Rig(
+            sandbox,
+            clock,
+            base_url(uvicorn_server),
+            tmp_path / "state",
+            tmp_path / "server-stderr.log",
+            sandbox.seed_ids.deployed_agent_id,
+        )
         uvicorn_server.should_exit = True
 
 
-async def test_sigkill_at_every_stage_of_a_dispatch_leaves_a_consistent_ledger_and_no_second_dial(tmp_path: Path) -> None:
+async def test_sigkill_at_every_stage_of_a_dispatch_leaves_a_consistent_ledger_and_no_second_dial(
+    tmp_path: Path,
+) -> None:
     """Four kill points across five server processes; the ledger and the vendor agree, and nothing is dialed twice."""
     started = datetime.now(UTC)
     tokens: dict[int, str] = {}
@@ -248,14 +264,17 @@ async def test_sigkill_at_every_stage_of_a_dispatch_leaves_a_consistent_ledger_a
                 assert result["status"] in ("dialed", "outcome_unknown"), (index, result)
             assert rig.sandbox.count("POST", "/calls") == posts
             assert (await dispatch(server, rig, 8, tokens))["status"] == "dialed"
-        async with OutboundCallsClient(SANDBOX_API_KEY, base_url=SANDBOX_BASE_URL, transport=rig.sandbox.transport()) as api:
+        async with OutboundCallsClient(
+            SANDBOX_API_KEY, base_url=SANDBOX_BASE_URL, transport=rig.sandbox.transport()
+        ) as api:
             ours = [c for c in await api.list_calls(limit=200) if c.to_number in NUMBERS]
     created = [c for c in ours if c.created_at is not None and c.created_at >= started - timedelta(seconds=5)]
     ledger = intents(rig.state_dir)
 
     assert [r["state"] for r in ledger.values() if r["state"] == "dialing"] == []
     assert {n: r["state"] for n, r in ledger.items()} == {
-        **{NUMBERS[i]: "dialed" for i in (0, 1, 2, 3, 4, 5, 7, 8)}, NUMBERS[6]: "unknown",
+        **{NUMBERS[i]: "dialed" for i in (0, 1, 2, 3, 4, 5, 7, 8)},
+        NUMBERS[6]: "unknown",
     }
     assert ledger[NUMBERS[4]]["reconciled_at"] is not None
     assert reconcile_audits(rig.state_dir, ledger[NUMBERS[4]]["intent_id"])[0]["found"] is True

@@ -37,7 +37,11 @@ async def test_a_dispatch_while_the_database_is_away_dials_nothing_and_reads_go_
             agents = await client.call_tool("list_agents", {})
             await proxy.restore()
             placed = await client.call_tool("dispatch_call", dispatch_args(rig))
-    assert refused.is_error and "cannot be reached" in text_of(refused) and "nothing was decided or dialed" in text_of(refused)
+    assert (
+        refused.is_error
+        and "cannot be reached" in text_of(refused)
+        and "nothing was decided or dialed" in text_of(refused)
+    )
     assert not balance.is_error and not agents.is_error
     assert call_id_of(placed)
     assert rig.posts() == 1

@@ -24,7 +24,9 @@ async def probe(rig: Rig) -> AsyncIterator[httpx2.AsyncClient]:
     """A balancer's HTTP client on the rig's app, its lifespan running, with no bearer token."""
     app: Any = build_http_app(rig.settings, rig.server, host="127.0.0.1", port=8765)
     async with rig.server.session_manager.run():
-        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://127.0.0.1:8765") as http:
+        async with httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app), base_url="http://127.0.0.1:8765"
+        ) as http:
             yield http
 
 

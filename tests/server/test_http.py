@@ -15,8 +15,8 @@ from mcp.shared.exceptions import MCPError
 
 from outboundcalls_mcp.server.http_transport import build_http_app, check_exposure, serve_http
 from outboundcalls_mcp.server.settings import Settings, SettingsError
-from tests.harness import Rig, make_rig, make_settings
 from outboundcalls_mcp.tools import READ_TOOLS, WRITE_TOOLS
+from tests.harness import Rig, make_rig, make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -63,7 +63,9 @@ async def test_with_a_token_configured_a_client_that_sends_it_works(tmp_path: Pa
     [None, "", f"Bearer {TOKEN[:-1]}", f"Bearer {TOKEN}x", TOKEN, f"Basic {TOKEN}", f"bearer  {TOKEN}"],
     ids=["none", "empty", "short", "long", "no-scheme", "basic", "odd-spacing"],
 )
-async def test_with_a_token_configured_every_request_without_it_gets_401(tmp_path: Path, authorization: str | None) -> None:
+async def test_with_a_token_configured_every_request_without_it_gets_401(
+    tmp_path: Path, authorization: str | None
+) -> None:
     rig = make_rig(tmp_path, http_token=TOKEN)
     headers = MCP_HEADERS | ({"authorization": authorization} if authorization is not None else {})
     async with serving(rig) as app, httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=BASE) as http:

@@ -170,7 +170,9 @@ async def test_look_alike_and_opaque_origins_get_403(tmp_path: Path, origin: str
 
 
 @pytest.mark.parametrize(("host_header", "status"), [("192.168.1.20:8765", None), ("evil.example:8765", 421)])
-async def test_dns_rebinding_protection_stays_on_for_a_public_bind(tmp_path: Path, host_header: str, status: int | None) -> None:
+async def test_dns_rebinding_protection_stays_on_for_a_public_bind(
+    tmp_path: Path, host_header: str, status: int | None
+) -> None:
     """The SDK turns the Host check off for non-loopback binds; ours keeps it, admitting the bound address."""
     rig = make_rig(tmp_path, http_token=TOKEN)
     headers = MCP_HEADERS | {"authorization": f"Bearer {TOKEN}", "host": host_header}

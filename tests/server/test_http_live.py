@@ -51,8 +51,10 @@ async def live(rig: Rig) -> AsyncIterator[str]:
 @asynccontextmanager
 async def connect(url: str, mode: str, **kwargs: object) -> AsyncIterator[Client]:
     """An MCP client over its own HTTP connection pool, closed with it (the transport does not close a given pool)."""
-    async with httpx2.AsyncClient(trust_env=False, timeout=10) as http, \
-            Client(streamable_http_client(url, http_client=http), mode=mode, **kwargs) as client:
+    async with (
+        httpx2.AsyncClient(trust_env=False, timeout=10) as http,
+        Client(streamable_http_client(url, http_client=http), mode=mode, **kwargs) as client,
+    ):
         yield client
 
 
@@ -78,8 +80,7 @@ async def test_a_modern_listener_hears_a_calls_end_over_a_live_listen_stream(tmp
     rig = make_rig(tmp_path)
     call_id = await place_call(rig)
     uri = f"outboundcalls://calls/{call_id}/transcript"
-    async with live(rig) as url, connect(url, "auto") as client, \
-            client.listen(resource_subscriptions=[uri]) as events:
+    async with live(rig) as url, connect(url, "auto") as client, client.listen(resource_subscriptions=[uri]) as events:
         await client.call_tool("get_call", {"call_id": call_id})  # still live: nothing to hear
         await rig.sandbox.advance(120)
         await client.call_tool("get_call", {"call_id": call_id})

@@ -20,8 +20,11 @@ from tests.harness import make_rig
 pytestmark = pytest.mark.anyio
 
 LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
-HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json",
-           "mcp-protocol-version": "2025-11-25"}
+HEADERS = {
+    "accept": "application/json, text/event-stream",
+    "content-type": "application/json",
+    "mcp-protocol-version": "2025-11-25",
+}
 
 
 @asynccontextmanager
@@ -83,5 +86,6 @@ def test_the_start_up_lines_name_every_route_and_never_the_webhook_secret() -> N
     ]
     assert secret not in " ".join(lines)
     assert routes_served(load_settings({}), "::1", 9000) == [
-        "MCP at http://[::1]:9000/mcp", "health at http://[::1]:9000/healthz, readiness at http://[::1]:9000/readyz (no token)"
+        "MCP at http://[::1]:9000/mcp",
+        "health at http://[::1]:9000/healthz, readiness at http://[::1]:9000/readyz (no token)",
     ]

@@ -119,14 +119,20 @@ def draw_plan(seed: int, mode: Mode) -> list[Flow]:
             if mode == "token":
                 # The first confirmation of a flow carries its own arguments, so the replays at the end are replays.
                 wave = tuple(
-                    Send(rng.randrange(2), rng.choice([n for n in POOL if n != numbers[-1]])
-                         if (wave_index, copy) != (0, 0) and rng.random() < 0.1 else None)
+                    Send(
+                        rng.randrange(2),
+                        rng.choice([n for n in POOL if n != numbers[-1]])
+                        if (wave_index, copy) != (0, 0) and rng.random() < 0.1
+                        else None,
+                    )
                     for copy in range(copies)
                 )
             else:
                 # A sealed round belongs to the process that asked; now and then a host carries it to the other one.
-                wave = tuple(Send(1 - shown_on if (wave_index, copy) != (0, 0) and rng.random() < 0.1 else shown_on)
-                             for copy in range(copies))
+                wave = tuple(
+                    Send(1 - shown_on if (wave_index, copy) != (0, 0) and rng.random() < 0.1 else shown_on)
+                    for copy in range(copies)
+                )
             waves.append(wave)
         flows.append(Flow(
             index=index, tool="dispatch_calls" if batch else "dispatch_call", numbers=numbers, shown_on=shown_on,
@@ -171,15 +177,20 @@ async def send_one(flow: Flow, send: Send, clients: list[Client], agent_id: str,
 
 
 def plan_text(flows: list[Flow]) -> str:
-    return "\n".join(f"{f.index}: {f.tool} {list(f.numbers)} shown on {f.shown_on}, waves "
-                     f"{[[(s.process, s.other_number) for s in w] for w in f.waves]}, yes={f.says_yes}" for f in flows)
+    return "\n".join(
+        f"{f.index}: {f.tool} {list(f.numbers)} shown on {f.shown_on}, waves "
+        f"{[[(s.process, s.other_number) for s in w] for w in f.waves]}, yes={f.says_yes}"
+        for f in flows
+    )
 
 
 @pytest.mark.parametrize(
     ("mode", "era", "seed"),
     # Tokens work alike in both protocol eras: half the seeds each. Questions are answered by 2026-07-28 rounds.
-    [pytest.param("token", era, seed, id=f"token-{era}-seed{seed}")
-     for era, seed in zip(ERAS * len(TOKEN_SEEDS), TOKEN_SEEDS, strict=False)]
+    [
+        pytest.param("token", era, seed, id=f"token-{era}-seed{seed}")
+        for era, seed in zip(ERAS * len(TOKEN_SEEDS), TOKEN_SEEDS, strict=False)
+    ]
     + [pytest.param("elicit", "auto", seed, id=f"elicit-2026-07-28-seed{seed}") for seed in ELICIT_SEEDS],
 )
 async def test_random_interleavings_across_two_processes_keep_every_dispatch_rule(
@@ -189,8 +200,14 @@ async def test_random_interleavings_across_two_processes_keep_every_dispatch_rul
     print(f"seed {seed}, {mode} mode, {era} era; plan:\n{plan_text(flows)}")  # shown with a failure
     state = place / "state"
     async with sandbox_on_a_socket() as shared:
-        env = shared.env(tmp_path, state, confirm=mode, redial_cooldown_minutes=COOLDOWN_MINUTES,
-                         max_calls_per_day=CAP, max_credits_per_day=1_000_000)
+        env = shared.env(
+            tmp_path,
+            state,
+            confirm=mode,
+            redial_cooldown_minutes=COOLDOWN_MINUTES,
+            max_calls_per_day=CAP,
+            max_credits_per_day=1_000_000,
+        )
         server = console_server(env, tmp_path)
         async with running(server, server, mode=era, elicitation_callback=Person()) as clients:
             with anyio.fail_after(PROCESS_SECONDS):
@@ -226,8 +243,11 @@ def check_each_flow(flows: list[Flow], seed: int) -> None:
             if flow.tool == "dispatch_calls":
                 assert not result.is_error, (where, text_of(result))  # a batch's yes reports each destination
             if status_of(result) == "error":
-                assert "- cooldown:" in text_of(result) or "- daily_calls:" in text_of(result) \
-                    or "already decided: refused" in text_of(result), (where, text_of(result))
+                assert (
+                    "- cooldown:" in text_of(result)
+                    or "- daily_calls:" in text_of(result)
+                    or "already decided: refused" in text_of(result)
+                ), (where, text_of(result))
         # Other arguments dial nothing of their own: refused, or told what the consent's own yes did.
         assert call_ids_reported(flow.other_arguments) <= first, (where, [text_of(r) for r in flow.other_arguments])
         # Sent again later, a token or an answered round is told what its consent's first use did, and dials nothing.
@@ -269,8 +289,13 @@ def check_invariants(shared: SharedSandbox, ledger: LedgerFile, flows: list[Flow
         shown = consent["destinations"][intent["position"]]
         assert shown["dial"] is True and shown["to_number"] == intent["to_number"], (where, intent, shown)
     # Nothing agreed was refused without a rule: each number a used yes agreed to was dialed, or the cap was reached.
-    agreed = {d["to_number"] for c in consents.values() if c["state"] == "used" and c["answer"] in yes
-              for d in c["destinations"] if d["dial"]}
+    agreed = {
+        d["to_number"]
+        for c in consents.values()
+        if c["state"] == "used" and c["answer"] in yes
+        for d in c["destinations"]
+        if d["dial"]
+    }
     assert len(posted) == min(CAP, len(agreed)), (where, sorted(agreed))
 
     # The audit trail: one preview or question per consent, one answer per used question, one dial per claim

@@ -77,7 +77,9 @@ def stored_bytes(place: LedgerPlace) -> bytes:
     """Everything the database holds for the ledger: SQLite's file, WAL and index, or every PostgreSQL row as text."""
     if place.backend == "sqlite":
         state_dir = place.state_dir
-        return b"".join(path.read_bytes() for path in sorted(state_dir.iterdir()) if path.name.startswith(LEDGER_FILENAME))
+        return b"".join(
+            path.read_bytes() for path in sorted(state_dir.iterdir()) if path.name.startswith(LEDGER_FILENAME)
+        )
     import psycopg
 
     assert place.database_url is not None
@@ -95,7 +97,9 @@ async def state_of(ledger: SqlLedger, consent: ConsentRecord) -> str | None:
 # Consents: opened, used once.
 
 
-async def test_a_token_consent_is_stored_by_the_hash_of_its_token_never_the_token(ledger: SqlLedger, place: LedgerPlace) -> None:
+async def test_a_token_consent_is_stored_by_the_hash_of_its_token_never_the_token(
+    ledger: SqlLedger, place: LedgerPlace
+) -> None:
     token = new_token()
     consent = await single_consent(ledger, token=token)
     await ledger.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock())
@@ -135,7 +139,9 @@ async def test_a_preview_needs_a_token_of_32_characters_or_more_and_a_question_n
         with pytest.raises(ValueError):
             await ledger.open_consent(single_consent_of(ARGS, mode=mode), now=T0, expires_at=EXPIRES, token=token)
     assert await ledger.recent_audit() == []
-    opened = await ledger.open_consent(single_consent_of(ARGS, mode="token"), now=T0, expires_at=EXPIRES, token="t" * 32)
+    opened = await ledger.open_consent(
+        single_consent_of(ARGS, mode="token"), now=T0, expires_at=EXPIRES, token="t" * 32
+    )
     assert opened.mode == "token"
 
 
@@ -146,10 +152,16 @@ async def test_a_consent_must_expire_after_it_is_opened(ledger: SqlLedger) -> No
 
 async def test_a_yes_uses_a_consent_once_and_claims_one_dial(ledger: SqlLedger) -> None:
     consent = await single_consent(ledger, token=new_token())
-    decision = await ledger.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock(T0 + timedelta(minutes=1)))
+    decision = await ledger.decide(
+        dial(consent=consent, use=token_use(consent)), allow, clock=Clock(T0 + timedelta(minutes=1))
+    )
     assert decision.claimed
     assert decision.intent is not None
-    assert (decision.intent.state, decision.intent.consent_id, decision.intent.args) == ("dialing", consent.consent_id, ARGS)
+    assert (decision.intent.state, decision.intent.consent_id, decision.intent.args) == (
+        "dialing",
+        consent.consent_id,
+        ARGS,
+    )
     assert (decision.intent.estimated_credits_per_minute, decision.intent.estimated_credits_per_call) == (RATE, 99.75)
     assert decision.consent is not None
     assert (decision.consent.state, decision.consent.answer) == ("used", "token")
@@ -174,7 +186,9 @@ async def test_a_second_use_of_a_consent_gets_consent_used_with_the_first_dial_a
 async def test_a_replay_after_the_consent_expired_still_reports_it_used(ledger: SqlLedger) -> None:
     consent = await single_consent(ledger, token=new_token())
     assert (await ledger.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock())).claimed
-    later = await ledger.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock(T0 + timedelta(days=2)))
+    later = await ledger.decide(
+        dial(consent=consent, use=token_use(consent)), allow, clock=Clock(T0 + timedelta(days=2))
+    )
     assert later.status == "consent_used"
 
 
@@ -187,7 +201,9 @@ async def test_a_replay_after_the_consent_expired_still_reports_it_used(ledger: 
         BoundArgs(agent_id="agent_1", to_number="+14155550134", contact_id="c_1"),
     ],
 )
-async def test_a_yes_with_other_arguments_uses_nothing_and_the_consent_stays_open(ledger: SqlLedger, other: BoundArgs) -> None:
+async def test_a_yes_with_other_arguments_uses_nothing_and_the_consent_stays_open(
+    ledger: SqlLedger, other: BoundArgs
+) -> None:
     consent = await single_consent(ledger, token=new_token())
     mismatched = await ledger.decide(dial(consent=consent, use=token_use(consent, other)), allow, clock=Clock())
     assert mismatched.status == "consent_mismatched" and mismatched.intent is None
@@ -236,18 +252,24 @@ async def test_a_yes_to_a_consent_never_opened_is_unknown_and_dials_nothing(ledg
 
 async def test_a_token_refused_by_the_rules_stays_open_and_confirms_once_they_allow(ledger: SqlLedger) -> None:
     consent = await single_consent(ledger, token=new_token())
-    refused = await ledger.decide(dial(consent=consent, use=token_use(consent, keep_open=True)), refuse("hours"), clock=Clock())
+    refused = await ledger.decide(
+        dial(consent=consent, use=token_use(consent, keep_open=True)), refuse("hours"), clock=Clock()
+    )
     assert refused.status == "refused" and refused.intent is None
     assert refused.preflight is not None and refused.preflight.rules == ["hours"]
     assert await state_of(ledger, consent) == "open"
     assert await ledger.intents_of(consent.consent_id) == []
-    later = await ledger.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock(T0 + timedelta(minutes=1)))
+    later = await ledger.decide(
+        dial(consent=consent, use=token_use(consent)), allow, clock=Clock(T0 + timedelta(minutes=1))
+    )
     assert later.claimed
 
 
 async def test_a_form_yes_refused_by_the_rules_uses_the_consent_and_records_the_refusal(ledger: SqlLedger) -> None:
     consent = await single_consent(ledger, token=None)
-    decision = await ledger.decide(dial(consent=consent, use=form_use(consent)), refuse("cooldown", "hours"), clock=Clock())
+    decision = await ledger.decide(
+        dial(consent=consent, use=form_use(consent)), refuse("cooldown", "hours"), clock=Clock()
+    )
     assert decision.status == "refused"
     assert decision.intent is not None
     assert (decision.intent.state, decision.intent.refused_rules) == ("refused", ("cooldown", "hours"))
@@ -305,7 +327,9 @@ async def test_the_decision_reads_its_clock_and_runs_its_rules_while_holding_the
 
             assert place.database_url is not None and place.schema is not None
             with psycopg.connect(place.database_url) as conn:
-                row = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (advisory_key("ledger", place.schema),)).fetchone()
+                row = conn.execute(
+                    "SELECT pg_try_advisory_xact_lock(%s)", (advisory_key("ledger", place.schema),)
+                ).fetchone()
                 assert row is not None
                 return not row[0]
         assert isinstance(ledger, SqliteLedger)
@@ -409,7 +433,9 @@ async def test_an_outcome_is_recorded_once_and_only_for_a_dial_being_dialed(ledg
     assert caught.value.state == "refused"
     claimed = await unattended(ledger)
     assert claimed.intent is not None
-    record = await ledger.record_outcome(claimed.intent.intent_id, DialedOutcome(call_id="call_1"), now=T0 + timedelta(seconds=2))
+    record = await ledger.record_outcome(
+        claimed.intent.intent_id, DialedOutcome(call_id="call_1"), now=T0 + timedelta(seconds=2)
+    )
     assert (record.state, record.call_id, record.finished_at) == ("dialed", "call_1", T0 + timedelta(seconds=2))
     with pytest.raises(LedgerStateError) as again:
         await ledger.record_outcome(claimed.intent.intent_id, DialedOutcome(call_id="call_2"), now=T0)
@@ -430,7 +456,9 @@ async def test_recording_for_an_intent_never_decided_is_an_error(ledger: SqlLedg
         await ledger.record_outcome("in_never_decided", DialedOutcome(call_id="call_1"), now=T0)
 
 
-async def test_an_unknown_outcome_is_listed_for_reconciliation_and_reconciled_to_the_found_call(ledger: SqlLedger) -> None:
+async def test_an_unknown_outcome_is_listed_for_reconciliation_and_reconciled_to_the_found_call(
+    ledger: SqlLedger,
+) -> None:
     claimed = await unattended(ledger)
     assert claimed.intent is not None
     await ledger.record_outcome(claimed.intent.intent_id, UnknownOutcome(reason="read timeout after sending"), now=T0)
@@ -590,7 +618,9 @@ async def test_an_answering_round_never_finds_a_preview_a_used_or_an_expired_que
     await ledger.answer_consent(form_use(used, answer_key="round_1"), "decline", now=T0)
     assert await ledger.consent_for_answer(ARGS.binding(), answer_key="round_2", now=T0) is None
     expiring = await single_consent(ledger, token=None)
-    before = await ledger.consent_for_answer(ARGS.binding(), answer_key="round_2", now=EXPIRES - timedelta(microseconds=1))
+    before = await ledger.consent_for_answer(
+        ARGS.binding(), answer_key="round_2", now=EXPIRES - timedelta(microseconds=1)
+    )
     assert before is not None and before.consent_id == expiring.consent_id
     assert await ledger.consent_for_answer(ARGS.binding(), answer_key="round_2", now=EXPIRES) is None
 

@@ -61,9 +61,13 @@ async def test_a_preview_its_dial_its_outcome_and_a_replay_are_audited_with_numb
 ) -> None:
     token = new_token()
     consent = await single_consent(ledger, token=token)
-    decision = await ledger.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock(T0 + timedelta(seconds=30)))
+    decision = await ledger.decide(
+        dial(consent=consent, use=token_use(consent)), allow, clock=Clock(T0 + timedelta(seconds=30))
+    )
     assert decision.intent is not None
-    await ledger.record_outcome(decision.intent.intent_id, DialedOutcome(call_id="call_1"), now=T0 + timedelta(seconds=31))
+    await ledger.record_outcome(
+        decision.intent.intent_id, DialedOutcome(call_id="call_1"), now=T0 + timedelta(seconds=31)
+    )
     await ledger.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock(T0 + timedelta(seconds=40)))
     preview, dialing, outcome, replay = await oldest_first(ledger)
     for entry, kind in [(preview, "preview"), (dialing, "dial"), (outcome, "outcome"), (replay, "replay")]:
@@ -79,7 +83,11 @@ async def test_a_preview_its_dial_its_outcome_and_a_replay_are_audited_with_numb
     assert (outcome.intent_id, outcome.at, outcome.detail) == (
         decision.intent.intent_id, T0 + timedelta(seconds=31), {"kind": "dialed", "call_id": "call_1"},
     )  # fmt: skip
-    assert (replay.at, replay.detail["via"], replay.detail["first_answer"]) == (T0 + timedelta(seconds=40), "token", "token")
+    assert (replay.at, replay.detail["via"], replay.detail["first_answer"]) == (
+        T0 + timedelta(seconds=40),
+        "token",
+        "token",
+    )
 
 
 async def test_a_question_and_its_answer_are_audited_once_however_often_the_answer_is_sent(ledger: SqlLedger) -> None:
@@ -104,7 +112,9 @@ async def test_a_no_is_audited_as_the_answer_and_nothing_is_dialed(ledger: SqlLe
 
 
 async def test_a_batch_question_names_every_number_agreed_and_each_dial_its_own(ledger: SqlLedger) -> None:
-    consent = await batch_consent(ledger, [(ARGS.to_number, True), ("+19005550100", False), (OTHER_ARGS.to_number, True)])
+    consent = await batch_consent(
+        ledger, [(ARGS.to_number, True), ("+19005550100", False), (OTHER_ARGS.to_number, True)]
+    )
     await ledger.answer_consent(batch_use(consent), "accept", now=T0)
     await ledger.decide(dial(ARGS, consent=consent, position=0), allow, clock=Clock())
     await ledger.decide(dial(OTHER_ARGS, consent=consent, position=2), allow, clock=Clock())
@@ -116,7 +126,9 @@ async def test_a_batch_question_names_every_number_agreed_and_each_dial_its_own(
     ]  # fmt: skip
 
 
-async def test_a_refusal_by_the_rules_is_audited_with_its_rules_and_the_stage_it_was_decided_at(ledger: SqlLedger) -> None:
+async def test_a_refusal_by_the_rules_is_audited_with_its_rules_and_the_stage_it_was_decided_at(
+    ledger: SqlLedger,
+) -> None:
     token_consent = await single_consent(ledger, token=new_token())
     question = await single_consent(ledger, OTHER_ARGS, token=None)
     await ledger.decide(dial(consent=token_consent, use=token_use(token_consent)), refuse("hours"), clock=Clock())
@@ -183,7 +195,9 @@ async def test_details_that_look_like_secrets_are_refused(ledger: SqlLedger, det
     with pytest.raises(ValueError, match="secret"):
         await ledger.append_audit("answer", at=T0, detail=detail)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="secret"):
-        await ledger.open_consent(single_consent_of(ARGS, mode="elicit", **detail), now=T0, expires_at=EXPIRES, token=None)
+        await ledger.open_consent(
+            single_consent_of(ARGS, mode="elicit", **detail), now=T0, expires_at=EXPIRES, token=None
+        )
     assert await ledger.recent_audit() == []
     assert await ledger.consent_for_answer(ARGS.binding(), answer_key="round_1", now=T0) is None
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from contextlib import closing
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import Final
@@ -96,7 +96,9 @@ async def test_a_version_1_ledger_keeps_every_dial_with_its_state_and_time_and_d
     ledger = SqliteLedger(tmp_path)
     try:
         assert meta_of(path) == {"schema_version": str(SCHEMA_VERSION), "written_by": __version__}
-        kept = read_table(path, "SELECT intent_id, to_number, state, decided_at, consent_id FROM intents ORDER BY decided_at")
+        kept = read_table(
+            path, "SELECT intent_id, to_number, state, decided_at, consent_id FROM intents ORDER BY decided_at"
+        )
         assert kept == sorted(
             ((intent_id, number, state, to_db(claimed), None) for intent_id, number, state, claimed, *_ in V1_DIALS),
             key=lambda row: row[3],
@@ -166,7 +168,7 @@ def open_all_at_once(path: Path, connections: int) -> list[BaseException]:
         barrier.wait()
         try:
             open_connection(path).close()
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=open_one) for _ in range(connections)]
@@ -245,4 +247,3 @@ def test_a_ledger_written_by_a_newer_release_is_refused_naming_the_release_to_ru
     assert "Run outboundcalls-mcp 9.4.1 or newer" in message
     assert __version__ in message
     assert meta_of(path) == {"schema_version": str(SCHEMA_VERSION + 1), "written_by": "9.4.1"}
-

@@ -48,4 +48,6 @@ async def test_a_schema_written_by_a_newer_release_is_refused_naming_the_release
     with pytest.raises(NewerSchemaError) as refused:
         await pg_place.open()
     assert refused.value.written_by == "9.9.9"
-    assert "outboundcalls-mcp 9.9.9 or newer" in str(refused.value) and "OUTBOUNDCALLS_DATABASE_SCHEMA" in str(refused.value)
+    assert "outboundcalls-mcp 9.9.9 or newer" in str(refused.value) and "OUTBOUNDCALLS_DATABASE_SCHEMA" in str(
+        refused.value
+    )

@@ -19,11 +19,18 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from outboundcalls_mcp.server.ledger import BoundArgs, DecisionStatus, DialedOutcome, DialRequest, IntentRecord, PolicyMismatchError
+from outboundcalls_mcp.server.ledger import (
+    BoundArgs,
+    DecisionStatus,
+    DialedOutcome,
+    DialRequest,
+    IntentRecord,
+    PolicyMismatchError,
+)
 from outboundcalls_mcp.server.ledger_sql import SqlLedger
-from tests.places import LedgerPlace
 from outboundcalls_mcp.server.policy import ConfirmMode, DispatchPolicy
 from outboundcalls_mcp.server.preflight import UsageFacts
+from tests.places import LedgerPlace
 from tests.server.ledger_kit import (
     ARGS,
     RATE,
@@ -440,12 +447,18 @@ async def test_a_consent_and_its_dial_survive_a_restart(place: LedgerPlace) -> N
     after = await place.open()
     found = await after.consent_by_token(token)
     assert found == consent
-    decision = await after.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock(T0 + timedelta(minutes=1)))
+    decision = await after.decide(
+        dial(consent=consent, use=token_use(consent)), allow, clock=Clock(T0 + timedelta(minutes=1))
+    )
     assert decision.intent is not None
-    await after.record_outcome(decision.intent.intent_id, DialedOutcome(call_id="call_1"), now=T0 + timedelta(minutes=1))
+    await after.record_outcome(
+        decision.intent.intent_id, DialedOutcome(call_id="call_1"), now=T0 + timedelta(minutes=1)
+    )
     await after.aclose()
     again = await place.open()
-    replay = await again.decide(dial(consent=consent, use=token_use(consent)), allow, clock=Clock(T0 + timedelta(minutes=2)))
+    replay = await again.decide(
+        dial(consent=consent, use=token_use(consent)), allow, clock=Clock(T0 + timedelta(minutes=2))
+    )
     assert replay.status == "consent_used"
     assert [i.call_id for i in await again.intents_of(consent.consent_id)] == ["call_1"]
     await again.aclose()
@@ -466,7 +479,9 @@ async def test_a_second_process_with_a_different_policy_is_refused_naming_the_ch
         await second.ensure_policy_fingerprint(*_policy(100), now=T0 + timedelta(minutes=1))
     assert caught.value.changes == {"OUTBOUNDCALLS_MAX_CALLS_PER_DAY": ("50", "100")}
     assert "OUTBOUNDCALLS_MAX_CALLS_PER_DAY" in str(caught.value)
-    assert ("OUTBOUNDCALLS_STATE_DIR" if place.backend == "sqlite" else "OUTBOUNDCALLS_DATABASE_SCHEMA") in str(caught.value)
+    assert ("OUTBOUNDCALLS_STATE_DIR" if place.backend == "sqlite" else "OUTBOUNDCALLS_DATABASE_SCHEMA") in str(
+        caught.value
+    )
     await second.ensure_policy_fingerprint(*_policy(50), now=T0 + timedelta(minutes=1))
     await first.aclose()
     await second.aclose()

@@ -71,8 +71,12 @@ def test_an_invalid_number_is_refused_by_validity_and_skips_destination_rules() 
     assert "E.164 like +14155550134" in result.refusals[0].message
 
 
-@pytest.mark.parametrize(("raw", "region"), [("911", "US"), ("112", "DE"), ("999", "GB"), ("+44 999", "US"), ("411", "US")])
-def test_emergency_and_short_service_numbers_are_refused_as_emergency_whatever_the_settings(raw: str, region: str) -> None:
+@pytest.mark.parametrize(
+    ("raw", "region"), [("911", "US"), ("112", "DE"), ("999", "GB"), ("+44 999", "US"), ("411", "US")]
+)
+def test_emergency_and_short_service_numbers_are_refused_as_emergency_whatever_the_settings(
+    raw: str, region: str
+) -> None:
     permissive = DispatchPolicy(
         allowed_number_types=frozenset({"UNKNOWN", "PREMIUM_RATE", "SHARED_COST", "FIXED_LINE"}),
         max_credits_per_minute=10_000,
@@ -256,13 +260,20 @@ def test_every_refusing_rule_is_named_most_fundamental_first() -> None:
         to_number=PREMIUM, calls_last_24h=50, credits_last_24h=5000, last_dial_at=recent, unknown_outcome_at=recent
     )
     result = check(
-        PREMIUM, policy=policy, now=midnight_in_new_york, agent=AgentFacts(agent_id="x", exists=False), balance=0, usage=usage
+        PREMIUM,
+        policy=policy,
+        now=midnight_in_new_york,
+        agent=AgentFacts(agent_id="x", exists=False),
+        balance=0,
+        usage=usage,
     )
     assert result.rules == [rule for rule in RULE_ORDER if rule not in ("validity", "emergency")]
 
 
 def test_every_refusal_names_its_rules_setting_and_says_what_to_do() -> None:
-    policy = DispatchPolicy(allowed_countries=frozenset({"GB"}), max_credits_per_minute=10, do_not_call=frozenset({PREMIUM}))
+    policy = DispatchPolicy(
+        allowed_countries=frozenset({"GB"}), max_credits_per_minute=10, do_not_call=frozenset({PREMIUM})
+    )
     result = check(PREMIUM, policy=policy, balance=0, usage=UsageFacts(calls_last_24h=99))
     for refusal in result.refusals:
         assert refusal.setting == RULE_SETTINGS[refusal.rule]
@@ -388,7 +399,6 @@ def test_the_settings_summary_never_lists_do_not_call_numbers() -> None:
     summary = DispatchPolicy(do_not_call=frozenset({SF})).settings_summary()
     assert SF not in repr(summary)
     assert summary["OUTBOUNDCALLS_DO_NOT_CALL_FILE"].startswith("1 numbers, sha256 ")
-
 
 
 def test_the_default_number_types_are_phonenumbers_type_names() -> None:

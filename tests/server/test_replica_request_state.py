@@ -17,12 +17,17 @@ from tests.server.process_kit import answer, ask
 pytestmark = pytest.mark.anyio
 
 
-async def test_a_question_asked_by_one_replica_is_answered_through_another_and_dials_once(pg_place: LedgerPlace) -> None:
+async def test_a_question_asked_by_one_replica_is_answered_through_another_and_dials_once(
+    pg_place: LedgerPlace,
+) -> None:
     key = secrets.token_hex(32)
     first = make_rig(pg_place, confirm="elicit", request_state_key=key)
     second = make_rig(pg_place, sandbox=first.sandbox, confirm="elicit", request_state_key=key)
     args = dispatch_args(first)
-    async with connected(first, elicitation_callback=Person()) as here, connected(second, elicitation_callback=Person()) as there:
+    async with (
+        connected(first, elicitation_callback=Person()) as here,
+        connected(second, elicitation_callback=Person()) as there,
+    ):
         asked = await ask(here, "dispatch_call", args)
         assert isinstance(asked, types.InputRequiredResult)
         placed = await answer(there, "dispatch_call", args, asked)
@@ -32,11 +37,16 @@ async def test_a_question_asked_by_one_replica_is_answered_through_another_and_d
     assert first.posts() == 1
 
 
-async def test_without_a_shared_key_another_replica_refuses_the_answer_and_nothing_is_dialed(pg_place: LedgerPlace) -> None:
+async def test_without_a_shared_key_another_replica_refuses_the_answer_and_nothing_is_dialed(
+    pg_place: LedgerPlace,
+) -> None:
     first = make_rig(pg_place, confirm="elicit")
     second = make_rig(pg_place, sandbox=first.sandbox, confirm="elicit")
     args = dispatch_args(first)
-    async with connected(first, elicitation_callback=Person()) as here, connected(second, elicitation_callback=Person()) as there:
+    async with (
+        connected(first, elicitation_callback=Person()) as here,
+        connected(second, elicitation_callback=Person()) as there,
+    ):
         asked = await ask(here, "dispatch_call", args)
         assert isinstance(asked, types.InputRequiredResult)
         with pytest.raises(MCPError) as refused:

@@ -22,8 +22,8 @@ from outboundcalls.sandbox import Fault
 from outboundcalls.sandbox.clock import RealClock
 from tests.places import LedgerPlace
 from tests.server.dispatch_kit import Person, confirm, preview_token, text_of
+from tests.server.pg_cluster import server_binaries, throwaway_cluster
 from tests.server.process_kit import (
-    PROCESS_SECONDS,
     SF_NUMBERS,
     LedgerFile,
     SharedSandbox,
@@ -33,18 +33,23 @@ from tests.server.process_kit import (
     sandbox_on_a_socket,
     status_of,
 )
-from tests.server.pg_cluster import server_binaries, throwaway_cluster
-from tests.server.replica_kit import REQUEST_STATE_KEY, Replica, clients_of, replicas
+from tests.server.replica_kit import REQUEST_STATE_KEY, clients_of, replicas
 
 pytestmark = pytest.mark.anyio
 
 REPLICAS: Final = 3
 ROUNDS: Final = 3
 TEST_SECONDS: Final = 240  # a bound on a whole test: never reached unless a process hangs
-UNATTENDED: Final[dict[str, str | int | float]] = {"confirm": "none", "max_calls_per_day": 50, "max_credits_per_day": 1_000_000}
+UNATTENDED: Final[dict[str, str | int | float]] = {
+    "confirm": "none",
+    "max_calls_per_day": 50,
+    "max_credits_per_day": 1_000_000,
+}
 
 
-async def on_all(clients: list[Client], call: Callable[[Client], Awaitable[types.CallToolResult]]) -> list[types.CallToolResult]:
+async def on_all(
+    clients: list[Client], call: Callable[[Client], Awaitable[types.CallToolResult]]
+) -> list[types.CallToolResult]:
     """The same call sent through every client at once; their results."""
     results: list[types.CallToolResult] = []
 
@@ -87,7 +92,9 @@ async def test_one_token_confirmed_on_three_replicas_at_once_dials_once(tmp_path
     assert dialing_left(pg_place) == []
 
 
-async def test_one_modern_answer_sent_through_three_replicas_at_once_dials_once(tmp_path: Path, pg_place: LedgerPlace) -> None:
+async def test_one_modern_answer_sent_through_three_replicas_at_once_dials_once(
+    tmp_path: Path, pg_place: LedgerPlace
+) -> None:
     numbers = SF_NUMBERS[ROUNDS : 2 * ROUNDS]
     with anyio.fail_after(TEST_SECONDS):
         async with sandbox_on_a_socket() as shared:
@@ -130,7 +137,8 @@ async def test_the_last_unit_of_a_cap_raced_across_replicas_dials_once(tmp_path:
                     assert status_of(first) == "dialed", text_of(first)
                     for expected in (1, 0):
                         results = await on_all(
-                            clients + clients, lambda client: client.call_tool("dispatch_call", args_of(shared, next(numbers)))
+                            clients + clients,
+                            lambda client: client.call_tool("dispatch_call", args_of(shared, next(numbers))),
                         )
                         dialed = [r for r in results if status_of(r) == "dialed"]
                         assert len(dialed) == expected, (round_, [text_of(r) for r in results])
@@ -181,14 +189,15 @@ def terminate_replica_connections(place: LedgerPlace) -> int:
         holders = admin.execute(f'SELECT holder_id FROM "{place.schema}".policy_holders').fetchall()
         names = [f"outboundcalls-mcp {holder}" for (holder,) in holders]
         killed = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ANY(%s) "
-            "OR query LIKE %s",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ANY(%s) OR query LIKE %s",
             (names, f'LISTEN "outboundcalls_call_ends_{place.schema}"%'),
         ).fetchall()
     return len(killed)
 
 
-async def test_connections_cut_mid_run_lose_nothing_and_dial_nothing_twice(tmp_path: Path, pg_place: LedgerPlace) -> None:
+async def test_connections_cut_mid_run_lose_nothing_and_dial_nothing_twice(
+    tmp_path: Path, pg_place: LedgerPlace
+) -> None:
     numbers = list(SF_NUMBERS[10:22])
     with anyio.fail_after(TEST_SECONDS):
         async with sandbox_on_a_socket() as shared:
@@ -200,7 +209,9 @@ async def test_connections_cut_mid_run_lose_nothing_and_dial_nothing_twice(tmp_p
                     client = clients[index % REPLICAS]
                     # Each number is dispatched twice (a model repeating itself): the second must be refused.
                     results.append(await client.call_tool("dispatch_call", args_of(shared, number)))
-                    results.append(await clients[(index + 1) % REPLICAS].call_tool("dispatch_call", args_of(shared, number)))
+                    results.append(
+                        await clients[(index + 1) % REPLICAS].call_tool("dispatch_call", args_of(shared, number))
+                    )
 
                 cuts: list[int] = []
                 async with anyio.create_task_group() as group:
@@ -217,13 +228,19 @@ async def test_connections_cut_mid_run_lose_nothing_and_dial_nothing_twice(tmp_p
                         cuts.append(terminate_replica_connections(pg_place))
                 assert cuts and cuts[0] > 0, cuts  # the database did go away under them
                 # Afterwards every replica dials again by itself: the pools re-made their connections.
-                after = await on_all(clients, lambda client: client.call_tool(
-                    "dispatch_call", args_of(shared, SF_NUMBERS[40 + clients.index(client)])))
+                after = await on_all(
+                    clients,
+                    lambda client: client.call_tool(
+                        "dispatch_call", args_of(shared, SF_NUMBERS[40 + clients.index(client)])
+                    ),
+                )
     assert [status_of(r) for r in after] == ["dialed"] * REPLICAS
     check_nothing_lost_nor_twice(shared, pg_place, results)
 
 
-def check_nothing_lost_nor_twice(shared: SharedSandbox, place: LedgerPlace, results: list[types.CallToolResult]) -> None:
+def check_nothing_lost_nor_twice(
+    shared: SharedSandbox, place: LedgerPlace, results: list[types.CallToolResult]
+) -> None:
     """No number dialed twice, no claim left dialing, every created call one dialed intent, every reported one among them."""
     posted = shared.posted_numbers()
     assert len(posted) == len(set(posted)), posted
@@ -237,7 +254,9 @@ def check_nothing_lost_nor_twice(shared: SharedSandbox, place: LedgerPlace, resu
             assert "- cooldown:" in text_of(result) or "cannot be reached" in text_of(result), text_of(result)
 
 
-@pytest.mark.skipif(server_binaries() is None, reason="no PostgreSQL server binaries (initdb, pg_ctl) to make a cluster with")
+@pytest.mark.skipif(
+    server_binaries() is None, reason="no PostgreSQL server binaries (initdb, pg_ctl) to make a cluster with"
+)
 async def test_a_full_database_restart_mid_run_loses_nothing_and_dials_nothing_twice(tmp_path: Path) -> None:
     numbers = list(SF_NUMBERS[12:24])
     with throwaway_cluster() as cluster, anyio.fail_after(TEST_SECONDS):
@@ -258,8 +277,12 @@ async def test_a_full_database_restart_mid_run_loses_nothing_and_dials_nothing_t
                     await until_posted(shared, 1)  # the server goes while dispatches are under way
                     await anyio.to_thread.run_sync(cluster.stop)
                     await anyio.to_thread.run_sync(cluster.start)
-                after = await on_all(clients, lambda client: client.call_tool(
-                    "dispatch_call", args_of(shared, SF_NUMBERS[44 + clients.index(client)])))
+                after = await on_all(
+                    clients,
+                    lambda client: client.call_tool(
+                        "dispatch_call", args_of(shared, SF_NUMBERS[44 + clients.index(client)])
+                    ),
+                )
                 ready = []
                 for replica in running:
                     async with httpx2.AsyncClient(base_url=replica.url) as http:

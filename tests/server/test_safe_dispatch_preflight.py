@@ -69,7 +69,9 @@ async def test_emergency_numbers_are_never_called(tmp_path: Path, mode: str, eme
 async def test_agent_must_exist_and_be_deployed(tmp_path: Path, mode: str) -> None:
     rig = make_rig(tmp_path)
     ids = rig.sandbox.seed_ids
-    await check(rig, mode, dispatch_args(rig), {**dispatch_args(rig), "agent_id": ids.draft_agent_id}, "agent", "not deployed")
+    await check(
+        rig, mode, dispatch_args(rig), {**dispatch_args(rig), "agent_id": ids.draft_agent_id}, "agent", "not deployed"
+    )
     async with connected(rig, mode) as client:
         text = await refused(client, {**dispatch_args(rig, OTHER_US_NUMBER), "agent_id": ids.foreign_agent_id})
     assert "does not exist" in text
@@ -93,8 +95,15 @@ async def test_balance_must_meet_the_vendor_minimum(tmp_path: Path, mode: str) -
 @pytest.mark.parametrize("mode", ERAS)
 async def test_number_type(tmp_path: Path, mode: str) -> None:
     rig = make_rig(tmp_path)
-    await check(rig, mode, dispatch_args(rig), dispatch_args(rig, "+1 900 555 0100"), "number_type",
-                "PREMIUM_RATE", "OUTBOUNDCALLS_ALLOWED_NUMBER_TYPES")
+    await check(
+        rig,
+        mode,
+        dispatch_args(rig),
+        dispatch_args(rig, "+1 900 555 0100"),
+        "number_type",
+        "PREMIUM_RATE",
+        "OUTBOUNDCALLS_ALLOWED_NUMBER_TYPES",
+    )
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -106,16 +115,30 @@ async def test_number_type_follows_the_owners_setting(tmp_path: Path, mode: str)
 @pytest.mark.parametrize("mode", ERAS)
 async def test_country(tmp_path: Path, mode: str) -> None:
     rig = make_rig(tmp_path, allowed_countries="US,CA")
-    await check(rig, mode, dispatch_args(rig), dispatch_args(rig, "+44 20 7183 8750"), "country",
-                "limited to CA, US", "OUTBOUNDCALLS_ALLOWED_COUNTRIES")
+    await check(
+        rig,
+        mode,
+        dispatch_args(rig),
+        dispatch_args(rig, "+44 20 7183 8750"),
+        "country",
+        "limited to CA, US",
+        "OUTBOUNDCALLS_ALLOWED_COUNTRIES",
+    )
 
 
 @pytest.mark.parametrize("mode", ERAS)
 async def test_rate(tmp_path: Path, mode: str) -> None:
     # 17:00 UTC: London 17:00 (24.5 credits/min) and Paris 18:00 (28) are both inside calling hours.
     rig = make_rig(tmp_path, max_credits_per_minute=25)
-    await check(rig, mode, dispatch_args(rig, "+44 20 7183 8750"), dispatch_args(rig, "+33 1 42 68 53 00"), "rate",
-                "28 credits/min, over the cap of 25", "OUTBOUNDCALLS_MAX_CREDITS_PER_MINUTE")
+    await check(
+        rig,
+        mode,
+        dispatch_args(rig, "+44 20 7183 8750"),
+        dispatch_args(rig, "+33 1 42 68 53 00"),
+        "rate",
+        "28 credits/min, over the cap of 25",
+        "OUTBOUNDCALLS_MAX_CREDITS_PER_MINUTE",
+    )
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -123,22 +146,38 @@ async def test_do_not_call(tmp_path: Path, mode: str) -> None:
     listed = tmp_path / "do-not-call.txt"
     listed.write_text("# opted out by phone, 2026-11-02\n(415) 555-0134\n\n+44 20 7183 8750  # London office\n")
     rig = make_rig(tmp_path, do_not_call_file=listed)
-    await check(rig, mode, dispatch_args(rig, OTHER_US_NUMBER), dispatch_args(rig, "+1 415-555-0134"), "do_not_call",
-                "+14155550134 is on the do-not-call list", "OUTBOUNDCALLS_DO_NOT_CALL_FILE")
+    await check(
+        rig,
+        mode,
+        dispatch_args(rig, OTHER_US_NUMBER),
+        dispatch_args(rig, "+1 415-555-0134"),
+        "do_not_call",
+        "+14155550134 is on the do-not-call list",
+        "OUTBOUNDCALLS_DO_NOT_CALL_FILE",
+    )
 
 
 @pytest.mark.parametrize("mode", ERAS)
 async def test_hours_refuse_a_destination_where_it_is_night(tmp_path: Path, mode: str) -> None:
     # 17:00 UTC is 09:00 in San Francisco and 02:00 in Tokyo.
     rig = make_rig(tmp_path)
-    await check(rig, mode, dispatch_args(rig), dispatch_args(rig, "+81 3 1234 5678"), "hours",
-                "02:00 in Asia/Tokyo, outside 08:00-21:00", "OUTBOUNDCALLS_CALLING_HOURS")
+    await check(
+        rig,
+        mode,
+        dispatch_args(rig),
+        dispatch_args(rig, "+81 3 1234 5678"),
+        "hours",
+        "02:00 in Asia/Tokyo, outside 08:00-21:00",
+        "OUTBOUNDCALLS_CALLING_HOURS",
+    )
 
 
 @pytest.mark.parametrize("mode", ERAS)
 async def test_hours_use_the_owners_window(tmp_path: Path, mode: str) -> None:
     rig = make_rig(tmp_path, calling_hours="10:00-17:00")  # 09:00 in San Francisco, 12:00 in New York
-    await check(rig, mode, dispatch_args(rig, "+1 212 555 0134"), dispatch_args(rig), "hours", "09:00 in America/Los_Angeles")
+    await check(
+        rig, mode, dispatch_args(rig, "+1 212 555 0134"), dispatch_args(rig), "hours", "09:00 in America/Los_Angeles"
+    )
 
 
 @pytest.mark.parametrize("mode", ERAS)

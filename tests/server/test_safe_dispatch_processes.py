@@ -57,12 +57,17 @@ async def test_a_token_confirmed_at_once_by_two_os_processes_places_one_call(tmp
             "OUTBOUNDCALLS_STATE_DIR": str(tmp_path / "state"),
             "OUTBOUNDCALLS_CALLING_HOURS": "00:00-24:00",
         }
-        here = build_server(Settings.model_validate({name.removeprefix("OUTBOUNDCALLS_").lower(): value
-                                                      for name, value in env.items()}))
+        here = build_server(
+            Settings.model_validate({name.removeprefix("OUTBOUNDCALLS_").lower(): value for name, value in env.items()})
+        )
         script = shutil.which("outboundcalls-mcp", path=str(Path(sys.executable).parent))
         assert script is not None
-        other = StdioServerParameters(command=script, args=[], cwd=str(tmp_path),
-                                      env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)} | env)
+        other = StdioServerParameters(
+            command=script,
+            args=[],
+            cwd=str(tmp_path),
+            env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)} | env,
+        )
         args = {"agent_id": sandbox.seed_ids.deployed_agent_id, "to_number": US_NUMBER}
         results: list[types.CallToolResult] = []
         async with Client(here, mode="legacy") as mine, Client(other, mode="legacy") as theirs:
@@ -108,7 +113,9 @@ def dispatch_of(shared: SharedSandbox, number: str) -> dict[str, Any]:
     return {"agent_id": shared.agent_id, "to_number": number}
 
 
-async def test_two_processes_each_previewing_one_number_and_confirming_at_once_place_one_call(tmp_path: Path, place: LedgerPlace) -> None:
+async def test_two_processes_each_previewing_one_number_and_confirming_at_once_place_one_call(
+    tmp_path: Path, place: LedgerPlace
+) -> None:
     numbers = SF_NUMBERS[:ROUNDS]
     with anyio.fail_after(TEST_SECONDS):
         async with sandbox_on_a_socket() as shared:
@@ -118,12 +125,14 @@ async def test_two_processes_each_previewing_one_number_and_confirming_at_once_p
                     args = dispatch_of(shared, number)
                     before = shared.posts()
                     # Each process shows its own preview (both ready: nothing dialed yet) with its own token.
-                    previews = await at_once(lambda: first.call_tool("dispatch_call", args),
-                                             lambda: second.call_tool("dispatch_call", args))
+                    previews = await at_once(
+                        lambda: first.call_tool("dispatch_call", args), lambda: second.call_tool("dispatch_call", args)
+                    )
                     tokens = [data_of(p)["preview"]["confirmation_token"] for p in previews]
                     assert tokens[0] != tokens[1]
-                    results = await at_once(lambda: confirm(first, args, tokens[0]),
-                                            lambda: confirm(second, args, tokens[1]))
+                    results = await at_once(
+                        lambda: confirm(first, args, tokens[0]), lambda: confirm(second, args, tokens[1])
+                    )
                     assert shared.posts() - before == 1, (round_, [text_of(r) for r in results])
                     assert [status_of(r) for r in results].count("dialed") == 1, round_
                     (loser,) = [r for r in results if status_of(r) != "dialed"]
@@ -134,26 +143,39 @@ async def test_two_processes_each_previewing_one_number_and_confirming_at_once_p
     assert sorted(i["to_number"] for i in ledger.intents if i["state"] != "refused") == sorted(numbers)
 
 
-async def test_two_processes_racing_for_the_last_unit_of_the_daily_cap_place_one_call(tmp_path: Path, place: LedgerPlace) -> None:
+async def test_two_processes_racing_for_the_last_unit_of_the_daily_cap_place_one_call(
+    tmp_path: Path, place: LedgerPlace
+) -> None:
     with anyio.fail_after(TEST_SECONDS):
         async with sandbox_on_a_socket() as shared:
             for round_ in range(ROUNDS):
                 # A cap counts per state directory over 24 h: each round has its own, CAP - 1 used, one unit left.
-                numbers = SF_NUMBERS[round_ * (CAP + 1):(round_ + 1) * (CAP + 1)]
-                used, contested = numbers[:CAP - 1], numbers[CAP - 1:]
+                numbers = SF_NUMBERS[round_ * (CAP + 1) : (round_ + 1) * (CAP + 1)]
+                used, contested = numbers[: CAP - 1], numbers[CAP - 1 :]
                 env = shared.env(tmp_path, place / f"state-{round_}", confirm="token", max_calls_per_day=CAP)
                 server = console_server(env, tmp_path)
                 async with running(server, server) as processes:
                     for index, number in enumerate(used):
                         client = processes[index % 2]  # both processes count towards the one cap
-                        call_id_of(await confirm(client, dispatch_of(shared, number),
-                                                 await preview_token(client, dispatch_of(shared, number))))
+                        call_id_of(
+                            await confirm(
+                                client,
+                                dispatch_of(shared, number),
+                                await preview_token(client, dispatch_of(shared, number)),
+                            )
+                        )
                     before = shared.posts()
                     # Different numbers, one each: both previews are ready while one unit is left.
-                    tokens = [await preview_token(p, dispatch_of(shared, n))
-                              for p, n in zip(processes, contested, strict=True)]
-                    results = await at_once(*(functools.partial(confirm, p, dispatch_of(shared, n), t)
-                                              for p, n, t in zip(processes, contested, tokens, strict=True)))
+                    tokens = [
+                        await preview_token(p, dispatch_of(shared, n))
+                        for p, n in zip(processes, contested, strict=True)
+                    ]
+                    results = await at_once(
+                        *(
+                            functools.partial(confirm, p, dispatch_of(shared, n), t)
+                            for p, n, t in zip(processes, contested, tokens, strict=True)
+                        )
+                    )
                 assert shared.posts() - before == 1, (round_, [text_of(r) for r in results])
                 assert [status_of(r) for r in results].count("dialed") == 1, round_
                 (loser,) = [r for r in results if status_of(r) != "dialed"]
@@ -184,15 +206,18 @@ async def test_two_elicit_mode_processes_dispatching_one_number_at_once_place_on
                     before = shared.posts()
                     if mode == "legacy":
                         # Each process asks its person over the live back-channel; both say yes.
-                        results = await at_once(lambda: first.call_tool("dispatch_call", args[0]),
-                                                lambda: second.call_tool("dispatch_call", args[1]))
+                        results = await at_once(
+                            lambda: first.call_tool("dispatch_call", args[0]),
+                            lambda: second.call_tool("dispatch_call", args[1]),
+                        )
                     else:
                         # 2026-07-28: both questions are out before either answer is sent, then both answers at once.
-                        asked = [await ask(c, "dispatch_call", a)
-                                 for c, a in zip((first, second), args, strict=True)]
+                        asked = [await ask(c, "dispatch_call", a) for c, a in zip((first, second), args, strict=True)]
                         assert all(isinstance(a, types.InputRequiredResult) for a in asked), asked
-                        rounds = [functools.partial(answer, c, "dispatch_call", a, q)
-                                  for c, a, q in zip((first, second), args, asked, strict=True)]
+                        rounds = [
+                            functools.partial(answer, c, "dispatch_call", a, q)
+                            for c, a, q in zip((first, second), args, asked, strict=True)
+                        ]
                         results = await at_once(*rounds)
                     assert shared.posts() - before == 1, (round_, [text_of(r) for r in results])
                     dialed = [r for r in results if status_of(r) == "dialed"]
@@ -209,7 +234,9 @@ async def test_two_elicit_mode_processes_dispatching_one_number_at_once_place_on
         assert len(ledger.of_kind("question")) == len(ledger.of_kind("answer")) == len(ledger.consents)
 
 
-async def test_servers_with_different_confirm_modes_never_share_one_state_directory(tmp_path: Path, place: LedgerPlace) -> None:
+async def test_servers_with_different_confirm_modes_never_share_one_state_directory(
+    tmp_path: Path, place: LedgerPlace
+) -> None:
     state = place / "state"
     with anyio.fail_after(TEST_SECONDS):
         async with sandbox_on_a_socket() as shared:

@@ -7,7 +7,6 @@ runs for several rounds, each on a fresh server and state directory.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -15,8 +14,8 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
-from tests.places import LedgerPlace
 from tests.harness import Rig, connected, make_rig
+from tests.places import LedgerPlace
 from tests.server.dispatch_kit import (
     ERAS,
     OTHER_US_NUMBER,
@@ -58,7 +57,9 @@ def status_of(result: types.CallToolResult) -> str:
 
 @pytest.mark.parametrize("mode", ERAS)
 @pytest.mark.parametrize("confirm_mode", ["none", "token", "elicit"])
-async def test_eight_identical_dispatches_at_once_ring_the_number_once(place: LedgerPlace, mode: str, confirm_mode: str) -> None:
+async def test_eight_identical_dispatches_at_once_ring_the_number_once(
+    place: LedgerPlace, mode: str, confirm_mode: str
+) -> None:
     for round_ in range(ROUNDS):
         caps = {"max_calls_per_day": 100, "max_credits_per_day": 100_000} if confirm_mode == "none" else {}
         rig = make_rig(place / f"{confirm_mode}-{round_}", confirm=confirm_mode, **caps)
@@ -103,7 +104,9 @@ async def test_eight_identical_dispatches_at_once_ring_the_number_once(place: Le
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_one_token_confirmed_eight_times_at_once_dials_once_and_all_get_the_call(place: LedgerPlace, mode: str) -> None:
+async def test_one_token_confirmed_eight_times_at_once_dials_once_and_all_get_the_call(
+    place: LedgerPlace, mode: str
+) -> None:
     for round_ in range(ROUNDS):
         rig = make_rig(place / str(round_), redial_cooldown_minutes=0)
         args = dispatch_args(rig)
@@ -134,7 +137,11 @@ async def test_the_daily_call_cap_holds_under_concurrent_confirmations(place: Le
             await all_at_once(len(numbers), confirm_one)
         assert rig.posts() == 2, round_
         assert [status_of(r) for r in results].count("dialed") == 2
-        texts = [r.content[0].text for r in results if status_of(r) == "error" and isinstance(r.content[0], types.TextContent)]
+        texts = [
+            r.content[0].text
+            for r in results
+            if status_of(r) == "error" and isinstance(r.content[0], types.TextContent)
+        ]
         assert len(texts) == 4 and all("daily_calls" in t for t in texts)
 
 
@@ -174,7 +181,9 @@ async def test_overlapping_batches_dial_each_number_once(place: LedgerPlace, mod
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_batch_overlapping_a_single_dispatch_dials_the_shared_number_once(place: LedgerPlace, mode: str) -> None:
+async def test_a_batch_overlapping_a_single_dispatch_dials_the_shared_number_once(
+    place: LedgerPlace, mode: str
+) -> None:
     numbers = [US_NUMBER, *SF_NUMBERS[:3]]
     for round_ in range(ROUNDS):
         rig = make_rig(place / str(round_), confirm="elicit")
@@ -182,8 +191,9 @@ async def test_a_batch_overlapping_a_single_dispatch_dials_the_shared_number_onc
 
             async def dispatch(index: int) -> None:
                 if index == 0:
-                    await client.call_tool("dispatch_calls", {"agent_id": rig.sandbox.seed_ids.deployed_agent_id,
-                                                              "to_numbers": numbers})
+                    await client.call_tool(
+                        "dispatch_calls", {"agent_id": rig.sandbox.seed_ids.deployed_agent_id, "to_numbers": numbers}
+                    )
                 else:
                     await client.call_tool("dispatch_call", dispatch_args(rig))
 
@@ -194,8 +204,15 @@ async def test_a_batch_overlapping_a_single_dispatch_dials_the_shared_number_onc
 
 @pytest.mark.parametrize("mode", ERAS)
 async def test_a_cooldown_of_zero_still_never_dials_one_number_twice_at_once(place: LedgerPlace, mode: str) -> None:
-    rig, gate = gated_rig(place, "POST", "/calls", confirm="none", redial_cooldown_minutes=0,
-                          max_calls_per_day=100, max_credits_per_day=100_000)
+    rig, gate = gated_rig(
+        place,
+        "POST",
+        "/calls",
+        confirm="none",
+        redial_cooldown_minutes=0,
+        max_calls_per_day=100,
+        max_credits_per_day=100_000,
+    )
     gate.armed = True
     results: list[types.CallToolResult] = []
     async with connected(rig, mode) as client, anyio.create_task_group() as group:

@@ -4,7 +4,6 @@ what a person reads made only from normalised values."""
 from __future__ import annotations
 
 import unicodedata
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -13,8 +12,8 @@ import pytest
 from mcp import Client
 
 from outboundcalls_mcp.server.sdk_patches import CONFIRMATION_NOT_ANSWERED
-from tests.places import LedgerPlace
 from tests.harness import Rig, connected, make_rig
+from tests.places import LedgerPlace
 from tests.server.dispatch_kit import (
     ERAS,
     US_NUMBER,
@@ -43,14 +42,19 @@ async def ask(client: Client, tool: str, args: dict[str, Any]) -> types.InputReq
 
 
 async def answer(
-    client: Client, tool: str, args: dict[str, Any], asked: types.InputRequiredResult, content: Any = YES,
+    client: Client,
+    tool: str,
+    args: dict[str, Any],
+    asked: types.InputRequiredResult,
+    content: Any = YES,
     action: str = "accept",
 ) -> types.CallToolResult:
     """The round that carries the answer to `asked` (sent as often as the test likes)."""
     (key,) = asked.input_requests
     responses = {key: types.ElicitResult(action=action, content=content)}  # type: ignore[arg-type]
-    final = await client.session.call_tool(tool, args, input_responses=responses, request_state=asked.request_state,
-                                           allow_input_required=True)
+    final = await client.session.call_tool(
+        tool, args, input_responses=responses, request_state=asked.request_state, allow_input_required=True
+    )
     assert isinstance(final, types.CallToolResult), final
     return final
 
@@ -201,7 +205,9 @@ async def test_only_json_true_is_a_yes_in_the_handshake_era(place: LedgerPlace, 
 
     async with connected(rig, "legacy", elicitation_callback=loosely) as client:
         result = await client.call_tool("dispatch_call", dispatch_args(rig))
-    assert result.structured_content is not None and result.structured_content["status"] == "not_dialed", text_of(result)
+    assert result.structured_content is not None and result.structured_content["status"] == "not_dialed", text_of(
+        result
+    )
     assert rig.posts() == 0
 
 
@@ -231,7 +237,9 @@ async def test_a_batch_dials_only_what_was_agreed_even_when_a_refused_destinatio
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_batch_destination_refused_while_the_form_was_open_is_named_with_its_rule(place: LedgerPlace, mode: str) -> None:
+async def test_a_batch_destination_refused_while_the_form_was_open_is_named_with_its_rule(
+    place: LedgerPlace, mode: str
+) -> None:
     # Noon in New York, with hours that close at 12:01 there: both are ready when asked, and
     # after two minutes the New York ones are outside hours while San Francisco (09:02) is not.
     rig = make_rig(place, calling_hours="08:00-12:01")
@@ -279,7 +287,9 @@ def _assert_one_visible_line_each(question: str, lines: int) -> None:
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_what_a_person_reads_holds_no_line_break_or_direction_control_from_input(place: LedgerPlace, mode: str) -> None:
+async def test_what_a_person_reads_holds_no_line_break_or_direction_control_from_input(
+    place: LedgerPlace, mode: str
+) -> None:
     rig = make_rig(place)
     agent_id = rig.sandbox.seed_ids.deployed_agent_id
     rig.sandbox.state.agents[agent_id].name = f"Ava\n{FORGED_LINE}\u202e"

@@ -29,9 +29,14 @@ def run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProce
     """The installed console script, serving by default, with a clean environment plus `env`."""
     script = shutil.which("outboundcalls-mcp", path=str(Path(sys.executable).parent))
     assert script is not None
-    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "OUTBOUNDCALLS_STATE_DIR": str(tmp_path / "state")}
-    return subprocess.run([script, *args], env=base | env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          timeout=60)
+    base = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "OUTBOUNDCALLS_STATE_DIR": str(tmp_path / "state"),
+    }
+    return subprocess.run(
+        [script, *args], env=base | env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60
+    )
 
 
 def refused_to_start(done: subprocess.CompletedProcess[str], *names: str) -> None:
@@ -51,8 +56,13 @@ def test_none_mode_without_both_caps_refuses_to_start_naming_them(tmp_path: Path
     with pytest.raises(SettingsError) as one:
         load_settings({"OUTBOUNDCALLS_CONFIRM": "none", "OUTBOUNDCALLS_MAX_CALLS_PER_DAY": "50"})
     assert "OUTBOUNDCALLS_MAX_CREDITS_PER_DAY" in str(one.value) and "MAX_CALLS_PER_DAY" not in str(one.value)
-    settings = load_settings({"OUTBOUNDCALLS_CONFIRM": "none", "OUTBOUNDCALLS_MAX_CALLS_PER_DAY": "50",
-                              "OUTBOUNDCALLS_MAX_CREDITS_PER_DAY": "5000"})
+    settings = load_settings(
+        {
+            "OUTBOUNDCALLS_CONFIRM": "none",
+            "OUTBOUNDCALLS_MAX_CALLS_PER_DAY": "50",
+            "OUTBOUNDCALLS_MAX_CREDITS_PER_DAY": "5000",
+        }
+    )
     assert settings.confirm == "none"
 
 
@@ -65,7 +75,12 @@ def test_none_mode_is_announced_on_stderr_with_its_caps(tmp_path: Path, capsys: 
     _announce(make_settings(tmp_path, confirm="none", max_calls_per_day=12, max_credits_per_day=800))
     out, err = capsys.readouterr()
     assert out == ""
-    assert "CONFIRM=none" in err and "without asking anyone" in err and "12 calls" in err and "800 estimated credits" in err
+    assert (
+        "CONFIRM=none" in err
+        and "without asking anyone" in err
+        and "12 calls" in err
+        and "800 estimated credits" in err
+    )
 
 
 @pytest.mark.parametrize(
@@ -114,7 +129,10 @@ def test_a_do_not_call_line_that_is_no_number_stops_the_server_naming_the_line(t
     ("env", "names"),
     [
         ({"OUTBOUNDCALLS_CALLING_HOURS": "22:00-06:00"}, ("OUTBOUNDCALLS_CALLING_HOURS", "22:00-06:00")),
-        ({"OUTBOUNDCALLS_DO_NOT_CALL_FILE": "/nonexistent/dnc.txt"}, ("OUTBOUNDCALLS_DO_NOT_CALL_FILE", "/nonexistent/dnc.txt")),
+        (
+            {"OUTBOUNDCALLS_DO_NOT_CALL_FILE": "/nonexistent/dnc.txt"},
+            ("OUTBOUNDCALLS_DO_NOT_CALL_FILE", "/nonexistent/dnc.txt"),
+        ),
         ({"OUTBOUNDCALLS_MAX_CREDITS_PER_MINUTE": "0"}, ("OUTBOUNDCALLS_MAX_CREDITS_PER_MINUTE",)),
     ],
 )
@@ -162,9 +180,16 @@ def test_a_start_up_error_is_found_inside_the_groups_a_lifespan_wraps_it_in() ->
 
 
 def test_build_policy_reads_every_policy_setting(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, allowed_countries="US,CA", allowed_number_types="MOBILE", max_credits_per_minute=30,
-                             calling_hours="09:00-17:30", max_calls_per_day=5, max_credits_per_day=900,
-                             redial_cooldown_minutes=15)
+    settings = make_settings(
+        tmp_path,
+        allowed_countries="US,CA",
+        allowed_number_types="MOBILE",
+        max_credits_per_minute=30,
+        calling_hours="09:00-17:30",
+        max_calls_per_day=5,
+        max_credits_per_day=900,
+        redial_cooldown_minutes=15,
+    )
     summary = build_policy(settings).settings_summary()
     assert summary["OUTBOUNDCALLS_ALLOWED_COUNTRIES"] == "CA,US"
     assert summary["OUTBOUNDCALLS_ALLOWED_NUMBER_TYPES"] == "MOBILE"
@@ -197,6 +222,8 @@ async def test_a_running_server_renews_its_policy_lease(tmp_path: Path) -> None:
             tg.cancel_scope.cancel()
     newcomer = SqliteLedger(tmp_path)
     with pytest.raises(PolicyMismatchError):  # without the beat at +8 min the lease would have lapsed at +5
-        await newcomer.ensure_policy_fingerprint(other.fingerprint(), other.settings_summary(), now=t0 + timedelta(minutes=9))
+        await newcomer.ensure_policy_fingerprint(
+            other.fingerprint(), other.settings_summary(), now=t0 + timedelta(minutes=9)
+        )
     await newcomer.aclose()
     await ledger.aclose()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import anyio
 import mcp_types as types
 import pytest
@@ -11,8 +9,8 @@ from mcp import Client
 
 from outboundcalls_mcp.server.ledger import PolicyMismatchError
 from outboundcalls_mcp.server.startup import find_startup_error
-from tests.places import LedgerPlace
 from tests.harness import connected, make_rig
+from tests.places import LedgerPlace
 from tests.server.dispatch_kit import (
     ERAS,
     OTHER_US_NUMBER,
@@ -91,7 +89,9 @@ async def test_a_tampered_token_confirms_nothing(place: LedgerPlace, mode: str) 
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_token_for_other_arguments_confirms_nothing_and_stays_valid_for_its_own(place: LedgerPlace, mode: str) -> None:
+async def test_a_token_for_other_arguments_confirms_nothing_and_stays_valid_for_its_own(
+    place: LedgerPlace, mode: str
+) -> None:
     rig = make_rig(place)
     args = dispatch_args(rig)
     async with connected(rig, mode) as client:
@@ -119,7 +119,9 @@ async def test_the_same_number_written_another_way_is_the_same_argument(place: L
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_two_confirmations_of_one_token_at_once_place_one_call_and_both_get_it(place: LedgerPlace, mode: str) -> None:
+async def test_two_confirmations_of_one_token_at_once_place_one_call_and_both_get_it(
+    place: LedgerPlace, mode: str
+) -> None:
     rig = make_rig(place)
     args = dispatch_args(rig)
     results: list[types.CallToolResult] = []
@@ -236,7 +238,9 @@ async def test_a_second_live_server_with_another_policy_on_the_same_state_direct
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_server_whose_lease_lapsed_while_another_policy_joined_refuses_to_dial(place: LedgerPlace, mode: str) -> None:
+async def test_a_server_whose_lease_lapsed_while_another_policy_joined_refuses_to_dial(
+    place: LedgerPlace, mode: str
+) -> None:
     running = make_rig(place)
     changed = make_rig(place, sandbox=running.sandbox, max_calls_per_day=7)
     async with connected(running, mode) as client, connected(running, mode, elicitation_callback=Person()) as asking:

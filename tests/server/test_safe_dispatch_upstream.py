@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from mcp import Client
 
 from outboundcalls.sandbox import Fault
 from outboundcalls_mcp.server.ledger import BoundArgs
 from outboundcalls_mcp.server.ledger_place import open_ledger
-from tests.places import LedgerPlace
 from tests.harness import Rig, connected, make_rig
+from tests.places import LedgerPlace
 from tests.server.dispatch_kit import (
     ERAS,
     US_NUMBER,
@@ -59,7 +57,11 @@ async def test_a_402_is_a_failed_dial_that_holds_nothing(place: LedgerPlace, mod
     post_fails(rig, kind="status", status=402)
     async with connected(rig, mode) as client:
         result = await confirmed(client, rig)
-        assert result.is_error and "Insufficient credits (402)" in text_of(result) and "Nothing was dialed" in text_of(result)
+        assert (
+            result.is_error
+            and "Insufficient credits (402)" in text_of(result)
+            and "Nothing was dialed" in text_of(result)
+        )
         assert (rig.posts(), rig.sandbox.dispatched) == (1, 0)
         call_id_of(await confirmed(client, rig))  # failed is not a dial: no cooldown, no hold
     assert (rig.posts(), rig.sandbox.dispatched) == (2, 1)
@@ -74,7 +76,11 @@ async def test_a_502_without_a_call_is_looked_up_once_then_recorded_as_failed(pl
         result = await confirmed(client, rig)
     assert result.is_error and "502" in text_of(result) and "not placed" in text_of(result)
     assert (rig.posts(), rig.sandbox.dispatched, lookups(rig)) == (1, 0, 1)
-    assert (await outcome_details(rig))[0] == {"kind": "failed", "status": 502, "message": "Upstream telephony provider error"}
+    assert (await outcome_details(rig))[0] == {
+        "kind": "failed",
+        "status": 502,
+        "message": "Upstream telephony provider error",
+    }
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -122,7 +128,9 @@ async def test_a_timeout_after_the_call_was_created_is_reconciled_to_that_call(p
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_timeout_when_no_call_was_created_holds_the_number_and_never_retries(place: LedgerPlace, mode: str) -> None:
+async def test_a_timeout_when_no_call_was_created_holds_the_number_and_never_retries(
+    place: LedgerPlace, mode: str
+) -> None:
     rig = make_rig(place)
     post_fails(rig, kind="hang")
     async with connected(rig, mode) as client:
@@ -143,7 +151,9 @@ async def test_a_timeout_when_no_call_was_created_holds_the_number_and_never_ret
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_a_held_number_is_looked_up_again_and_freed_of_its_hold_once_the_call_is_found(place: LedgerPlace, mode: str) -> None:
+async def test_a_held_number_is_looked_up_again_and_freed_of_its_hold_once_the_call_is_found(
+    place: LedgerPlace, mode: str
+) -> None:
     rig = make_rig(place)
     post_fails(rig, kind="drop", after_processing=True)  # the call is created, the answer is lost
     rig.sandbox.faults.add(Fault(kind="status", status=400, method="GET", path="/calls", times=None))
@@ -190,7 +200,9 @@ async def test_start_up_settles_a_claim_left_dialing_by_a_stopped_process(place:
         # A preview shown, then its token confirmed: the dial is claimed, as the stopped process left it.
         token = new_token()
         consent = await single_consent(ledger, args, token=token, now=now)
-        decision = await ledger.decide(dial(args, consent=consent, use=token_use(consent, args)), allow, clock=Clock(now))
+        decision = await ledger.decide(
+            dial(args, consent=consent, use=token_use(consent, args)), allow, clock=Clock(now)
+        )
         assert decision.claimed and decision.intent is not None and decision.intent.state == "dialing"
         tokens.append(token)
     await ledger.aclose()  # the process stops here, after its POST for the first intent only
@@ -208,7 +220,9 @@ async def test_start_up_settles_a_claim_left_dialing_by_a_stopped_process(place:
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_reconciliation_never_claims_a_call_another_dispatch_already_recorded(place: LedgerPlace, mode: str) -> None:
+async def test_reconciliation_never_claims_a_call_another_dispatch_already_recorded(
+    place: LedgerPlace, mode: str
+) -> None:
     rig = make_rig(place, redial_cooldown_minutes=0)  # the owner allows calling a number back at once
     async with connected(rig, mode) as client:
         earlier = call_id_of(await confirmed(client, rig))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import sqlite3
-from contextlib import closing
 import subprocess
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,8 +16,7 @@ from outboundcalls.calls import CallDetail
 from outboundcalls.sandbox import DEFAULT_CREDITS, ManualClock, Sandbox
 from outboundcalls_mcp.server.call_events import CallEndStore
 from outboundcalls_mcp.server.cli import main
-from outboundcalls_mcp.server.ledger_sqlite import to_db
-from outboundcalls_mcp.server.ledger_sqlite import LEDGER_FILENAME, POLICY_LEASE, SqliteLedger, read_audit
+from outboundcalls_mcp.server.ledger_sqlite import LEDGER_FILENAME, POLICY_LEASE, SqliteLedger, read_audit, to_db
 from outboundcalls_mcp.server.sandbox_cli import LATEST_CALLS_SHOWN, print_status, run_reset
 from outboundcalls_mcp.server.sandbox_mode import sandbox_account_path
 from outboundcalls_mcp.server.sandbox_reset import reset_sandbox
@@ -64,8 +63,11 @@ def fill_ledger(tmp_path: Path, *, lease_seen_at: datetime) -> None:
     anyio.run(fill)
     # The lease a server holds while it runs, and leaves behind if it dies (a clean exit deletes it).
     with closing(sqlite3.connect(sandbox_dir(tmp_path) / LEDGER_FILENAME)) as conn, conn:
-        conn.execute("INSERT INTO policy_holders (holder_id, fingerprint, summary, started_at, seen_at) "
-                     "VALUES ('server', 'fingerprint', '{}', ?, ?)", (to_db(lease_seen_at), to_db(lease_seen_at)))
+        conn.execute(
+            "INSERT INTO policy_holders (holder_id, fingerprint, summary, started_at, seen_at) "
+            "VALUES ('server', 'fingerprint', '{}', ?, ?)",
+            (to_db(lease_seen_at), to_db(lease_seen_at)),
+        )
     conn.close()
 
 
@@ -131,7 +133,11 @@ def test_reset_empties_the_account_the_ledger_and_the_call_ends_and_keeps_the_au
     assert rows(sandbox_dir(tmp_path) / LEDGER_FILENAME, "policy_holders") == 0
     assert rows(sandbox_dir(tmp_path) / "call_ends.sqlite3", "call_ends") == 0
     fill_ledger(tmp_path, lease_seen_at=NOW)
-    with closing(sqlite3.connect(sandbox_dir(tmp_path) / LEDGER_FILENAME)) as conn, conn, pytest.raises(sqlite3.IntegrityError):
+    with (
+        closing(sqlite3.connect(sandbox_dir(tmp_path) / LEDGER_FILENAME)) as conn,
+        conn,
+        pytest.raises(sqlite3.IntegrityError),
+    ):
         conn.execute("DELETE FROM audit")
     conn.close()
 
@@ -197,8 +203,15 @@ def test_a_reset_never_touches_a_state_directory_that_is_not_the_sandboxs(tmp_pa
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"HOME": str(tmp_path), "OUTBOUNDCALLS_STATE_DIR": str(tmp_path)}
-    return subprocess.run([console_script(), *args], env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=60, check=False)
+    return subprocess.run(
+        [console_script(), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_the_console_script_resets_with_yes_and_refuses_to_ask_without_a_terminal(tmp_path: Path) -> None:

@@ -41,8 +41,7 @@ def _server(tmp_path: Path) -> Client:
 
 async def _cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
     """Run the console script with `args` and stdin closed; its exit status, stdout and stderr."""
-    done = await anyio.run_process([console_script(), *args], env=_env(tmp_path), cwd=tmp_path, check=False,
-                                   stdin=None)
+    done = await anyio.run_process([console_script(), *args], env=_env(tmp_path), cwd=tmp_path, check=False, stdin=None)
     return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 

@@ -35,7 +35,7 @@ def _server() -> OutboundCallsServer:
 
 def test_the_sdk_still_words_a_refused_confirmation_answer_the_way_the_patch_recognises() -> None:
     source = inspect.getsource(resolve)
-    for wording in sdk_patches._SDK_ANSWER_REFUSALS:  # noqa: SLF001 - the patch's own recognition table
+    for wording in sdk_patches._SDK_ANSWER_REFUSALS:
         assert wording in source, f"the SDK no longer says {wording!r}: update server/sdk_patches.py"
     assert 'f"Resolver {key!r}' in source
 
@@ -43,8 +43,8 @@ def test_the_sdk_still_words_a_refused_confirmation_answer_the_way_the_patch_rec
 def test_call_tool_and_list_tools_are_still_the_public_methods_requests_go_through() -> None:
     parameters = list(inspect.signature(MCPServer.call_tool).parameters)
     assert parameters == ["self", "name", "arguments", "context"]
-    assert "self.call_tool(" in inspect.getsource(MCPServer._handle_call_tool)  # noqa: SLF001
-    assert "self.list_tools()" in inspect.getsource(MCPServer._handle_list_tools)  # noqa: SLF001
+    assert "self.call_tool(" in inspect.getsource(MCPServer._handle_call_tool)
+    assert "self.list_tools()" in inspect.getsource(MCPServer._handle_list_tools)
 
 
 def test_the_sdk_still_ignores_unknown_arguments_so_the_patch_is_still_needed() -> None:
@@ -58,7 +58,9 @@ async def test_an_unknown_argument_is_refused_naming_what_the_tool_takes() -> No
     assert result.is_error
     [block] = result.content
     assert isinstance(block, TextContent)
-    assert block.text == "Error executing tool echo: limt is not an argument of echo, which takes limit; nothing was sent."
+    assert (
+        block.text == "Error executing tool echo: limt is not an argument of echo, which takes limit; nothing was sent."
+    )
 
 
 async def test_a_refused_argument_is_said_in_one_sentence_from_the_cause_the_sdk_keeps() -> None:
@@ -66,7 +68,9 @@ async def test_a_refused_argument_is_said_in_one_sentence_from_the_cause_the_sdk
         result = await client.call_tool("echo", {"limit": 0})
     [block] = result.content
     assert isinstance(block, TextContent)
-    assert block.text.startswith("Error executing tool echo: limit 0 is not accepted: it must be greater than or equal to 1")
+    assert block.text.startswith(
+        "Error executing tool echo: limit 0 is not accepted: it must be greater than or equal to 1"
+    )
 
 
 async def test_the_listed_schemas_are_compacted() -> None:
@@ -78,9 +82,10 @@ async def test_the_listed_schemas_are_compacted() -> None:
 
 def test_the_legacy_subscription_bridge_still_finds_its_private_hooks() -> None:
     server = MCPServer("bridged")
-    lowlevel = server._lowlevel_server  # noqa: SLF001 - what sdk_patches.serve_legacy_subscriptions uses
+    lowlevel = server._lowlevel_server
     assert callable(lowlevel.add_request_handler)
-    sdk_patches.serve_legacy_subscriptions(server, subscribe=lambda uri, session: None, unsubscribe=lambda uri, session: None)
+    sdk_patches.serve_legacy_subscriptions(
+        server, subscribe=lambda uri, session: None, unsubscribe=lambda uri, session: None
+    )
     assert lowlevel.get_request_handler("resources/subscribe") is not None
     assert "self._connection = connection" in inspect.getsource(server_session.ServerSession.__init__)
-

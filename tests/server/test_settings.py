@@ -12,7 +12,11 @@ SECRET = "oc_live_" + "Zk3v9QpL2mXr7TbW4nYc8HsJ6dFg1AeU"
 def test_no_variables_gives_the_documented_defaults() -> None:
     settings = load_settings({})
     assert settings.api_key is None and settings.sandbox is False and settings.read_only is False
-    assert (settings.default_region, settings.confirm, settings.base_url) == ("US", "auto", "https://outboundcalls.ai/api/v1")
+    assert (settings.default_region, settings.confirm, settings.base_url) == (
+        "US",
+        "auto",
+        "https://outboundcalls.ai/api/v1",
+    )
 
 
 def test_variables_of_other_programs_are_ignored() -> None:
@@ -73,7 +77,9 @@ def test_every_invalid_variable_is_named_at_once() -> None:
 
 def test_an_error_never_echoes_a_secret_value() -> None:
     with pytest.raises(SettingsError) as raised:
-        load_settings({"OUTBOUNDCALLS_API_KEY": SECRET, "OUTBOUNDCALLS_HTTP_TOKEN": SECRET, "OUTBOUNDCALLS_SANDBOX": "perhaps"})
+        load_settings(
+            {"OUTBOUNDCALLS_API_KEY": SECRET, "OUTBOUNDCALLS_HTTP_TOKEN": SECRET, "OUTBOUNDCALLS_SANDBOX": "perhaps"}
+        )
     assert SECRET not in str(raised.value)
 
 
@@ -111,7 +117,9 @@ def test_a_value_that_only_contains_a_placeholder_is_still_a_value_and_checked()
 
 
 def test_command_line_flags_override_the_environment_and_absent_flags_do_not() -> None:
-    settings = load_settings({"OUTBOUNDCALLS_SANDBOX": "false", "OUTBOUNDCALLS_READ_ONLY": "true"}, sandbox=True, read_only=None)
+    settings = load_settings(
+        {"OUTBOUNDCALLS_SANDBOX": "false", "OUTBOUNDCALLS_READ_ONLY": "true"}, sandbox=True, read_only=None
+    )
     assert settings.sandbox is True and settings.read_only is True
 
 
@@ -130,14 +138,22 @@ def test_confirm_none_with_one_cap_names_the_missing_one() -> None:
 
 
 def test_confirm_none_with_blank_caps_is_refused_because_blank_is_unset() -> None:
-    env = {"OUTBOUNDCALLS_CONFIRM": "none", "OUTBOUNDCALLS_MAX_CALLS_PER_DAY": "", "OUTBOUNDCALLS_MAX_CREDITS_PER_DAY": ""}
+    env = {
+        "OUTBOUNDCALLS_CONFIRM": "none",
+        "OUTBOUNDCALLS_MAX_CALLS_PER_DAY": "",
+        "OUTBOUNDCALLS_MAX_CREDITS_PER_DAY": "",
+    }
     with pytest.raises(SettingsError):
         load_settings(env)
 
 
 def test_confirm_none_with_both_caps_set_explicitly_is_accepted() -> None:
     settings = load_settings(
-        {"OUTBOUNDCALLS_CONFIRM": "none", "OUTBOUNDCALLS_MAX_CALLS_PER_DAY": "50", "OUTBOUNDCALLS_MAX_CREDITS_PER_DAY": "5000"}
+        {
+            "OUTBOUNDCALLS_CONFIRM": "none",
+            "OUTBOUNDCALLS_MAX_CALLS_PER_DAY": "50",
+            "OUTBOUNDCALLS_MAX_CREDITS_PER_DAY": "5000",
+        }
     )
     assert (settings.confirm, settings.max_calls_per_day, settings.max_credits_per_day) == ("none", 50, 5000.0)
 

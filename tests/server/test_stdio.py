@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.harness import console_script
 from outboundcalls_mcp.tools import READ_TOOLS, WRITE_TOOLS
+from tests.harness import console_script
 
 pytestmark = pytest.mark.anyio
 

@@ -24,12 +24,12 @@ from outboundcalls.sandbox import ManualClock, Sandbox
 from outboundcalls_mcp.server.app import build_server
 from outboundcalls_mcp.server.call_events import CallEndStore
 from outboundcalls_mcp.server.http_transport import build_http_app
-from outboundcalls_mcp.server.settings import Settings, SettingsError, load_settings
-from outboundcalls_mcp.server.state_dir import resolve_state_dir
 from outboundcalls_mcp.server.ledger import AuditEntry
 from outboundcalls_mcp.server.ledger_place import read_audit_trail
-from tests.places import LedgerPlace
+from outboundcalls_mcp.server.settings import Settings, SettingsError, load_settings
+from outboundcalls_mcp.server.state_dir import resolve_state_dir
 from tests.harness import NOON_NEW_YORK, make_settings
+from tests.places import LedgerPlace
 
 pytestmark = pytest.mark.anyio
 
@@ -79,7 +79,9 @@ def make_hook_rig(tmp_path: Path, *, wrapped: bool = False, **overrides: Any) ->
 async def _place_call(sandbox: Sandbox) -> str:
     sandbox.script_next_call(outcome="completed", duration_seconds=40)
     async with sandbox.http_client() as http:
-        response = await http.post("/calls", json={"agentId": sandbox.seed_ids.deployed_agent_id, "toNumber": "+14155550134"})
+        response = await http.post(
+            "/calls", json={"agentId": sandbox.seed_ids.deployed_agent_id, "toNumber": "+14155550134"}
+        )
     return str(response.json()["id"])
 
 
@@ -153,7 +155,9 @@ async def test_a_store_that_cannot_be_written_still_ends_the_wait(hook: HookRig)
         async with anyio.create_task_group() as group:
 
             async def wait() -> None:
-                outcome["result"] = await client.call_tool("wait_for_call", {"call_id": call_id, "timeout_seconds": 600})
+                outcome["result"] = await client.call_tool(
+                    "wait_for_call", {"call_id": call_id, "timeout_seconds": 600}
+                )
 
             group.start_soon(wait)
             await anyio.wait_all_tasks_blocked()
@@ -220,7 +224,7 @@ async def test_an_oversized_body_gets_413_whether_or_not_it_declares_its_length(
 
     async def chunks() -> AsyncIterator[bytes]:
         for start in range(0, len(padded), 16 * 1024):
-            yield padded[start:start + 16 * 1024]
+            yield padded[start : start + 16 * 1024]
 
     async with hook.http() as http:
         declared = await http.post(HOOK, content=padded)
@@ -241,8 +245,13 @@ async def test_a_forged_call_end_with_the_right_secret_changes_nothing_while_the
     hook: HookRig, mode: str, log_lines: list[str]
 ) -> None:
     call_id = await _place_call(hook.sandbox)  # queued at the vendor
-    forged = {**hook.sandbox.call_json(call_id), "status": "completed", "toNumber": "+19005550100",
-              "creditsCharged": 0.01, "summary": "FORGED SUMMARY"}
+    forged = {
+        **hook.sandbox.call_json(call_id),
+        "status": "completed",
+        "toNumber": "+19005550100",
+        "creditsCharged": 0.01,
+        "summary": "FORGED SUMMARY",
+    }
     heard: list[str] = []
 
     async def on_message(message: Any) -> None:

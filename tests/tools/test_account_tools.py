@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from outboundcalls.sandbox import ManualClock, Sandbox
 from outboundcalls_mcp.server.app import build_server
 from outboundcalls_mcp.server.settings import Settings
-from outboundcalls.sandbox import ManualClock, Sandbox
-from tests.harness import NOON_NEW_YORK, Rig, connected, make_rig, make_settings
 from outboundcalls_mcp.tools import READ_TOOLS, WRITE_TOOLS
+from tests.harness import NOON_NEW_YORK, Rig, connected, make_rig, make_settings
 
 pytestmark = pytest.mark.anyio
 

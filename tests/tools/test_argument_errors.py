@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from outboundcalls_mcp.tools.argument_errors import EXAMPLES, describe_argument_errors
 from outboundcalls_mcp.tools import build_tools
+from outboundcalls_mcp.tools.argument_errors import EXAMPLES, describe_argument_errors
 
 
 class Arguments(BaseModel):
@@ -49,8 +48,10 @@ def test_a_union_that_fits_no_type_is_one_sentence_not_one_per_type() -> None:
 def test_an_unknown_argument_lists_what_the_tool_takes_and_never_repeats_its_value() -> None:
     text = refused(api_key="oc_live_secret_value")
     assert "oc_live_secret_value" not in text
-    assert text == ("api_key is not an argument of a_tool, which takes confirmation_token, custom_fields, limit, tags; "
-                    "nothing was sent.")
+    assert text == (
+        "api_key is not an argument of a_tool, which takes confirmation_token, custom_fields, limit, tags; "
+        "nothing was sent."
+    )
 
 
 def test_a_token_value_is_never_repeated_back() -> None:

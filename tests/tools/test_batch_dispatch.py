@@ -101,7 +101,9 @@ async def test_without_a_form_one_token_confirms_the_batch_and_a_second_use_dial
 
 
 @pytest.mark.parametrize("change", ["reordered", "other_agent", "made_up"])
-async def test_a_token_confirms_nothing_for_other_destinations_or_when_made_up(rig: Rig, mode: str, change: str) -> None:
+async def test_a_token_confirms_nothing_for_other_destinations_or_when_made_up(
+    rig: Rig, mode: str, change: str
+) -> None:
     async with connected(rig, mode) as client:
         preview = await client.call_tool("dispatch_calls", _args(rig))
         assert preview.structured_content is not None

@@ -75,7 +75,10 @@ async def test_get_call_returns_the_full_detail_with_the_transcript_as_turns(rig
     view = result.structured_content
     assert not result.is_error and view is not None
     assert (view["id"], view["status"], view["duration_s"], view["credits"]) == (
-        call_id, "completed", vendor["durationSeconds"], vendor["creditsCharged"],
+        call_id,
+        "completed",
+        vendor["durationSeconds"],
+        vendor["creditsCharged"],
     )
     assert view["summary"] == vendor["summary"] and view["sentiment"] == vendor["sentiment"]
     assert view["extracted_data"] == vendor["extractedData"] and view["recording_url"] == vendor["recordingUrl"]

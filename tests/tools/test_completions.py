@@ -13,7 +13,9 @@ pytestmark = pytest.mark.anyio
 CALL_AND_REPORT = types.PromptReference(type="ref/prompt", name="call_and_report")
 CAMPAIGN_REPORT = types.PromptReference(type="ref/prompt", name="campaign_report")
 CALL = types.ResourceTemplateReference(type="ref/resource", uri="outboundcalls://calls/{call_id}/transcript")
-CONTACT_LIST = types.ResourceTemplateReference(type="ref/resource", uri="outboundcalls://contact-lists/{contact_list_id}")
+CONTACT_LIST = types.ResourceTemplateReference(
+    type="ref/resource", uri="outboundcalls://contact-lists/{contact_list_id}"
+)
 CAMPAIGN = types.ResourceTemplateReference(type="ref/resource", uri="outboundcalls://campaigns/{campaign_id}")
 
 

@@ -36,7 +36,9 @@ async def test_list_contacts_returns_the_contacts_of_one_list(rig: Rig, mode: st
     assert rig.sandbox.requests[-1].query == {"contactListId": ids.contact_list_id, "limit": "3"}
 
 
-async def test_list_contacts_accepts_500_and_refuses_501_naming_the_maximum_without_sending(rig: Rig, mode: str) -> None:
+async def test_list_contacts_accepts_500_and_refuses_501_naming_the_maximum_without_sending(
+    rig: Rig, mode: str
+) -> None:
     async with connected(rig, mode) as client:
         full = await client.call_tool("list_contacts", {"limit": 500})
         sent = len(rig.sandbox.requests)
@@ -89,7 +91,9 @@ async def test_add_contact_sends_only_the_fields_given_never_null(rig: Rig, mode
     }
     view = result.structured_content
     assert view is not None and (view["name"], view["tags"], view["custom_fields"]) == (
-        "Ada Lovelace", ["vip"], {"plan": "gold", "seats": 3},
+        "Ada Lovelace",
+        ["vip"],
+        {"plan": "gold", "seats": 3},
     )
     assert "email" not in view and "company" not in view
 

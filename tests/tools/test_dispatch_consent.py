@@ -153,7 +153,9 @@ async def test_a_token_for_other_arguments_confirms_nothing_and_stays_valid_for_
     args = _args(rig)
     async with connected(rig, mode) as client:
         token = await _token(client, args)
-        other = await client.call_tool("dispatch_call", {**args, "to_number": "+12125550100", "confirmation_token": token})
+        other = await client.call_tool(
+            "dispatch_call", {**args, "to_number": "+12125550100", "confirmation_token": token}
+        )
         assert other.is_error and "other arguments" in _text(other) and "stays valid" in _text(other)
         assert rig.posts() == 0
         own = await client.call_tool("dispatch_call", {**args, "confirmation_token": token})
@@ -185,7 +187,9 @@ async def test_optional_arguments_given_are_sent_and_those_left_out_are_not(rig:
         token = await _token(client, args)
         await client.call_tool("dispatch_call", {**args, "confirmation_token": token})
     assert rig.sandbox.requests[-1].body == {
-        "agentId": ids.deployed_agent_id, "toNumber": TO, "phoneNumberId": ids.phone_number_id,
+        "agentId": ids.deployed_agent_id,
+        "toNumber": TO,
+        "phoneNumberId": ids.phone_number_id,
     }
 
 
@@ -206,7 +210,9 @@ async def test_an_invalid_destination_is_a_tool_error_naming_it_and_it_is_never_
         result = await client.call_tool("dispatch_call", _args(rig, to_number=written))
     assert result.is_error and repr(written) in _text(result) and "E.164" in _text(result)
     assert person.asked == [] and rig.posts() == 0
-    assert all(written not in str(request.body) and written not in str(request.query) for request in rig.sandbox.requests)
+    assert all(
+        written not in str(request.body) and written not in str(request.query) for request in rig.sandbox.requests
+    )
 
 
 async def test_a_402_at_dial_time_says_the_balance_and_the_25_credit_minimum(rig: Rig, mode: str) -> None:

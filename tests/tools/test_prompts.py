@@ -39,7 +39,9 @@ async def test_call_and_report_names_the_agent_the_number_and_every_step(rig: Ri
     assert '"Ava — appointment reminders"' in text and f'agent_id "{agent_id}"' in text
     assert "confirm Tuesday's 3 pm appointment" in text and 'to_number "+14155550134"' in text
     steps = ["dispatch_call", "explicit yes", "wait_for_call", "get_call", "agreed"]
-    assert all(step in text for step in steps) and [text.index(s) for s in steps] == sorted(text.index(s) for s in steps)
+    assert all(step in text for step in steps) and [text.index(s) for s in steps] == sorted(
+        text.index(s) for s in steps
+    )
     assert rig.posts() == 0
 
 
@@ -108,7 +110,9 @@ async def test_follow_up_missed_calls_refuses_a_date_it_cannot_read(rig: Rig, mo
     assert raised.value.code == types.INVALID_PARAMS and "2026-11-28" in raised.value.message
 
 
-async def test_a_read_only_server_lists_no_prompt_that_would_have_the_assistant_dispatch(tmp_path: Path, mode: str) -> None:
+async def test_a_read_only_server_lists_no_prompt_that_would_have_the_assistant_dispatch(
+    tmp_path: Path, mode: str
+) -> None:
     rig = make_rig(tmp_path, read_only=True)
     async with connected(rig, mode) as client:
         names = {p.name for p in (await client.list_prompts()).prompts}

@@ -19,8 +19,13 @@ def _sent(model: CallList | CallView) -> CallToolResult:
 
 def test_the_text_block_is_the_models_own_compact_json_and_the_same_data_as_structured_content() -> None:
     view = CallView(
-        id="c1", status="completed", to="+14155550100", created_at=datetime(2026, 12, 6, 9, 30, 0, 250000, tzinfo=UTC),
-        duration_s=48.0, credits=15.96, summary="Café \u201cbooked\u201d \U0001f4de, line\nbreak \"quoted\"",
+        id="c1",
+        status="completed",
+        to="+14155550100",
+        created_at=datetime(2026, 12, 6, 9, 30, 0, 250000, tzinfo=UTC),
+        duration_s=48.0,
+        credits=15.96,
+        summary='Café \u201cbooked\u201d \U0001f4de, line\nbreak "quoted"',
         extracted_data={"slot": "Tue 10:00", "party": 4, "confirmed": True, "notes": None},
         transcript=[Turn(role="agent", text="Hello", t=0.0), Turn(role="user", text="Hi </script>", t=1.5)],
     )

@@ -76,11 +76,20 @@ def test_a_recursive_definition_is_kept() -> None:
 @pytest.mark.parametrize("output", [False, True])
 def test_the_compact_schema_accepts_what_the_model_produces_and_refuses_what_it_refuses(output: bool) -> None:
     view = CallView(
-        id="c1", status="completed", created_at=datetime(2026, 1, 2, tzinfo=UTC), credits=1.5,
-        extracted_data={"k": [1, 2]}, transcript=[Turn(role="agent", text="Hi", t=0.5)], transcript_turns=1,
+        id="c1",
+        status="completed",
+        created_at=datetime(2026, 1, 2, tzinfo=UTC),
+        credits=1.5,
+        extracted_data={"k": [1, 2]},
+        transcript=[Turn(role="agent", text="Hi", t=0.5)],
+        transcript_turns=1,
     )
     schema = compact_schema(CallView.model_json_schema(), output=output)
     jsonschema.validate(view.model_dump(mode="json", exclude_none=True), schema)
-    for bad in ({"status": "completed"}, {"id": "c1", "status": 3}, {"id": "c1", "status": "x", "transcript": [{"role": "a"}]}):
+    for bad in (
+        {"status": "completed"},
+        {"id": "c1", "status": 3},
+        {"id": "c1", "status": "x", "transcript": [{"role": "a"}]},
+    ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)

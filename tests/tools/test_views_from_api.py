@@ -14,18 +14,30 @@ from outboundcalls_mcp.tools.calls import CallItem, Turn, call_item, call_items,
 from outboundcalls_mcp.tools.contacts import ContactInfo, contact_info, contact_infos
 
 WIRE_CALL = {
-    "id": "c1", "status": "completed", "toNumber": "+14155550100", "agentId": "a1",
-    "createdAt": "2026-12-06T09:30:00Z", "durationSeconds": 48, "creditsCharged": 15.96,
+    "id": "c1",
+    "status": "completed",
+    "toNumber": "+14155550100",
+    "agentId": "a1",
+    "createdAt": "2026-12-06T09:30:00Z",
+    "durationSeconds": 48,
+    "creditsCharged": 15.96,
     # A vendor's extra fields under the tool's own names: kept on the API model, never shown as ours.
-    "to": "+19995550000", "credits": 1000, "duration_s": 1,
+    "to": "+19995550000",
+    "credits": 1000,
+    "duration_s": 1,
 }
 
 
 def test_a_call_item_takes_the_apis_fields_under_the_tools_names_and_ignores_lookalike_extras() -> None:
     item = call_item(CallSummary.model_validate(WIRE_CALL))
     assert item.model_dump() == {
-        "id": "c1", "status": "completed", "to": "+14155550100", "agent_id": "a1",
-        "created_at": datetime(2026, 12, 6, 9, 30, tzinfo=UTC), "duration_s": 48.0, "credits": 15.96,
+        "id": "c1",
+        "status": "completed",
+        "to": "+14155550100",
+        "agent_id": "a1",
+        "created_at": datetime(2026, 12, 6, 9, 30, tzinfo=UTC),
+        "duration_s": 48.0,
+        "credits": 15.96,
     }
     assert isinstance(item, CallItem)
 
@@ -40,8 +52,10 @@ def test_call_items_reads_a_whole_list_in_order_and_agrees_with_call_item() -> N
 
 
 def _detail(*messages: str) -> CallDetail:
-    turns = [{"role": "agent" if n % 2 == 0 else "user", "message": m, "timeInCallSecs": n * 2.5, "text": "extra"}
-             for n, m in enumerate(messages)]
+    turns = [
+        {"role": "agent" if n % 2 == 0 else "user", "message": m, "timeInCallSecs": n * 2.5, "text": "extra"}
+        for n, m in enumerate(messages)
+    ]
     return CallDetail.model_validate({**WIRE_CALL, "transcript": turns, "summary": "ok"})
 
 
@@ -49,7 +63,8 @@ def test_the_view_maps_each_turn_and_counts_them() -> None:
     view = call_view(_detail("Hello", "Hi"), include_transcript=True, max_chars=None)
     assert view.transcript is not None
     assert [t.model_dump() for t in view.transcript] == [
-        {"role": "agent", "text": "Hello", "t": 0.0}, {"role": "user", "text": "Hi", "t": 2.5},
+        {"role": "agent", "text": "Hello", "t": 0.0},
+        {"role": "user", "text": "Hi", "t": 2.5},
     ]
     assert all(isinstance(t, Turn) for t in view.transcript)
     assert (view.transcript_turns, view.transcript_truncated, view.to, view.summary) == (2, None, "+14155550100", "ok")
@@ -73,17 +88,28 @@ def test_without_the_transcript_only_its_length_is_given() -> None:
 
 
 def _contact(n: int, **extra: object) -> Contact:
-    return Contact.model_validate({
-        "id": f"k{n}", "contactListId": "l1", "phone": "+14155550100", "name": "Ann", "createdAt": "2026-12-01T10:00:00Z",
-        "tags": ["vip"] if n % 2 else [], "customFields": {"n": n} if n % 3 else None, **extra,
-    })
+    return Contact.model_validate(
+        {
+            "id": f"k{n}",
+            "contactListId": "l1",
+            "phone": "+14155550100",
+            "name": "Ann",
+            "createdAt": "2026-12-01T10:00:00Z",
+            "tags": ["vip"] if n % 2 else [],
+            "customFields": {"n": n} if n % 3 else None,
+            **extra,
+        }
+    )
 
 
 def test_a_contact_view_leaves_empty_collections_out_and_reads_no_extras() -> None:
     info = contact_info(_contact(0, emailAddress="x@y.z", phone_e164="+19995550000"))
     assert isinstance(info, ContactInfo)
     assert info.model_dump(exclude_none=True) == {
-        "id": "k0", "contact_list_id": "l1", "phone": "+14155550100", "name": "Ann",
+        "id": "k0",
+        "contact_list_id": "l1",
+        "phone": "+14155550100",
+        "name": "Ann",
         "created_at": datetime(2026, 12, 1, 10, tzinfo=UTC),
     }
     assert contact_info(_contact(1)).model_dump(exclude_none=True)["tags"] == ["vip"]
@@ -96,11 +122,24 @@ def test_contact_infos_reads_a_whole_list_in_order_and_agrees_with_contact_info(
 
 
 def test_agent_views_compact_in_lists_and_full_alone() -> None:
-    agent = Agent.model_validate({"id": "a1", "name": "Ava", "status": "deployed", "language": "en",
-                                  "createdAt": "2026-12-01T10:00:00Z", "elevenLabsAgentId": "el1"})
+    agent = Agent.model_validate(
+        {
+            "id": "a1",
+            "name": "Ava",
+            "status": "deployed",
+            "language": "en",
+            "createdAt": "2026-12-01T10:00:00Z",
+            "elevenLabsAgentId": "el1",
+        }
+    )
     [item] = agent_items([agent])
     assert isinstance(item, AgentItem) and item.model_dump() == {"id": "a1", "name": "Ava", "status": "deployed"}
     full = agent_detail(agent)
     assert isinstance(full, AgentInfo)
-    assert full.model_dump() == {"id": "a1", "name": "Ava", "status": "deployed", "language": "en",
-                                 "created_at": datetime(2026, 12, 1, 10, tzinfo=UTC)}
+    assert full.model_dump() == {
+        "id": "a1",
+        "name": "Ava",
+        "status": "deployed",
+        "language": "en",
+        "created_at": datetime(2026, 12, 1, 10, tzinfo=UTC),
+    }

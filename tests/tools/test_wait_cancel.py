@@ -20,7 +20,9 @@ pytestmark = pytest.mark.anyio
 async def _place_call(sandbox: Sandbox, duration: float = 30) -> str:
     sandbox.script_next_call(outcome="completed", duration_seconds=duration, ring_seconds=2)
     async with sandbox.http_client() as http:
-        response = await http.post("/calls", json={"agentId": sandbox.seed_ids.deployed_agent_id, "toNumber": "+14155550134"})
+        response = await http.post(
+            "/calls", json={"agentId": sandbox.seed_ids.deployed_agent_id, "toNumber": "+14155550134"}
+        )
     return str(response.json()["id"])
 
 
@@ -78,7 +80,8 @@ async def test_wait_for_calls_reports_each_call_as_it_ends_and_returns_when_all_
 
     async with connected(rig, mode) as client:
         result = await client.call_tool(
-            "wait_for_calls", {"call_ids": [long, short, middle, short], "timeout_seconds": 300},
+            "wait_for_calls",
+            {"call_ids": [long, short, middle, short], "timeout_seconds": 300},
             progress_callback=on_progress,
         )
     assert not result.is_error and result.structured_content is not None
