@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         with (
             ours(LEGACY) as our_server,
             floor(LEGACY) as floor_server,
-            StdioServer(FLOOR_READ + [upstream.base_url], env=read_env, cwd=str(ROOT)) as floor_read,
+            StdioServer([*FLOOR_READ, upstream.base_url], env=read_env, cwd=str(ROOT)) as floor_read,
         ):
             run = measure_tool_calls(
                 our_server,
@@ -139,10 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_http:
             # All sessions come from 127.0.0.1, which the per-address rate limit would count as one client.
             http_env = {**env, "OUTBOUNDCALLS_HTTP_RATE_LIMIT": "0"}
-            serve_ours = lambda port: OURS + ["--transport", "http", "--port", str(port)]  # noqa: E731
+
+            def serve_ours(port: int) -> list[str]:
+                return [*OURS, "--transport", "http", "--port", str(port)]
+
             sides = {
                 "ours": HttpSide(serve_ours, http_env, "get_balance", {}),
-                "floor": HttpSide(lambda port: FLOOR + ["--http", str(port)], floor_env, "echo", {"text": "hello"}),
+                "floor": HttpSide(lambda port: [*FLOOR, "--http", str(port)], floor_env, "echo", {"text": "hello"}),
                 # The same server, answering without the API: what the transport alone costs us.
                 "ours_local": HttpSide(serve_ours, http_env, "get_call", {"call_id": "not/an/id"}, expect_error=True),
             }
@@ -175,7 +178,8 @@ def _inside_calls() -> list[tuple[str, dict[str, object]]]:
 
 def _stdio_table(startup: dict, run: RunFigures, inside: InsideFigures) -> str:
     table = Table(
-        "stdio (ours = `python -m outboundcalls_mcp.server` against the sandbox on a loopback socket; floor = bench/floor_server.py)"
+        "stdio (ours = `python -m outboundcalls_mcp.server` against the sandbox on a loopback socket; "
+        "floor = bench/floor_server.py)"
     )
     for era, first in ((LEGACY, "initialize"), (MODERN, "server/discover")):
         o, f = startup["ours"], startup["floor"]
@@ -351,7 +355,8 @@ def _peers_table(ours: Callable[[str], StdioServer], floor: Callable[[str], Stdi
     measured = measure_peer_startups(sides, rounds, progress=_progress)
     ours50 = percentile(measured["ours"].times_ms, 50)
     lines = [
-        f"### peers (stdio, 2025-11-25, a dummy key and no network; {rounds} interleaved rounds with ours and the floor)",
+        f"### peers (stdio, 2025-11-25, a dummy key and no network; "
+        f"{rounds} interleaved rounds with ours and the floor)",
         "",
         "| server | spawn -> tools/list (ms) | ours / it | ours / it, paired | tools/list bytes | bytes/tool "
         "| outputSchema | annotations | peak RSS at tools/list (MiB) |",
@@ -365,10 +370,11 @@ def _peers_table(ours: Callable[[str], StdioServer], floor: Callable[[str], Stdi
         paired = paired_ratio(measured["ours"].times_ms, found.times_ms)
         shown_paired = "" if paired is None else f"{paired:.2f}x"
         lines.append(
-            f"| {name} | {median:,.0f} | {ours50 / median:.2f}x | {shown_paired} | {ls.total:,} | {ls.total / ls.tools:,.0f} | "
+            f"| {name} | {median:,.0f} | {ours50 / median:.2f}x | {shown_paired} | {ls.total:,} "
+            f"| {ls.total / ls.tools:,.0f} | "
             f"{ls.output_schemas}/{ls.tools} | {ls.annotated}/{ls.tools} | {found.rss_mib:.1f} |"
         )
-    return "\n".join(lines + [""] + notes)
+    return "\n".join([*lines, "", *notes])
 
 
 if __name__ == "__main__":

@@ -143,7 +143,10 @@ async def _client(
 async def run_clients(
     url: str, tool: str, arguments: dict[str, Any], *, clients: int, seconds: float, expect_error: bool = False
 ) -> HttpFigures:
-    """`clients` sessions calling `tool` for `seconds` (opened before the clock starts); `expect_error`: a tool error is the answer."""
+    """`clients` sessions calling `tool` for `seconds`, opened before the clock starts.
+
+    With `expect_error`, a tool error is the expected answer.
+    """
     figures = HttpFigures()
     limits = httpx2.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
     async with httpx2.AsyncClient(limits=limits, timeout=30, trust_env=False) as http:

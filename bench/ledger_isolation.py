@@ -1,4 +1,4 @@
-"""`python -m bench.ledger_isolation --database-url URL`: the PostgreSQL decision under load, advisory lock vs SERIALIZABLE.
+"""`python -m bench.ledger_isolation --database-url URL`: PostgreSQL decisions, advisory lock vs SERIALIZABLE.
 
 Replicas are simulated by separate ledgers (one pool each) on one schema; workers spread over
 them decide unattended dials under the product's own rules (a cooldown, a daily cap) to numbers

@@ -1,4 +1,6 @@
-"""`python -m bench.load [--quick] [--replicas N --database-url URL]`: concurrent MCP sessions over streamable HTTP, then the same with 5% 502s.
+"""`python -m bench.load [--quick] [--replicas N --database-url URL]`: concurrent MCP sessions over HTTP.
+
+The same load runs again with 5% of the API's answers 502s.
 
 Three processes on loopback: the sandbox API (this module with --serve-sandbox, so that it can answer
 a random share of requests with 502 and report its full request log), our server
@@ -374,7 +376,8 @@ def report(runs: list[Run], sessions: int) -> str:
             and led["left_mid_dial"] == 0 and led["dialed_equals_created"] and led["distinct_call_ids"]
         )  # fmt: skip
         verdict = (
-            f"{'consistent' if consistent else 'INCONSISTENT'}: {led['intents']} intents for {led['previews']} previews "
+            f"{'consistent' if consistent else 'INCONSISTENT'}: "
+            f"{led['intents']} intents for {led['previews']} previews "
             f"{led['states']}, {led['posts']} POST /calls, {led['created']} created, {led['numbers_posted_twice']} "
             f"numbers posted twice, {led['left_mid_dial']} left mid-dial"
         )

@@ -298,7 +298,7 @@ class OutboundCallsClient:
         return response.content
 
     def _transport_failure(self, exc: httpx2.HTTPError, *, writing: str | None = None) -> TransportError:
-        """An httpx2 failure in our tree (the caller chains it); for a write of a `writing`, whether it may have happened."""
+        """An httpx2 failure in our tree, for the caller to chain; for a write, whether it may have happened."""
         detail = self._scrub(f"{type(exc).__name__}: {exc}")
         never_sent = isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout)
         if writing is not None and never_sent:

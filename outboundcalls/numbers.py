@@ -151,7 +151,7 @@ def parse_phone(raw: str, default_region: str = "US") -> PhoneNumber:
         region=None if number_region in (None, _NON_GEOGRAPHIC_REGION, "ZZ") else number_region,
         number_type=phonenumbers.PhoneNumberType.to_string(phonenumbers.number_type(parsed)),
         national=phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL),
-        country_code=parsed.country_code,
+        country_code=country_code_of(parsed),
     )
 
 
@@ -181,7 +181,7 @@ def classify_short_number(raw: str, default_region: str = "US") -> ShortNumber |
     digits = phonenumbers.national_significant_number(parsed) if international else _digits(text)
     if len(digits) > _SHORT_SCAN_DIGITS:
         return None
-    regions = phonenumbers.region_codes_for_country_code(parsed.country_code) if international else (region,)
+    regions = phonenumbers.region_codes_for_country_code(country_code_of(parsed)) if international else (region,)
     destination = regions[0] if international else region
     for candidate in regions:
         # Prefix matching as well: in most countries 112 followed by more digits still connects.
@@ -262,6 +262,13 @@ def _international_by_00(text: str) -> ParsedNumber | None:
     except phonenumbers.NumberParseException:
         return None
     return parsed if phonenumbers.is_valid_number(parsed) else None
+
+
+def country_code_of(parsed: ParsedNumber) -> int:
+    """The country code of a number phonenumbers parsed (its type allows None, which parse() never leaves)."""
+    if parsed.country_code is None:
+        raise ValueError("a parsed phone number has no country code")
+    return parsed.country_code
 
 
 def _digits(text: str) -> str:

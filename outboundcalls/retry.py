@@ -33,7 +33,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Full-jitter delay after the given failed attempt (1-based)."""
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
         return self.random() * ceiling
 
     def next_delay(self, attempt: int, waited: float, retry_after: float | None = None) -> float | None:

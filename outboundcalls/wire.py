@@ -91,8 +91,9 @@ def unwrap_list(body: Any, plural: str) -> list[Any]:
         return body
     if isinstance(body, dict):
         for key in (plural, *_LIST_KEYS):
-            if isinstance(body.get(key), list):
-                return body[key]
+            items = body.get(key)
+            if isinstance(items, list):
+                return items
         keys = ", ".join(repr(k) for k in (plural, *_LIST_KEYS))
         raise ResponseValidationError(f"expected a list of {plural} as an array or under {keys}; none found")
     raise ResponseValidationError(f"expected a list of {plural}, got a JSON {_kind(body)}")
@@ -103,8 +104,9 @@ def unwrap_one(body: Any, singular: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ResponseValidationError(f"expected a {singular} object, got a JSON {_kind(body)}")
     for key in (singular, *_ONE_KEYS):
-        if isinstance(body.get(key), dict):
-            return body[key]
+        inner = body.get(key)
+        if isinstance(inner, dict):
+            return inner
     return body
 
 

@@ -1,4 +1,4 @@
-"""`python -m outboundcalls_mcp.server`: the console script's entry point; it also runs as a file (the bundle's entry_point)."""
+"""`python -m outboundcalls_mcp.server`: the console script, also run as a file (the bundle's entry_point)."""
 
 import sys
 

@@ -58,8 +58,9 @@ def summarize(entry: AuditEntry) -> str:
         detail.setdefault("intent", entry.intent_id)
     if "question" in detail:
         detail["question"] = "shown"  # the full text is in --json
-    if isinstance(detail.get("rules"), list):
-        detail["rules"] = ",".join(str(rule) for rule in detail["rules"])  # type: ignore[arg-type]
+    rules = detail.get("rules")
+    if isinstance(rules, list):
+        detail["rules"] = ",".join(str(rule) for rule in rules)
     parts = [f"{key}={_plain(value)}" for key, value in detail.items() if value is not None]
     text = " ".join(parts)
     return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 1] + "…"

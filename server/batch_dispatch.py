@@ -13,6 +13,8 @@ import secrets
 from collections.abc import Sequence
 from typing import Final
 
+from pydantic import JsonValue
+
 from outboundcalls.display import one_line
 from outboundcalls.numbers import e164_or_none
 from outboundcalls_mcp.server import dispatch_text as text
@@ -203,7 +205,7 @@ class BatchDispatchService:
         )
 
     async def _use(self, consent: ConsentRecord, use: ConsentAnswer, answer: Answer) -> BatchResult:
-        """Use the consent once: a no is recorded; a yes dials each agreed destination; a replay gets the first outcome."""
+        """Use the consent once: a no is recorded, a yes dials each agreed destination, a replay sees the first."""
         svc = self.service
         if consent.state == "used":
             await svc.ledger.append_audit(
@@ -330,7 +332,7 @@ class BatchDispatchService:
             )
             for position, d in enumerate(plan.destinations)
         ]
-        audit = {} if era is None else {"era": era}
+        audit: dict[str, JsonValue] = {} if era is None else {"era": era}
         consent_id = new_consent_id()
         consent = NewConsent(
             consent_id=consent_id, kind="batch", mode="token" if token else "elicit", agent_id=plan.args.agent_id,

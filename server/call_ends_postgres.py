@@ -42,7 +42,7 @@ def channel_of(schema: str) -> str:
 
 
 class PostgresCallEnds:
-    """The call-end store of replicas sharing a database, with the LISTEN loop that tells this one of the others' ends."""
+    """The call-end store of replicas sharing a database, and the LISTEN loop that hears the others' ends."""
 
     def __init__(self, url: str, schema: str, location: str) -> None:
         self._url = url
@@ -76,7 +76,7 @@ class PostgresCallEnds:
         self._pool = pool
 
     async def record(self, call: CallDetail, *, event: str | None, received_at: datetime) -> None:
-        """Store (or replace) the end of one call and tell every replica, in one transaction; ConnectionError if unreachable."""
+        """Store a call's end and tell every replica, in one transaction (ConnectionError if unreachable)."""
         from psycopg.types.json import Jsonb
 
         async with self._connection() as conn, conn.transaction():
@@ -135,7 +135,7 @@ class PostgresCallEnds:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
-        """A pooled connection; a database that cannot be reached is a ConnectionError (an OSError), as a file's would be."""
+        """A pooled connection; an unreachable database is a ConnectionError (an OSError), as a file's would be."""
         import psycopg
         from psycopg_pool import PoolTimeout
 

@@ -227,7 +227,7 @@ class CallEvents:
         await self._ended_here(call)
 
     async def call_ended(self, call: CallDetail) -> None:
-        """A call is known to have ended: wake its waiters and notify subscribers (every replica's), the first time only."""
+        """A call is known to have ended: wake its waiters, tell subscribers (every replica's), the first time only."""
         if not call.is_terminal:
             return
         if call.id not in self._ended and not isinstance(self.store, CallEndStore):

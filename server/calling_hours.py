@@ -133,7 +133,7 @@ def destination_zones(number: PhoneNumber, default_region: str) -> DestinationZo
             zone = CAPITAL_ZONES[default_region]
             note = f"{number.e164} has no geographic area; checked the default region {default_region}'s zone {zone}"
             return DestinationZones(zones=(zone,), fallback=True, note=note)
-    if number.region in CAPITAL_ZONES:
+    if number.region is not None and number.region in CAPITAL_ZONES:
         zone = CAPITAL_ZONES[number.region]
         note = f"{number.e164} has no geographic area; checked the zone of {number.region}'s capital, {zone}"
         return DestinationZones(zones=(zone,), fallback=True, note=note)

@@ -140,7 +140,7 @@ def _serve_stdio(settings: Settings) -> int:
 
 
 def _exit_naming(error: BaseException) -> NoReturn:
-    """End the process now with a one-line configuration error (a live process on the state directory has another policy)."""
+    """Exit with a one-line configuration error (a live process on the state directory has another policy)."""
     print(f"outboundcalls-mcp: configuration error: {error}", file=sys.stderr, flush=True)
     # The SDK's stdio transport is already reading stdin in a worker thread that only a line or the
     # end of input releases: a normal exit would wait for the host to close stdin.

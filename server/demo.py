@@ -86,7 +86,8 @@ async def _session(state_dir: Path) -> None:
         balance = _data(await client.call_tool("get_balance", {}), "get_balance")
         enough = "enough to dispatch" if balance["can_dispatch"] else "NOT enough to dispatch"
         _say(
-            f"\n2. get_balance: {balance['credits']:g} credits ({enough}: a call needs {balance['minimum_credits']:g}); "
+            f"\n2. get_balance: {balance['credits']:g} credits "
+            f"({enough}: a call needs {balance['minimum_credits']:g}); "
             f"sandbox: {'yes' if balance['sandbox'] else 'NO'}."
         )
 
@@ -110,15 +111,15 @@ async def _session(state_dir: Path) -> None:
         _say("jumps ahead whenever the server waits, so the call's minute passes at once.", 3)
         last: list[str] = []
 
-        async def progress(done: float, total: float | None, message: str | None) -> None:
+        async def show_progress(progress: float, total: float | None, message: str | None) -> None:
             status = (message or "").rpartition(": ")[2]
             if status and status not in last:
                 last.append(status)
-                _say(f"{done:5.0f} s  {status}", 3)
+                _say(f"{progress:5.0f} s  {status}", 3)
 
         waited = _data(
             await client.call_tool(
-                "wait_for_call", {"call_id": call["id"], "timeout_seconds": 120}, progress_callback=progress
+                "wait_for_call", {"call_id": call["id"], "timeout_seconds": 120}, progress_callback=show_progress
             ),
             "wait_for_call",
         )

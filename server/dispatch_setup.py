@@ -1,4 +1,4 @@
-"""Safe dispatch for a server's lifespan: the ledger joined, stopped dials reconciled, the lease kept, orphans settled."""
+"""Safe dispatch for a lifespan: the ledger joined, stopped dials reconciled, the lease kept, orphans settled."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Health for a load balancer over HTTP: /healthz (the process serves) and /readyz (its ledger and policy lease are good).
+"""Health for a load balancer: /healthz (the process serves) and /readyz (its ledger and policy lease are good).
 
 Both are served beside /mcp, outside the bearer token (a balancer's probe carries none), and say
 nothing a stranger could use: a status word and, when not ready, which of the two is not.

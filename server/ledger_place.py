@@ -1,4 +1,4 @@
-"""Where the ledger lives: PostgreSQL when OUTBOUNDCALLS_DATABASE_URL is set (replicas share it), else SQLite in the state directory."""
+"""Where the ledger lives: PostgreSQL at OUTBOUNDCALLS_DATABASE_URL, shared by replicas; else SQLite in state_dir."""
 
 from __future__ import annotations
 

@@ -497,7 +497,8 @@ class SqlLedger:
             "mode, estimate_per_minute, estimate_per_call, state, refused_rules, decided_at, finished_at, claimed_by) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (intent_id, request.consent_id, request.position, target.agent_id, target.to_number, target.phone_number_id,
-             target.contact_id, request.mode, request.estimate_per_minute, estimate_per_call(request.estimate_per_minute),
+             target.contact_id, request.mode, request.estimate_per_minute,
+             estimate_per_call(request.estimate_per_minute),
              state, refused, at, at if state == "refused" else None, self.holder_id),
         )  # fmt: skip
         return await _intent(tx, intent_id)

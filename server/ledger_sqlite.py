@@ -128,7 +128,7 @@ class _SqliteTx:
 
 
 def _run_to_completion(coroutine: Coroutine[Any, Any, _T]) -> _T:
-    """Run a transaction's coroutine to its end in this thread; it may await only its statements, which never suspend."""
+    """Run a transaction's coroutine to its end in this thread; it awaits only its statements, which never suspend."""
     try:
         coroutine.send(None)
     except StopIteration as done:

@@ -48,7 +48,7 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__()
         self._pinned = None
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return self._pinned if self._pinned is not None else sys.stderr
 

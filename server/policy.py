@@ -374,7 +374,8 @@ class DispatchPolicy:
             refusals.append(
                 _refusal(
                     "cooldown",
-                    f"{number.e164} was dialed {ago} minutes ago; the cooldown is {self.redial_cooldown_minutes} minutes",
+                    f"{number.e164} was dialed {ago} minutes ago; "
+                    f"the cooldown is {self.redial_cooldown_minutes} minutes",
                     f"The same number is not dialed again until {again:%Y-%m-%d %H:%M} UTC. "
                     "Only the owner can shorten the cooldown, in the setting.",
                 )

@@ -79,7 +79,7 @@ def _unknown_arguments(tool: str, arguments: Mapping[str, Any], takes: frozenset
 
 
 class OutboundCallsServer(MCPServer[Any]):
-    """MCPServer that refuses unknown tool arguments, says SDK-worded refusals as a person reads them, and lists lean schemas."""
+    """MCPServer that refuses unknown tool arguments, words SDK refusals for a person, and lists lean schemas."""
 
     def __init__(self, name: str, *, tools: Sequence[Tool], **settings: Any) -> None:
         super().__init__(name, tools=list(tools), **settings)
@@ -135,7 +135,7 @@ def serve_legacy_subscriptions(
     subscribe: Callable[[str, Any], None],
     unsubscribe: Callable[[str, Any], None],
 ) -> None:
-    """Serve handshake-era resources/subscribe and unsubscribe for `outboundcalls://` URIs (subscribe may raise OverflowError)."""
+    """Serve handshake-era resources/subscribe and unsubscribe for `outboundcalls://` URIs (may raise OverflowError)."""
 
     async def on_subscribe(
         ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams

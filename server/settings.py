@@ -231,7 +231,8 @@ class Settings(BaseModel):
             ]
             if missing:
                 raise ValueError(
-                    f"OUTBOUNDCALLS_CONFIRM=none dials without asking anyone, so it needs explicit daily caps: set {' and '.join(missing)}"
+                    "OUTBOUNDCALLS_CONFIRM=none dials without asking anyone, so it needs explicit daily caps: "
+                    f"set {' and '.join(missing)}"
                 )
         return self
 

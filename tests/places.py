@@ -29,7 +29,7 @@ def configured_database_url() -> str | None:
 
 @dataclass(frozen=True)
 class LedgerPlace:
-    """A ledger's place: SQLite in state_dir, or PostgreSQL in `schema` of the test database (state_dir still holds files)."""
+    """A ledger's place: SQLite in state_dir, or PostgreSQL in `schema` of the test database (state_dir holds files)."""
 
     backend: Literal["sqlite", "postgres"]
     state_dir: Path

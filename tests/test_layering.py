@@ -1,4 +1,4 @@
-"""The design card's rules, checked on the source: layers point one way, no import cycles, public SDK names only, env read in one place."""
+"""The design card's rules on the source: layers one way, no cycles, public SDK names only, env read in one place."""
 
 from __future__ import annotations
 

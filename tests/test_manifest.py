@@ -1,4 +1,4 @@
-"""manifest.json (the MCP Bundle manifest) against the code: user_config maps onto the settings, the tools onto the server."""
+"""manifest.json (the MCP Bundle manifest) against the code: user_config onto settings, the tools onto the server."""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ def register_completions(mcp: MCPServer[Any], open_deps: OpenDeps) -> None:
     # The SDK calls a completion handler without a request context: the API client is the open lifespan's.
     cache = AccountIds()
 
-    @mcp.completion()
+    @mcp.completion()  # type: ignore[untyped-decorator, no-untyped-call]  # the SDK leaves completion() unannotated
     async def complete(
         ref: types.PromptReference | types.ResourceTemplateReference,
         argument: types.CompletionArgument,

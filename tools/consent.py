@@ -58,20 +58,21 @@ TOKENS_NOT_ACCEPTED = {
 RouteKind = Literal["token", "offer_token", "unattended", "ask"]
 ArgsT = TypeVar("ArgsT", contravariant=True)
 PlanT = TypeVar("PlanT")
+PreparedT = TypeVar("PreparedT", contravariant=True)
 
 
-class ConsentService(Protocol[ArgsT, PlanT]):
+class ConsentService(Protocol[ArgsT, PreparedT]):
     """What deciding a route needs of a dispatch service (tools.contracts' Dispatcher and BatchDispatcher)."""
 
     async def consent_for_answer(self, args: ArgsT, answer_key: str) -> ConsentTicket | None: ...
 
-    async def open_question(self, prepared: PlanT, *, era: str) -> ConsentTicket: ...
+    async def open_question(self, prepared: PreparedT, *, era: str) -> ConsentTicket: ...
 
-    async def refuse(self, prepared: PlanT, reason: str) -> None: ...
+    async def refuse(self, prepared: PreparedT, reason: str) -> None: ...
 
 
 class Route(BaseModel, Generic[PlanT]):
-    """How this call's consent is obtained (a token, a preview to confirm, nobody, or a question), with what was prepared."""
+    """How this call's consent is obtained (token, preview to confirm, nobody, question), with what was prepared."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -135,7 +136,7 @@ async def decide_route(
     prepare: Callable[[ArgsT], Awaitable[PlanT]],
     anything_to_ask: Callable[[PlanT], bool] = lambda _: True,
 ) -> Route[PlanT]:
-    """The route for one dispatch tool call; pre-flight (`prepare`) runs first, so a refused dispatch is never asked about."""
+    """The route for one dispatch tool call; pre-flight (`prepare`) first, so nobody is asked about a refused one."""
     route = route_for(ctx, token_given=token_given)
     if route == "token":
         return Route(kind="token")

@@ -1,4 +1,4 @@
-"""What a tool needs from the server: `ToolDeps`, built once per lifespan by server/app.py (tools never import server)."""
+"""What a tool needs from the server: `ToolDeps`, built once per lifespan by server/app.py (tools never import it)."""
 
 from __future__ import annotations
 

@@ -58,7 +58,8 @@ def describe_upstream_error(
             # No id was given, so a 404 means the address is wrong, not the arguments.
             return (
                 "The API answered 404 (not found) for a request that names no id: the API address "
-                "(OUTBOUNDCALLS_BASE_URL) may be wrong or the service is misrouting. Try again; report it if it persists."
+                "(OUTBOUNDCALLS_BASE_URL) may be wrong or the service is misrouting. "
+                "Try again; report it if it persists."
             )
         return (
             f"{subject} was not found (404), or belongs to another account. Check the id with the matching list_* tool."
@@ -84,7 +85,10 @@ def describe_upstream_error(
         return f"Could not reach the OutboundCalls API ({exc}). Nothing was changed; try again shortly."
     if isinstance(exc, TransportError):
         # Only reads get here (a broken write is OutcomeUnknownError), so nothing changed upstream.
-        return f"The connection to the OutboundCalls API broke before an answer came ({exc}). Nothing was changed; try again shortly."
+        return (
+            f"The connection to the OutboundCalls API broke before an answer came ({exc}). "
+            "Nothing was changed; try again shortly."
+        )
     if isinstance(exc, ResponseValidationError):
         if after_write:
             return (

@@ -19,7 +19,8 @@ PURPOSES: Final[dict[str, dict[str, Any]]] = {
         "positive": [
             (
                 "agent",
-                "Hi {name}, this is {agent} calling from {company}. I'm calling about your appointment on {day} at {time}.",
+                "Hi {name}, this is {agent} calling from {company}. "
+                "I'm calling about your appointment on {day} at {time}.",
             ),
             ("user", "Oh hi, yes, I remember."),
             ("agent", "Great. Can you confirm you'll be able to make it?"),
@@ -42,7 +43,8 @@ PURPOSES: Final[dict[str, dict[str, Any]]] = {
         "positive": [
             (
                 "agent",
-                "Hello {name}, this is {agent} with {company}. You asked about solar panels on our website. Is now a good time?",
+                "Hello {name}, this is {agent} with {company}. "
+                "You asked about solar panels on our website. Is now a good time?",
             ),
             ("user", "Sure, I have a few minutes."),
             ("agent", "Do you own your home, and roughly how much is your monthly electricity bill?"),
@@ -64,7 +66,8 @@ PURPOSES: Final[dict[str, dict[str, Any]]] = {
         "positive": [
             (
                 "agent",
-                "Hi {name}, I'm {agent}, calling from {company} for a one-minute survey about your recent installation.",
+                "Hi {name}, I'm {agent}, calling from {company} "
+                "for a one-minute survey about your recent installation.",
             ),
             ("user", "Okay, go ahead."),
             ("agent", "On a scale of one to five, how satisfied were you with the installation?"),
@@ -218,10 +221,12 @@ def long_survey(*, agent: str, contact_name: str, duration_seconds: float, turns
         lines.append(("agent", f"Part {part}, question {round_number % len(_SURVEY) + 1}: {question}"))
         lines.append(("user", answer))
         round_number += 1
-    lines = lines[: turns - 1] + [("agent", f"That's everything, {name}. Thank you so much for your time!")]
+    lines = [*lines[: turns - 1], ("agent", f"That's everything, {name}. Thank you so much for your time!")]
     return Conversation(
         transcript=_timed(lines, duration_seconds),
-        summary=f"{contact_name} completed the full annual survey ({round_number} answers); likely to recommend (7/10).",
+        summary=(
+            f"{contact_name} completed the full annual survey ({round_number} answers); likely to recommend (7/10)."
+        ),
         sentiment="positive",
         extracted_data={"surveyCompleted": True, "npsScore": 7, "answers": round_number, "interestedInFibre": True},
     )

@@ -264,19 +264,19 @@ def build_state(*, seed: int, now: datetime, credits: float) -> tuple[SandboxSta
     for index, status in enumerate(statuses):
         created_at = now - timedelta(minutes=45 + index * 125 + rng.randint(0, 40))
         if index in campaign_slots:
-            contact: ContactRecord | None = contacts[campaign_slots[index]]
+            callee: ContactRecord | None = contacts[campaign_slots[index]]
             agent, campaign_id = agents[0], campaign.id
         else:
-            contact = rng.choice(contacts) if rng.random() < 0.5 else None
+            callee = rng.choice(contacts) if rng.random() < 0.5 else None
             agent, campaign_id = rng.choice(callers), None
         if index == 7:
-            contact, agent = contacts[0], agents[2]
-        to_number = contact.phone if contact is not None else _phone(rng, 100 + index)
+            callee, agent = contacts[0], agents[2]
+        to_number = callee.phone if callee is not None else _phone(rng, 100 + index)
         call = _history_call(
             state,
             rng,
             agent=agent,
-            contact=contact,
+            contact=callee,
             to_number=to_number,
             status=status,
             created_at=created_at,

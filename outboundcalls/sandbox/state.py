@@ -8,6 +8,7 @@ from collections import deque
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from ..numbers import country_code_of
 from ..pricing import MINIMUM_BALANCE_CREDITS, credits_for_call, estimate_credits_per_minute
 from .conversations import converse
 from .lifecycle import TERMINAL_STATUSES, CallScript, plan_call
@@ -48,7 +49,7 @@ def destination_region(e164: str) -> str | None:
         return None
     region = phonenumbers.region_code_for_number(number)
     if region in (None, "ZZ", "001"):
-        region = phonenumbers.region_code_for_country_code(number.country_code)
+        region = phonenumbers.region_code_for_country_code(country_code_of(number))
     return None if region in (None, "ZZ", "001") else region
 
 

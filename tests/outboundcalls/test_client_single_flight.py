@@ -106,7 +106,7 @@ async def _call(
     *,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run one call, keeping its result or client error; started() comes first so the call is made before start returns."""
+    """Run one call, keeping its result or client error; started() first, so the call is made before start returns."""
     task_status.started()
     with scope or anyio.CancelScope():
         try:

@@ -204,7 +204,8 @@ def test_undecodable_body_says_what_was_wrong(body: bytes, reason: str) -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        b'{"a": [1, 2.5, -0, 1e400, "\\u00e9\\ud83d\\ude00", null, true], "b": {"c": "x"}, "a2": 123456789012345678901}',
+        b'{"a": [1, 2.5, -0, 1e400, "\\u00e9\\ud83d\\ude00", null, true], "b": {"c": "x"}, '
+        b'"a2": 123456789012345678901}',
         b"\xef\xbb\xbf" + b'{"id": "with a byte-order mark"}',  # refused by the fast parser, taken by json.loads
         b'{"lone": "\\ud800"}',  # likewise
         b'  {"spaced": NaN}  ',

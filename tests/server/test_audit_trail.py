@@ -1,4 +1,4 @@
-"""The audit trail: every preview, question, answer, refusal, dial, outcome and charge, readable by assistant and owner."""
+"""The audit trail: every preview, question, answer, refusal, dial, outcome and charge, for assistant and owner."""
 
 from __future__ import annotations
 

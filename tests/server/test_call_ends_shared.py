@@ -1,4 +1,4 @@
-"""Replicas on one PostgreSQL: a call's end learned by any of them wakes the waits and tells the subscribers of every one."""
+"""Replicas on one PostgreSQL: a call's end learned by any wakes the waits and tells the subscribers of every one."""
 
 from __future__ import annotations
 

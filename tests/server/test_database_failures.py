@@ -1,4 +1,4 @@
-"""When the shared database goes away: a tool that needs it says so and dials nothing, reads go on, and it comes back by itself."""
+"""When the shared database goes away: what needs it says so and dials nothing, reads go on, and it comes back."""
 
 from __future__ import annotations
 

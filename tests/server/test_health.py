@@ -1,4 +1,4 @@
-"""Health for a load balancer: /healthz while the process serves, /readyz while its ledger answers and its lease holds."""
+"""Health for a load balancer: /healthz while the process serves, /readyz while its ledger answers and lease holds."""
 
 from __future__ import annotations
 

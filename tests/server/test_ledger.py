@@ -374,8 +374,8 @@ async def test_usage_counts_dials_that_may_have_reached_the_vendor_in_the_last_2
     await ledger.record_outcome(intent_of(failed).intent_id, FailedOutcome(status=400, message="bad"), now=now)
     refused_at = somewhere()
     question = await single_consent(ledger, refused_at, token=None, now=now)
-    refused = await ledger.decide(dial(refused_at, consent=question, use=form_use(question, refused_at)), refuse("hours"),
-                                  clock=Clock(now))  # fmt: skip
+    request = dial(refused_at, consent=question, use=form_use(question, refused_at))
+    refused = await ledger.decide(request, refuse("hours"), clock=Clock(now))
     assert refused.intent is not None and refused.intent.state == "refused"
     await single_consent(ledger, somewhere(), token=new_token(), now=now)  # shown, never confirmed
     usage = await ledger.usage(None, now=now)
@@ -701,7 +701,8 @@ def test_stored_times_round_trip_exactly_as_fixed_width_utc(moment: datetime) ->
 
 def test_reading_stored_times_never_loads_strptime() -> None:
     code = (
-        "import sys; from outboundcalls_mcp.server.ledger_sqlite import from_db; from_db('2026-01-02T03:04:05.678901Z'); "
+        "import sys; from outboundcalls_mcp.server.ledger_sqlite import from_db; "
+        "from_db('2026-01-02T03:04:05.678901Z'); "
         "assert '_strptime' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

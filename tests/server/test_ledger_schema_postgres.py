@@ -1,4 +1,4 @@
-"""The PostgreSQL ledger's schema: made on first start, by one replica however many start at once; a newer one refused."""
+"""The PostgreSQL ledger's schema: made on first start, by one replica however many start at once; newer refused."""
 
 from __future__ import annotations
 

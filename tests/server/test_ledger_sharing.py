@@ -113,8 +113,9 @@ class Racers:
     def start(self) -> list[subprocess.Popen[str]]:
         if not self.processes:
             self.processes = [
-                subprocess.Popen([sys.executable, "-c", RACER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                 cwd=REPO)
+                subprocess.Popen(
+                    [sys.executable, "-c", RACER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO
+                )
                 for _ in range(self.count)
             ]  # fmt: skip
         return self.processes
@@ -257,8 +258,8 @@ async def test_identical_questions_asked_at_once_on_two_connections_are_one_ques
     ids: list[str] = []
 
     async def ask(ledger: SqlLedger) -> None:
-        record = await ledger.open_consent(single_consent_of(ARGS, mode="elicit"), now=T0, expires_at=T0 + timedelta(minutes=5),
-                                           token=None)  # fmt: skip
+        consent = single_consent_of(ARGS, mode="elicit")
+        record = await ledger.open_consent(consent, now=T0, expires_at=T0 + timedelta(minutes=5), token=None)
         ids.append(record.consent_id)
 
     async with anyio.create_task_group() as group:

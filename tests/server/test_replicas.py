@@ -241,7 +241,7 @@ async def test_connections_cut_mid_run_lose_nothing_and_dial_nothing_twice(
 def check_nothing_lost_nor_twice(
     shared: SharedSandbox, place: LedgerPlace, results: list[types.CallToolResult]
 ) -> None:
-    """No number dialed twice, no claim left dialing, every created call one dialed intent, every reported one among them."""
+    """No number dialed twice, no claim left dialing, each created call one dialed intent, each reported one of them."""
     posted = shared.posted_numbers()
     assert len(posted) == len(set(posted)), posted
     intents = LedgerFile.read(place).intents

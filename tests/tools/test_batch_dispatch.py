@@ -151,6 +151,6 @@ async def test_a_batch_with_every_destination_refused_asks_nothing_and_dials_not
 async def test_a_batch_over_the_owners_limit_is_refused_before_anything_is_read(tmp_path: Path, mode: str) -> None:
     rig = make_rig(tmp_path, max_batch=3)
     async with connected(rig, mode, elicitation_callback=Person()) as client:
-        result = await client.call_tool("dispatch_calls", _args(rig, DIALABLE + ["+16175550100"]))
+        result = await client.call_tool("dispatch_calls", _args(rig, [*DIALABLE, "+16175550100"]))
     assert result.is_error and "OUTBOUNDCALLS_MAX_BATCH" in result.content[0].text  # type: ignore[union-attr]
     assert rig.sandbox.requests == []

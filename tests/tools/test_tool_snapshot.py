@@ -1,4 +1,4 @@
-"""What the assistant sees of every tool, pinned: a change to a name, description, schema or annotation is a reviewed change.
+"""What the assistant sees of every tool, pinned: a change to a name, description, schema or annotation is reviewed.
 
 The snapshot is tests/tools/snapshots/tools.json. After an intended change, regenerate it with
 `UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/tools/test_tool_snapshot.py`, then review

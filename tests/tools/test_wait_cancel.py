@@ -1,4 +1,4 @@
-"""Waiting on calls: cancellation stops the server's wait at once, progress per call, and the timeout is a hard bound."""
+"""Waiting on calls: cancellation stops the server's wait at once, progress per call, the timeout a hard bound."""
 
 from __future__ import annotations
 
