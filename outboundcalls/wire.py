@@ -136,7 +136,8 @@ def parse_list(model: type[ModelT], body: bytes, plural: str) -> list[ModelT]:
         # The usual shape ({"calls": [...]}) straight from the bytes into models, with no page of
         # Python dicts in between: what keeps a 200-item read within issue 18's latency budget
         # (bench/README.md).
-        return getattr(_page_of(model, plural).model_validate_json(body), plural)  # type: ignore[no-any-return]
+        items: list[ModelT] = getattr(_page_of(model, plural).model_validate_json(body), plural)
+        return items
     except ValidationError:
         pass  # another accepted shape, or a bad body: the tolerant path below says which
     items = unwrap_list(decode_json(body), plural)
@@ -149,7 +150,7 @@ def parse_list(model: type[ModelT], body: bytes, plural: str) -> list[ModelT]:
 @cache
 def _page_of(model: type[ModelT], plural: str) -> type[BaseModel]:
     """A page with the items under `plural`, other keys (pagination) ignored."""
-    fields: dict[str, Any] = {plural: (list[model], ...)}  # type: ignore[valid-type]
+    fields: dict[str, Any] = {plural: (list[model], ...)}  # type: ignore[valid-type]  # a type known at run time
     # Only keys go in pydantic-core's process-wide string cache (as in decode_json): values such
     # as ids and timestamps are seldom read twice, and a long-lived server would keep them alive.
     config = ConfigDict(extra="ignore", cache_strings="keys")
@@ -158,4 +159,4 @@ def _page_of(model: type[ModelT], plural: str) -> type[BaseModel]:
 
 @cache
 def _list_of(model: type[ModelT]) -> TypeAdapter[list[ModelT]]:
-    return TypeAdapter(list[model])  # type: ignore[valid-type]
+    return TypeAdapter(list[model])  # type: ignore[valid-type]  # a type known at run time

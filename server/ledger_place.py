@@ -16,8 +16,8 @@ async def open_ledger(settings: Settings) -> SqlLedger:
     """The ledger these settings name, opened (and, in PostgreSQL, migrated); LedgerError if it cannot be."""
     if settings.database_url is not None:
         try:
-            import psycopg  # noqa: F401
-            import psycopg_pool  # noqa: F401
+            import psycopg  # noqa: F401  # imported to learn whether the postgres extra is installed
+            import psycopg_pool  # noqa: F401  # likewise
         except ImportError:
             from outboundcalls_mcp.server.ledger import LedgerError
 

@@ -132,7 +132,8 @@ def _run_to_completion(coroutine: Coroutine[Any, Any, _T]) -> _T:
     try:
         coroutine.send(None)
     except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+        result: _T = done.value
+        return result
     coroutine.close()
     raise RuntimeError("a SQLite ledger transaction awaited something other than its own statements")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import TextIO
 
 from outboundcalls_mcp.server.settings import Settings
 
@@ -38,22 +38,24 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to sys.stderr as it is when each record is written, unless a stream was set explicitly."""
+
+    _outboundcalls = True  # how the tests tell this product's handler from a host's
 
     # Bound once to the sys.stderr of the first build_server, the handler kept writing to a stream
     # that a host or a test had since replaced and closed ("I/O operation on closed file").
 
     def __init__(self) -> None:
         super().__init__()
-        self._pinned = None
+        self._pinned: TextIO | None = None
 
     @property
-    def stream(self) -> Any:
+    def stream(self) -> TextIO:
         return self._pinned if self._pinned is not None else sys.stderr
 
     @stream.setter
-    def stream(self, value: Any) -> None:
+    def stream(self, value: TextIO) -> None:
         self._pinned = None if value is sys.stderr else value
 
 
@@ -77,10 +79,9 @@ def configure_logging(settings: Settings) -> None:
         password = urlsplit(settings.database_url.get_secret_value()).password
         secrets += [password] if password else []
     root = logging.getLogger()
-    handler = next((h for h in root.handlers if getattr(h, "_outboundcalls", False)), None)
+    handler = next((h for h in root.handlers if isinstance(h, StderrHandler)), None)
     if handler is None:
         handler = StderrHandler()
-        handler._outboundcalls = True  # type: ignore[attr-defined]
         handler.setFormatter(logging.Formatter(FORMAT))
         root.addHandler(handler)
     handler.filters = [RedactSecrets(secrets)]

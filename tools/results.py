@@ -30,7 +30,7 @@ def read_all(reader: type[M], items: Sequence[object]) -> list[M]:
 @cache
 def _list_of(model: type[M]) -> TypeAdapter[list[M]]:
     # One adapter per reader for the process: building one is the expensive part of a read.
-    return TypeAdapter(list[model])  # type: ignore[valid-type]
+    return TypeAdapter(list[model])  # type: ignore[valid-type]  # a type known at run time
 
 
 def structured(model: BaseModel) -> CallToolResult:

@@ -259,7 +259,7 @@ def test_new_contact_body_keeps_custom_field_keys_verbatim() -> None:
 
 @pytest.mark.parametrize("field", ["contact_list_id", "phone"])
 def test_new_contact_requires_non_empty_required_fields(field: str) -> None:
-    values = {"contact_list_id": "l1", "phone": "+1", field: ""}
+    values: dict[str, Any] = {"contact_list_id": "l1", "phone": "+1", field: ""}
     with pytest.raises(ValidationError):
         NewContact(**values)
 

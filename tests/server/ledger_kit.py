@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
+
+from pydantic import JsonValue
 
 from outboundcalls_mcp.server.ledger import (
     BoundArgs,
@@ -149,8 +151,10 @@ class Clock:
         return reading
 
 
-def single_consent_of(args: BoundArgs, *, mode: str, estimate: float | None = RATE, **audit: object) -> NewConsent:
-    """A single dispatch's consent to these arguments, shown as 'will be called'."""
+def single_consent_of(
+    args: BoundArgs, *, mode: str, estimate: float | None = RATE, audit: Mapping[str, JsonValue] | None = None
+) -> NewConsent:
+    """A single dispatch's consent to these arguments, shown as 'will be called', with this extra audit detail."""
     return NewConsent.model_validate(
         {
             "consent_id": new_consent_id(),
@@ -164,7 +168,7 @@ def single_consent_of(args: BoundArgs, *, mode: str, estimate: float | None = RA
                 {"position": 0, "to_number": args.to_number, "dial": True, "estimate_per_minute": estimate}
             ],
             "question": f"Call {args.to_number}?",
-            "audit": audit,
+            "audit": dict(audit or {}),
         }
     )
 
@@ -176,10 +180,10 @@ async def single_consent(
     token: str | None,
     now: datetime = T0,
     expires_at: datetime | None = None,
-    **audit: object,
+    **audit: JsonValue,
 ) -> ConsentRecord:
     """Open a single dispatch's consent: a preview with this token, or a question when the token is None."""
-    consent = single_consent_of(args, mode="elicit" if token is None else "token", **audit)
+    consent = single_consent_of(args, mode="elicit" if token is None else "token", audit=audit)
     return await ledger.open_consent(consent, now=now, expires_at=expires_at or now + TTL, token=token)
 
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import JsonValue
 
 from outboundcalls_mcp.server.ledger import AuditEntry, DialedOutcome, UnknownOutcome
 from outboundcalls_mcp.server.ledger_place import read_audit_trail
@@ -191,12 +192,12 @@ async def test_reading_the_audit_returns_the_most_recent_entries_up_to_the_limit
     "detail",
     [{"confirmation_token": "abc"}, {"api_key": "oc_live_x"}, {"request": {"Authorization": "Bearer x"}}],
 )
-async def test_details_that_look_like_secrets_are_refused(ledger: SqlLedger, detail: dict[str, object]) -> None:
+async def test_details_that_look_like_secrets_are_refused(ledger: SqlLedger, detail: dict[str, JsonValue]) -> None:
     with pytest.raises(ValueError, match="secret"):
-        await ledger.append_audit("answer", at=T0, detail=detail)  # type: ignore[arg-type]
+        await ledger.append_audit("answer", at=T0, detail=detail)
     with pytest.raises(ValueError, match="secret"):
         await ledger.open_consent(
-            single_consent_of(ARGS, mode="elicit", **detail), now=T0, expires_at=EXPIRES, token=None
+            single_consent_of(ARGS, mode="elicit", audit=detail), now=T0, expires_at=EXPIRES, token=None
         )
     assert await ledger.recent_audit() == []
     assert await ledger.consent_for_answer(ARGS.binding(), answer_key="round_1", now=T0) is None

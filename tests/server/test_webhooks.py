@@ -110,10 +110,10 @@ async def hook(tmp_path: Path) -> AsyncIterator[HookRig]:
 async def test_a_webhook_ends_a_wait_at_once_with_no_further_get(hook: HookRig, mode: str) -> None:
     call_id = await _place_call(hook.sandbox)
     outcome: dict[str, Any] = {}
-    progress: list[str | None] = []
+    messages: list[str | None] = []
 
-    async def on_progress(done: float, total: float | None, message: str | None) -> None:
-        progress.append(message)
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message)
 
     async with Client(hook.server, mode=mode) as client:
         async with anyio.create_task_group() as group:
@@ -135,7 +135,7 @@ async def test_a_webhook_ends_a_wait_at_once_with_no_further_get(hook: HookRig, 
     assert result.structured_content["timed_out"] is False
     assert result.structured_content["call"]["status"] == "completed"
     assert result.structured_content["call"]["duration_s"] == 40
-    assert progress[0] == f"{call_id}: queued" and progress[-1] == f"{call_id}: completed"
+    assert messages[0] == f"{call_id}: queued" and messages[-1] == f"{call_id}: completed"
 
 
 async def test_a_received_call_end_is_stored_in_the_state_directory(hook: HookRig) -> None:

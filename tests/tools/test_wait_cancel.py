@@ -74,7 +74,7 @@ async def test_wait_for_calls_reports_each_call_as_it_ends_and_returns_when_all_
     messages: list[str | None] = []
     totals: set[float | None] = set()
 
-    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         messages.append(message)
         totals.add(total)
 
