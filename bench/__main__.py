@@ -16,9 +16,9 @@ from bench.http_table import HttpSide, http_table
 from bench.inside import InsideFigures, measure_inside
 from bench.peers import find_peers, measure_peer_startups
 from bench.report import Row, Table, latency_row, served_read_row, spread_row
-from bench.startup import LEGACY, MODERN, measure_startup
+from bench.startup import measure_startup
 from bench.stats import paired_ratio, percentile, ratio
-from bench.stdio_rpc import StdioServer, child_env
+from bench.stdio_rpc import LEGACY, MODERN, StdioServer, child_env
 from bench.tool_calls import RunFigures, measure_tool_calls
 from bench.upstream import Upstream
 
@@ -344,6 +344,11 @@ def _listing_table(listing) -> str:
     return "\n".join(lines)
 
 
+def _peer_side(argv: list[str], env: dict[str, str]) -> Callable[[], StdioServer]:
+    """A peer's side of the startup race: a fresh server with this command and these extra variables."""
+    return lambda: StdioServer(argv, env=child_env(env))
+
+
 def _peers_table(ours: Callable[[str], StdioServer], floor: Callable[[str], StdioServer], rounds: int) -> str:
     sides: dict[str, Callable[[], StdioServer]] = {"ours": lambda: ours(LEGACY), "floor": lambda: floor(LEGACY)}
     notes = []
@@ -351,7 +356,7 @@ def _peers_table(ours: Callable[[str], StdioServer], floor: Callable[[str], Stdi
         if peer.argv is None:
             notes.append(f"- {peer.name} skipped: {peer.missing}")
         else:
-            sides[peer.name] = lambda peer=peer: StdioServer(peer.argv, env=child_env(peer.env))
+            sides[peer.name] = _peer_side(peer.argv, peer.env)
     measured = measure_peer_startups(sides, rounds, progress=_progress)
     ours50 = percentile(measured["ours"].times_ms, 50)
     lines = [

@@ -29,10 +29,10 @@ def measure_inside(
             [sys.executable, "-m", "bench.inside_server"], env={**env, "BENCH_INSIDE_OUT": str(out)}, cwd=cwd
         )
         with server:
-            server.handshake().result  # noqa: B018
+            server.handshake().result  # noqa: B018  # raises on a JSON-RPC error
             for _ in range(repeat):
                 for name, arguments in calls:
-                    server.call_tool(name, arguments).result  # noqa: B018
+                    server.call_tool(name, arguments).result  # noqa: B018  # raises on a JSON-RPC error
         timings: dict[str, list[list[float]]] = json.loads(out.read_text())
     figures: InsideFigures = {}
     for label, samples in timings.items():

@@ -13,9 +13,9 @@ import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from mcp.server.mcpserver.tools.base import Tool
 
@@ -24,13 +24,16 @@ from outboundcalls.client import OutboundCallsClient
 _in_request: ContextVar[list[float] | None] = ContextVar("bench_upstream_ms", default=None)
 _timings: dict[str, list[tuple[float, float]]] = {}  # tool -> (tool ms, upstream ms)
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 def _label(name: str, arguments: dict[str, Any]) -> str:
     """The tool's name, with the list size when there is one (as the report tells them apart)."""
     return f"{name} ({arguments['limit']})" if "limit" in arguments else name
 
 
-def _timed_tool(run: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def _timed_tool(run: Callable[..., Awaitable[Any]]) -> Callable[..., Coroutine[Any, Any, Any]]:
     @functools.wraps(run)
     async def wrapper(self: Tool, arguments: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         label = _label(self.name, arguments)
@@ -46,9 +49,9 @@ def _timed_tool(run: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[A
     return wrapper
 
 
-def _timed_request(send: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def _timed_request(send: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     @functools.wraps(send)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         started = time.perf_counter()
         try:
             return await send(*args, **kwargs)
@@ -67,9 +70,10 @@ def _dump() -> None:
 
 def main() -> int:
     """Install the timers and run the ordinary command line."""
-    Tool.run = _timed_tool(Tool.run)  # type: ignore[method-assign]
-    OutboundCallsClient._get = _timed_request(OutboundCallsClient._get)  # type: ignore[method-assign]
-    OutboundCallsClient._post = _timed_request(OutboundCallsClient._post)  # type: ignore[method-assign]
+    get, post = OutboundCallsClient._get, OutboundCallsClient._post
+    Tool.run = _timed_tool(Tool.run)  # type: ignore[method-assign]  # timers patched in on purpose
+    OutboundCallsClient._get = _timed_request(get)  # type: ignore[method-assign]  # timers patched in on purpose
+    OutboundCallsClient._post = _timed_request(post)  # type: ignore[method-assign]  # timers patched in on purpose
     atexit.register(_dump)
     from outboundcalls_mcp.server.cli import main as cli_main
 

@@ -268,7 +268,7 @@ def ledger_rows(state_dir: Path, database: tuple[str, str] | None) -> list[tuple
 
         url, schema = database
         with psycopg.connect(url) as conn:
-            return [tuple(row) for row in conn.execute(f"SELECT to_number, state, call_id FROM {schema}.intents")]  # type: ignore[misc]
+            return [tuple(row) for row in conn.execute(f"SELECT to_number, state, call_id FROM {schema}.intents")]
     with closing(sqlite3.connect(f"file:{state_dir / 'ledger.sqlite3'}?mode=ro", uri=True)) as conn:
         return conn.execute("SELECT to_number, state, call_id FROM intents").fetchall()
 

@@ -90,7 +90,7 @@ def spawn_once(server: StdioServer) -> tuple[float, float, float, float, list[di
     """(spawn -> handshake answer, spawn -> tools/list answer, CPU until then) in ms, peak RSS, and the tools."""
     with server:
         first = server.handshake()
-        first.result  # noqa: B018 - raises on a JSON-RPC error
+        first.result  # noqa: B018  # raises on a JSON-RPC error
         listed = server.request("tools/list")
         cpu = cpu_ms(server.pid)
         rss = peak_rss_mib(server.pid) or 0.0

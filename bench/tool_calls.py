@@ -166,8 +166,8 @@ def measure_tool_calls(
     preview = CallFigures("dispatch_call preview")
     confirm = CallFigures("dispatch_call confirmed")
     for server in (ours, floor, *([floor_read] if floor_read else [])):
-        server.handshake().result  # noqa: B018
-        server.request("tools/list").result  # noqa: B018
+        server.handshake().result  # noqa: B018  # raises on a JSON-RPC error
+        server.request("tools/list").result  # noqa: B018  # raises on a JSON-RPC error
     # What a host waits for on its first call of each kind: the work left out of start-up (the HTTP
     # stack, number metadata, validators built on first use) is paid here, once per process.
     echo.first_ms = floor.call_tool(ECHO, {"text": "hello"}).seconds * 1000

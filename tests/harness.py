@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import mcp_types as types
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
@@ -20,6 +21,8 @@ from outboundcalls_mcp.server.settings import Settings
 from tests.places import LedgerPlace
 
 ElicitationCallback = Callable[..., Awaitable[Any]]
+# What a person can answer to a question, as mcp_types.ElicitResult spells it.
+ElicitAction = Literal["accept", "decline", "cancel"]
 
 # Noon in New York, so that US numbers are inside the default calling hours.
 NOON_NEW_YORK = "2026-11-30T17:00:00+00:00"
@@ -64,6 +67,13 @@ def make_rig(state_dir: Path | LedgerPlace, *, sandbox: Sandbox | None = None, *
     retry = RetryPolicy(sleep=sleep, random=lambda: 1.0)
     server = build_server(settings, transport=sb.transport(), now=sb.clock.now, sleep=sleep, retry=retry)
     return Rig(sandbox=sb, settings=settings, server=server)
+
+
+def first_text(result: types.CallToolResult) -> str:
+    """The text of a tool result's first content block, which must be text."""
+    block = result.content[0]
+    assert isinstance(block, types.TextContent), block
+    return block.text
 
 
 @asynccontextmanager

@@ -13,6 +13,7 @@ import logging
 import secrets
 import string
 import traceback
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -81,7 +82,7 @@ async def test_client_exceptions_under_every_fault_never_carry_the_key() -> None
     seen: list[str] = []
     async with OutboundCallsClient(KEY, base_url=SANDBOX_BASE_URL, transport=sandbox.transport(), retry=retry) as api:
         seen.append(repr(api))
-        calls = [
+        calls: list[Callable[[], Awaitable[object]]] = [
             api.get_account, api.list_calls, api.list_agents, api.list_contacts,
             lambda: api.get_call(ids.completed_call_id), lambda: api.get_agent(ids.deployed_agent_id),
             lambda: api.get_campaign(ids.campaign_id),
@@ -210,6 +211,7 @@ def test_logs_redact_the_database_url_and_its_password_quoted_apart(tmp_path: Pa
     configure_logging(make_settings(tmp_path, database_url=url, request_state_key=REQUEST_STATE_KEY))
     stream = io.StringIO()
     handler = next(h for h in logging.getLogger().handlers if getattr(h, "_outboundcalls", False))
+    assert isinstance(handler, logging.StreamHandler)
     handler.stream = stream
     try:
         logging.getLogger("outboundcalls.test").warning(

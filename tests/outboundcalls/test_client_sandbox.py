@@ -28,7 +28,7 @@ from outboundcalls import (
     RetryPolicy,
     UpstreamError,
 )
-from outboundcalls.sandbox import Fault, Sandbox
+from outboundcalls.sandbox import Fault, FaultKind, Sandbox
 from tests.outboundcalls.recorded_sleep import Sleeps
 
 pytestmark = pytest.mark.anyio
@@ -226,18 +226,18 @@ async def test_proxy_html_page_becomes_a_short_upstream_message(api: OutboundCal
 
 @pytest.mark.parametrize("kind", ["malformed", "empty", "missing_fields"])
 async def test_a_broken_2xx_body_is_a_response_validation_error(
-    api: OutboundCallsClient, sandbox: Sandbox, kind: str
+    api: OutboundCallsClient, sandbox: Sandbox, kind: FaultKind
 ) -> None:
-    sandbox.faults.add(Fault(kind=kind, path="/calls/*"))  # type: ignore[arg-type]
+    sandbox.faults.add(Fault(kind=kind, path="/calls/*"))
     with pytest.raises(ResponseValidationError):
         await api.get_call(sandbox.seed_ids.completed_call_id)
 
 
 @pytest.mark.parametrize("kind", ["drop", "hang"])
 async def test_a_post_calls_lost_after_processing_is_outcome_unknown_and_not_retried(
-    sandbox: Sandbox, sleeps: Sleeps, kind: str
+    sandbox: Sandbox, sleeps: Sleeps, kind: FaultKind
 ) -> None:
-    sandbox.faults.add(Fault(kind=kind, method="POST", path="/calls", after_processing=True))  # type: ignore[arg-type]
+    sandbox.faults.add(Fault(kind=kind, method="POST", path="/calls", after_processing=True))
     async with _client(sandbox, sleeps, sandbox.transport()) as api:
         with pytest.raises(OutcomeUnknownError, match="may or may not have been created"):
             await api.create_call(NewCall(agent_id=sandbox.seed_ids.deployed_agent_id, to_number=US_NUMBER))

@@ -237,7 +237,7 @@ def test_new_call_accepts_wire_names_too() -> None:
 
 def test_new_call_refuses_a_misspelt_field_rather_than_sending_it() -> None:
     with pytest.raises(ValidationError):
-        NewCall(agent_id="a1", to_number="+1", phone_numer_id="p1")  # type: ignore[call-arg]
+        NewCall(agent_id="a1", to_number="+1", phone_numer_id="p1")  # type: ignore[call-arg]  # misspelt on purpose
 
 
 def test_new_contact_body_leaves_out_optional_fields_not_given() -> None:

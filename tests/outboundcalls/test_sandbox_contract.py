@@ -239,7 +239,7 @@ async def test_injected_error_statuses_validate(http: httpx2.AsyncClient, sandbo
 async def test_a_live_call_validates_in_every_status(http: httpx2.AsyncClient, sandbox: Sandbox) -> None:
     seen = set()
     for outcome in ("completed", "voicemail", "no_answer", "busy", "failed"):
-        sandbox.script_next_call(outcome=outcome, duration_seconds=20)  # type: ignore[arg-type]
+        sandbox.script_next_call(outcome=outcome, duration_seconds=20)
         call_id = (await http.post("/calls", **dial()(sandbox.seed_ids))).json()["id"]
         for _ in range(20):
             detail = await http.get(f"/calls/{call_id}")
@@ -260,7 +260,7 @@ async def test_webhook_payloads_validate(wrapped: bool) -> None:
     )
     async with sandbox.http_client() as http:
         for outcome in ("completed", "busy"):
-            sandbox.script_next_call(outcome=outcome)  # type: ignore[arg-type]
+            sandbox.script_next_call(outcome=outcome)
             await http.post("/calls", **dial()(sandbox.seed_ids))
     deliveries = await sandbox.advance(60)
     assert len(deliveries) == 2

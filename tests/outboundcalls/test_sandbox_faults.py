@@ -204,4 +204,4 @@ async def test_a_plain_asgi_transport_also_plays_answering_faults(sandbox: Sandb
 )
 def test_a_fault_that_cannot_happen_is_refused(arguments: dict[str, object]) -> None:
     with pytest.raises(ValueError):
-        Fault(**arguments)  # type: ignore[arg-type]
+        Fault(**arguments)  # type: ignore[arg-type]  # impossible faults on purpose

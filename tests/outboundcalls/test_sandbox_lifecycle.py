@@ -10,6 +10,7 @@ import pytest
 
 from outboundcalls.pricing import credits_for_call
 from outboundcalls.sandbox import ManualClock, RealClock, Sandbox
+from outboundcalls.sandbox.lifecycle import LiveOutcome
 
 pytestmark = pytest.mark.anyio
 
@@ -74,9 +75,9 @@ async def test_a_completed_call_talks_with_the_named_contact() -> None:
 
 
 @pytest.mark.parametrize("outcome", ["no_answer", "busy", "failed"])
-async def test_an_unanswered_call_ends_without_charge_or_transcript(outcome: str) -> None:
+async def test_an_unanswered_call_ends_without_charge_or_transcript(outcome: LiveOutcome) -> None:
     sandbox = Sandbox()
-    sandbox.script_next_call(outcome=outcome)  # type: ignore[arg-type]
+    sandbox.script_next_call(outcome=outcome)
     async with sandbox.http_client() as http:
         call_id = await dial(http, sandbox)
         await sandbox.advance(30)
@@ -220,4 +221,4 @@ def test_seeded_history_is_anchored_to_the_clock_and_deterministic_per_seed() ->
 @pytest.mark.parametrize("bad", [{"outcome": "exploded"}, {"duration_seconds": -1}, {"ring_seconds": -2}])
 def test_an_impossible_script_is_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
-        Sandbox().script_next_call(**bad)  # type: ignore[arg-type]
+        Sandbox().script_next_call(**bad)  # type: ignore[arg-type]  # impossible scripts on purpose

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from outboundcalls.sandbox import Sandbox
+from outboundcalls.sandbox import ManualClock, Sandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -75,7 +75,8 @@ async def test_a_request_ends_the_call_and_the_next_tick_delivers() -> None:
     receiver = Receiver()
     sandbox = sandbox_for(receiver)
     call_id = await dial(sandbox, outcome="busy")
-    sandbox.clock.advance(60)  # type: ignore[attr-defined]
+    assert isinstance(sandbox.clock, ManualClock)
+    sandbox.clock.advance(60)
     async with sandbox.http_client() as http:
         assert (await http.get(f"/calls/{call_id}")).json()["status"] == "busy"
     assert receiver.received == []

@@ -16,7 +16,7 @@ from outboundcalls.sandbox import ManualClock, Sandbox
 from outboundcalls_mcp.server.app import build_server
 from outboundcalls_mcp.server.ledger import AuditEntry
 from outboundcalls_mcp.server.ledger_place import read_audit_trail
-from tests.harness import NOON_NEW_YORK, Rig, make_settings
+from tests.harness import NOON_NEW_YORK, ElicitAction, Rig, make_settings
 from tests.places import LedgerPlace
 
 ERAS = ["legacy", "auto"]  # the handshake era (today's hosts) and 2026-07-28
@@ -69,7 +69,7 @@ def call_id_of(result: types.CallToolResult) -> str:
 class Person:
     """An elicitation callback that answers every question the same way and counts the questions."""
 
-    def __init__(self, action: str = "accept", confirm: bool = True) -> None:
+    def __init__(self, action: ElicitAction = "accept", confirm: bool = True) -> None:
         self.action = action
         self.confirm = confirm
         self.questions: list[str] = []
@@ -77,8 +77,9 @@ class Person:
     async def __call__(self, context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
         assert isinstance(params, types.ElicitRequestFormParams)
         self.questions.append(params.message)
-        content = {"confirm": self.confirm} if self.action == "accept" else None
-        return types.ElicitResult(action=self.action, content=content)  # type: ignore[arg-type]
+        return types.ElicitResult(
+            action=self.action, content={"confirm": self.confirm} if self.action == "accept" else None
+        )
 
 
 async def audit_of(rig: Rig, limit: int = 100) -> list[AuditEntry]:

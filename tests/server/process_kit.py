@@ -26,7 +26,7 @@ from outboundcalls.sandbox import SANDBOX_API_KEY, Sandbox
 from outboundcalls.sandbox.clock import Clock
 from outboundcalls.sandbox.standalone import create_server, serve
 from outboundcalls_mcp.server.ledger_sqlite import LEDGER_FILENAME
-from tests.harness import console_script
+from tests.harness import ElicitAction, console_script
 from tests.places import LedgerPlace
 from tests.server.dispatch_kit import text_of
 
@@ -185,11 +185,12 @@ async def answer(
     asked: types.InputRequiredResult,
     *,
     content: Any = YES,
-    action: str = "accept",
+    action: ElicitAction = "accept",
 ) -> types.CallToolResult:
     """The round that carries the person's answer to `asked`; sending it again is a replay of that round."""
+    assert asked.input_requests is not None
     (key,) = asked.input_requests
-    responses = {key: types.ElicitResult(action=action, content=content)}  # type: ignore[arg-type]
+    responses: types.InputResponses = {key: types.ElicitResult(action=action, content=content)}
     final = await client.session.call_tool(
         tool, args, input_responses=responses, request_state=asked.request_state, allow_input_required=True
     )

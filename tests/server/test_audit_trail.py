@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import anyio
+import mcp_types as types
 import pytest
 
 from outboundcalls_mcp.server.audit_cli import print_audit
@@ -132,7 +133,9 @@ async def test_the_assistant_reads_the_most_recent_entries_as_a_resource(
 ) -> None:
     rig = make_rig(place)
     async with connected(rig, mode) as client:
-        empty = json.loads((await client.read_resource(AUDIT_URI)).contents[0].text)  # type: ignore[union-attr]
+        first = (await client.read_resource(AUDIT_URI)).contents[0]
+        assert isinstance(first, types.TextResourceContents), first
+        empty = json.loads(first.text)
         listed = {str(r.uri) for r in (await client.list_resources()).resources}
         token = await preview_token(client, dispatch_args(rig))
         await client.call_tool("dispatch_call", dispatch_args(rig, "911"))
@@ -140,12 +143,13 @@ async def test_the_assistant_reads_the_most_recent_entries_as_a_resource(
     assert empty == {"entries": []}
     assert AUDIT_URI in listed
     (content,) = read.contents
+    assert isinstance(content, types.TextResourceContents), content
     assert content.mime_type == "application/json"
-    entries = json.loads(content.text)["entries"]  # type: ignore[union-attr]
+    entries = json.loads(content.text)["entries"]
     assert [e["kind"] for e in entries] == ["refusal", "preview"]  # newest first
     assert entries[1]["to_number"] == US_NUMBER and entries[1]["estimated_credits_per_minute"] == 19.95
     assert entries[0]["detail"]["rules"] == ["emergency"]
-    assert token not in content.text  # type: ignore[union-attr]
+    assert token not in content.text
 
 
 async def seeded_audit(tmp_path: Path) -> Path:

@@ -12,6 +12,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
@@ -49,7 +50,7 @@ async def live(rig: Rig) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def connect(url: str, mode: str, **kwargs: object) -> AsyncIterator[Client]:
+async def connect(url: str, mode: str, **kwargs: Any) -> AsyncIterator[Client]:
     """An MCP client over its own HTTP connection pool, closed with it (the transport does not close a given pool)."""
     async with (
         httpx2.AsyncClient(trust_env=False, timeout=10) as http,

@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -329,9 +330,9 @@ def test_from_values_defaults_are_the_documented_ones() -> None:
         ({"redial_cooldown_minutes": -5}, "OUTBOUNDCALLS_REDIAL_COOLDOWN_MINUTES"),
     ],
 )
-def test_a_setting_that_makes_no_sense_is_a_policy_error_naming_it(values: dict[str, object], setting: str) -> None:
+def test_a_setting_that_makes_no_sense_is_a_policy_error_naming_it(values: dict[str, Any], setting: str) -> None:
     with pytest.raises(PolicyError) as caught:
-        DispatchPolicy.from_values(**values)  # type: ignore[arg-type]
+        DispatchPolicy.from_values(**values)
     assert caught.value.setting == setting
     assert str(caught.value).startswith(setting)
 
@@ -371,8 +372,8 @@ def test_the_fingerprint_is_the_same_in_another_process() -> None:
         {"max_batch": 21},
     ],
 )
-def test_changing_any_rule_changes_the_fingerprint(change: dict[str, object]) -> None:
-    assert replace(DispatchPolicy(), **change).fingerprint() != DispatchPolicy().fingerprint()  # type: ignore[arg-type]
+def test_changing_any_rule_changes_the_fingerprint(change: dict[str, Any]) -> None:
+    assert replace(DispatchPolicy(), **change).fingerprint() != DispatchPolicy().fingerprint()
 
 
 def test_the_do_not_call_files_location_is_not_part_of_the_fingerprint(tmp_path: Path) -> None:

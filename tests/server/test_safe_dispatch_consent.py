@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+import mcp_types as types
 import pytest
+from mcp.client.session import ClientRequestContext
 
-from tests.harness import connected, make_rig
+from tests.harness import ElicitAction, connected, make_rig
 from tests.places import LedgerPlace
 from tests.server.dispatch_kit import (
     ERAS,
@@ -79,7 +81,7 @@ async def test_an_accepted_question_dials_once(place: LedgerPlace, mode: str) ->
 @pytest.mark.parametrize("mode", ERAS)
 @pytest.mark.parametrize(("action", "ticked"), [("decline", False), ("cancel", False), ("accept", False)])
 async def test_a_question_not_answered_yes_never_dials(
-    place: LedgerPlace, mode: str, action: str, ticked: bool
+    place: LedgerPlace, mode: str, action: ElicitAction, ticked: bool
 ) -> None:
     rig = make_rig(place)
     person = Person(action, confirm=ticked)
@@ -172,7 +174,9 @@ async def test_a_yes_given_after_calling_hours_closed_dials_nothing(place: Ledge
     rig = make_rig(place, calling_hours="08:00-09:03")
 
     class SlowPerson(Person):
-        async def __call__(self, context, params):  # type: ignore[no-untyped-def]
+        async def __call__(
+            self, context: ClientRequestContext, params: types.ElicitRequestParams
+        ) -> types.ElicitResult:
             await rig.sandbox.advance(4 * 60)  # the person answers at 09:04, within the question's five minutes
             return await super().__call__(context, params)
 

@@ -49,7 +49,8 @@ async def check(rig: Rig, mode: str, passes: dict[str, Any], fails: dict[str, An
     for phrase in says:
         assert phrase in text, text
     refusals = [entry for entry in await audit_of(rig) if entry.kind == "refusal"]
-    assert rule in refusals[-1].detail["rules"]  # type: ignore[operator]
+    rules = refusals[-1].detail["rules"]
+    assert isinstance(rules, list) and rule in rules, rules
 
 
 @pytest.mark.parametrize("mode", ERAS)

@@ -6,7 +6,7 @@ runs for several rounds, each on a fresh server and state directory.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -36,7 +36,7 @@ AT_ONCE = 8
 SF_NUMBERS = [f"+1415555{n:04d}" for n in range(150, 170)]
 
 
-async def all_at_once(count: int, work: Callable[[int], Awaitable[None]]) -> None:
+async def all_at_once(count: int, work: Callable[[int], Coroutine[Any, Any, None]]) -> None:
     """Start `count` calls of work together and wait for every one."""
     async with anyio.create_task_group() as group:
         for index in range(count):
@@ -61,7 +61,9 @@ async def test_eight_identical_dispatches_at_once_ring_the_number_once(
     place: LedgerPlace, mode: str, confirm_mode: str
 ) -> None:
     for round_ in range(ROUNDS):
-        caps = {"max_calls_per_day": 100, "max_credits_per_day": 100_000} if confirm_mode == "none" else {}
+        caps: dict[str, Any] = (
+            {"max_calls_per_day": 100, "max_credits_per_day": 100_000} if confirm_mode == "none" else {}
+        )
         rig = make_rig(place / f"{confirm_mode}-{round_}", confirm=confirm_mode, **caps)
         args = dispatch_args(rig)
         results: list[types.CallToolResult] = []
@@ -166,7 +168,9 @@ async def test_the_daily_credit_cap_holds_under_concurrent_answers(place: Ledger
 async def test_overlapping_batches_dial_each_number_once(place: LedgerPlace, mode: str, confirm_mode: str) -> None:
     first, second = SF_NUMBERS[:5], SF_NUMBERS[3:8]  # two numbers in both
     for round_ in range(ROUNDS):
-        caps = {"max_calls_per_day": 100, "max_credits_per_day": 100_000} if confirm_mode == "none" else {}
+        caps: dict[str, Any] = (
+            {"max_calls_per_day": 100, "max_credits_per_day": 100_000} if confirm_mode == "none" else {}
+        )
         rig = make_rig(place / f"{confirm_mode}-{round_}", confirm=confirm_mode, **caps)
         agent = rig.sandbox.seed_ids.deployed_agent_id
         async with connected(rig, mode, elicitation_callback=Person("accept")) as client:

@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 
 from outboundcalls_mcp.server.sdk_patches import CONFIRMATION_NOT_ANSWERED
-from tests.harness import Rig, connected, make_rig
+from tests.harness import ElicitAction, Rig, connected, make_rig
 from tests.places import LedgerPlace
 from tests.server.dispatch_kit import (
     ERAS,
@@ -47,11 +47,12 @@ async def answer(
     args: dict[str, Any],
     asked: types.InputRequiredResult,
     content: Any = YES,
-    action: str = "accept",
+    action: ElicitAction = "accept",
 ) -> types.CallToolResult:
     """The round that carries the answer to `asked` (sent as often as the test likes)."""
+    assert asked.input_requests is not None
     (key,) = asked.input_requests
-    responses = {key: types.ElicitResult(action=action, content=content)}  # type: ignore[arg-type]
+    responses: types.InputResponses = {key: types.ElicitResult(action=action, content=content)}
     final = await client.session.call_tool(
         tool, args, input_responses=responses, request_state=asked.request_state, allow_input_required=True
     )
@@ -61,6 +62,7 @@ async def answer(
 
 def question_of(asked: types.InputRequiredResult) -> str:
     """The words of the question an input request asks."""
+    assert asked.input_requests is not None
     (request,) = asked.input_requests.values()
     assert isinstance(request, types.ElicitRequest) and isinstance(request.params, types.ElicitRequestFormParams)
     return request.params.message

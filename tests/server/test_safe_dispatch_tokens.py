@@ -207,8 +207,8 @@ async def test_two_servers_sharing_a_state_directory_confirm_one_token_into_one_
     async with connected(first, "legacy") as one, connected(second, "auto") as other:
         token = await preview_token(one, args)
 
-        async def confirm_on(client: object) -> None:
-            results.append(await confirm(client, args, token))  # type: ignore[arg-type]
+        async def confirm_on(client: Client) -> None:
+            results.append(await confirm(client, args, token))
 
         async with anyio.create_task_group() as tg:
             for client in (one, other, one, other):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import mcp_types as types
 import pytest
 from mcp import Client
 
@@ -25,9 +28,9 @@ from tests.server.ledger_kit import Clock, allow, dial, new_token, single_consen
 pytestmark = pytest.mark.anyio
 
 
-def post_fails(rig: Rig, **fault: object) -> None:
+def post_fails(rig: Rig, **fault: Any) -> None:
     """Arm one fault on the next POST /calls."""
-    rig.sandbox.faults.add(Fault(method="POST", path="/calls", **fault))  # type: ignore[arg-type]
+    rig.sandbox.faults.add(Fault(method="POST", path="/calls", **fault))
 
 
 def lookups(rig: Rig) -> int:
@@ -35,7 +38,7 @@ def lookups(rig: Rig) -> int:
     return rig.sandbox.count("GET", "/calls")
 
 
-async def confirmed(client: Client, rig: Rig, number: str = US_NUMBER):  # type: ignore[no-untyped-def]
+async def confirmed(client: Client, rig: Rig, number: str = US_NUMBER) -> types.CallToolResult:
     """Preview and confirm by token; the raw result."""
     args = dispatch_args(rig, number)
     return await confirm(client, args, await preview_token(client, args))
@@ -178,7 +181,7 @@ async def test_start_up_reconciles_an_unknown_outcome_by_its_intent(place: Ledge
     async with connected(rig, mode) as client:
         args = dispatch_args(rig)
         token = await preview_token(client, args)
-        assert (await confirm(client, args, token)).structured_content["status"] == "outcome_unknown"  # type: ignore[index]
+        assert (await confirm(client, args, token)).structured_content["status"] == "outcome_unknown"
     rig.sandbox.faults.clear()
     restarted = make_rig(place, sandbox=rig.sandbox)
     async with connected(restarted, mode) as client:

@@ -260,10 +260,13 @@ def test_status_and_reset_on_an_unreadable_account_say_so_in_one_line(
 def test_a_reset_with_a_shared_database_refuses_and_names_the_schema_without_its_password(tmp_path: Path) -> None:
     import io
 
+    from pydantic import SecretStr
+
     from outboundcalls_mcp.server.sandbox_cli import run_reset
     from outboundcalls_mcp.server.settings import Settings
 
-    settings = Settings(sandbox=True, state_dir=tmp_path, database_url="postgresql://u:pw_secret_value@db:5432/x")
+    url = SecretStr("postgresql://u:pw_secret_value@db:5432/x")
+    settings = Settings(sandbox=True, state_dir=tmp_path, database_url=url)
     err = io.StringIO()
     assert run_reset(settings, yes=True, ask=None, err=err) == 2
     assert "outboundcalls_sandbox" in err.getvalue() and "pw_secret_value" not in err.getvalue()

@@ -13,7 +13,7 @@ from outboundcalls.sandbox import ManualClock, Sandbox
 from outboundcalls_mcp.server.app import build_server
 from outboundcalls_mcp.server.settings import Settings
 from outboundcalls_mcp.tools import READ_TOOLS, WRITE_TOOLS
-from tests.harness import NOON_NEW_YORK, Rig, connected, make_rig, make_settings
+from tests.harness import NOON_NEW_YORK, Rig, connected, first_text, make_rig, make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -87,7 +87,7 @@ async def test_without_a_key_every_tool_says_how_to_set_one_or_use_the_sandbox(
         assert {t.name for t in (await client.list_tools()).tools} == ALL_TOOLS
         result = await client.call_tool(tool, VALID_ARGS[tool])
     assert result.is_error
-    text = result.content[0].text  # type: ignore[union-attr]
+    text = first_text(result)
     assert "OUTBOUNDCALLS_API_KEY" in text and "--sandbox" in text
 
 
@@ -98,5 +98,5 @@ async def test_read_only_mode_registers_no_tool_that_dials_or_writes(tmp_path: P
         refused = await client.call_tool("dispatch_call", VALID_ARGS["dispatch_call"])
         assert client.instructions is not None and "READ-ONLY" in client.instructions
     assert names == set(READ_TOOLS)
-    assert refused.is_error and refused.content[0].text == "Unknown tool: dispatch_call"  # type: ignore[union-attr]
+    assert refused.is_error and first_text(refused) == "Unknown tool: dispatch_call"
     assert rig.posts() == 0

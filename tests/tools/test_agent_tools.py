@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from outboundcalls.sandbox import Fault
-from tests.harness import Rig, connected
+from tests.harness import Rig, connected, first_text
 
 pytestmark = pytest.mark.anyio
 
@@ -43,7 +43,7 @@ async def test_list_agents_over_200_is_refused_by_the_schema_naming_the_maximum_
     async with connected(rig, mode) as client:
         result = await client.call_tool("list_agents", {"limit": 201})
     assert result.is_error
-    assert "less than or equal to 200" in result.content[0].text  # type: ignore[union-attr]
+    assert "less than or equal to 200" in first_text(result)
     assert rig.sandbox.requests == []
 
 
@@ -65,14 +65,14 @@ async def test_get_agent_of_another_account_is_a_404_tool_error_naming_the_id(ri
     async with connected(rig, mode) as client:
         result = await client.call_tool("get_agent", {"agent_id": foreign})
     assert result.is_error
-    text = result.content[0].text  # type: ignore[union-attr]
+    text = first_text(result)
     assert f"agent_id '{foreign}'" in text and "404" in text and "list_" in text
 
 
 async def test_get_agent_with_an_id_that_could_change_the_path_is_refused_before_sending(rig: Rig, mode: str) -> None:
     async with connected(rig, mode) as client:
         result = await client.call_tool("get_agent", {"agent_id": "../me"})
-    assert result.is_error and "agent_id" in result.content[0].text  # type: ignore[union-attr]
+    assert result.is_error and "agent_id" in first_text(result)
     assert rig.sandbox.requests == []
 
 
@@ -81,5 +81,5 @@ async def test_a_refused_key_is_a_tool_error_telling_the_owner_to_set_a_valid_on
     async with connected(rig, mode) as client:
         result = await client.call_tool("list_agents", {})
     assert result.is_error
-    text = result.content[0].text  # type: ignore[union-attr]
+    text = first_text(result)
     assert "refused the API key" in text and "OUTBOUNDCALLS_API_KEY" in text

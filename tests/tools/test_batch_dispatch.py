@@ -9,7 +9,7 @@ import mcp_types as types
 import pytest
 from mcp.client.session import ClientRequestContext
 
-from tests.harness import Rig, connected, make_rig
+from tests.harness import ElicitAction, Rig, connected, first_text, make_rig
 
 pytestmark = pytest.mark.anyio
 
@@ -21,7 +21,7 @@ DIALABLE = ["+14155550134", "+12125550177", "+13125550142"]
 class Person:
     """Answers every confirmation the same way and keeps each question."""
 
-    def __init__(self, action: str = "accept", confirm: bool = True) -> None:
+    def __init__(self, action: ElicitAction = "accept", confirm: bool = True) -> None:
         self.action = action
         self.confirm = confirm
         self.asked: list[str] = []
@@ -29,8 +29,9 @@ class Person:
     async def __call__(self, context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
         assert isinstance(params, types.ElicitRequestFormParams)
         self.asked.append(params.message)
-        content = {"confirm": self.confirm} if self.action == "accept" else None
-        return types.ElicitResult(action=self.action, content=content)  # type: ignore[arg-type]
+        return types.ElicitResult(
+            action=self.action, content={"confirm": self.confirm} if self.action == "accept" else None
+        )
 
 
 @pytest.fixture
@@ -116,7 +117,7 @@ async def test_a_token_confirms_nothing_for_other_destinations_or_when_made_up(
         else:
             args["confirmation_token"] = "x" * 32
         result = await client.call_tool("dispatch_calls", args)
-    assert result.is_error and "Nothing was dialed" in result.content[0].text  # type: ignore[union-attr]
+    assert result.is_error and "Nothing was dialed" in first_text(result)
     assert rig.posts() == 0
 
 
@@ -152,5 +153,5 @@ async def test_a_batch_over_the_owners_limit_is_refused_before_anything_is_read(
     rig = make_rig(tmp_path, max_batch=3)
     async with connected(rig, mode, elicitation_callback=Person()) as client:
         result = await client.call_tool("dispatch_calls", _args(rig, [*DIALABLE, "+16175550100"]))
-    assert result.is_error and "OUTBOUNDCALLS_MAX_BATCH" in result.content[0].text  # type: ignore[union-attr]
+    assert result.is_error and "OUTBOUNDCALLS_MAX_BATCH" in first_text(result)
     assert rig.sandbox.requests == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from outboundcalls.sandbox import Fault
-from tests.harness import Rig, connected
+from tests.harness import Rig, connected, first_text
 
 pytestmark = pytest.mark.anyio
 
@@ -33,7 +33,7 @@ async def test_get_campaign_of_another_account_is_a_404_naming_the_id(rig: Rig, 
     async with connected(rig, mode) as client:
         result = await client.call_tool("get_campaign", {"campaign_id": foreign})
     assert result.is_error
-    text = result.content[0].text  # type: ignore[union-attr]
+    text = first_text(result)
     assert f"campaign_id '{foreign}'" in text and "404" in text
 
 
@@ -42,4 +42,4 @@ async def test_get_campaign_with_a_refused_key_says_to_set_a_valid_one(rig: Rig,
     async with connected(rig, mode) as client:
         result = await client.call_tool("get_campaign", {"campaign_id": rig.sandbox.seed_ids.campaign_id})
     assert result.is_error
-    assert "refused the API key" in result.content[0].text  # type: ignore[union-attr]
+    assert "refused the API key" in first_text(result)

@@ -14,7 +14,7 @@ from mcp.shared.exceptions import MCPError
 
 from outboundcalls.sandbox import Fault, ManualClock, Sandbox
 from outboundcalls_mcp.server.app import build_server
-from tests.harness import NOON_NEW_YORK, Rig, connected, make_settings
+from tests.harness import NOON_NEW_YORK, ElicitAction, Rig, connected, make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -24,7 +24,7 @@ TO = "+14155550134"
 class Person:
     """A client-side elicitation callback that records each question and gives one answer."""
 
-    def __init__(self, action: str, content: dict[str, Any] | None = None, *, error: bool = False) -> None:
+    def __init__(self, action: ElicitAction, content: dict[str, Any] | None = None, *, error: bool = False) -> None:
         self.action = action
         self.content = content
         self.error = error
@@ -37,7 +37,7 @@ class Person:
         self.asked.append(params)
         if self.error:
             return types.ErrorData(code=types.INTERNAL_ERROR, message="the confirmation dialog crashed")
-        return types.ElicitResult(action=self.action, content=self.content)  # type: ignore[arg-type]
+        return types.ElicitResult(action=self.action, content=self.content)
 
 
 def _args(rig: Rig, **extra: Any) -> dict[str, Any]:

@@ -39,7 +39,7 @@ async def test_a_live_looking_key_is_never_in_a_tool_result_or_a_log_line(
     async with connected(rig, mode, elicitation_callback=_approve) as client:
         outputs.append(str(client.instructions))
         outputs.append(repr((await client.list_tools()).tools))
-        calls = [
+        calls: list[tuple[str, dict[str, Any]]] = [
             ("get_balance", {}),
             ("list_agents", {"status": "deployed"}),
             ("get_agent", {"agent_id": ids.deployed_agent_id}),

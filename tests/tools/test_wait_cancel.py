@@ -12,7 +12,7 @@ from mcp import Client
 
 from outboundcalls.sandbox import Fault, ManualClock, Sandbox
 from outboundcalls_mcp.server.app import build_server
-from tests.harness import NOON_NEW_YORK, Rig, connected, make_settings
+from tests.harness import NOON_NEW_YORK, Rig, connected, first_text, make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -109,7 +109,7 @@ async def test_wait_for_calls_names_a_call_that_does_not_exist(rig: Rig, mode: s
     real = await _place_call(rig.sandbox)
     async with connected(rig, mode) as client:
         result = await client.call_tool("wait_for_calls", {"call_ids": [real, "clxnosuchcall000000000000"]})
-    assert result.is_error and "clxnosuchcall000000000000" in result.content[0].text  # type: ignore[union-attr]
+    assert result.is_error and "clxnosuchcall000000000000" in first_text(result)
 
 
 async def test_wait_for_calls_takes_at_most_twenty_ids_and_sends_nothing_beyond(rig: Rig, mode: str) -> None:
@@ -131,7 +131,7 @@ async def test_a_wait_never_outlasts_its_timeout_even_when_the_api_hangs(tmp_pat
         with anyio.fail_after(5):  # a guard for a broken bound, not a measurement
             result = await client.call_tool(tool, {**args, "timeout_seconds": 0.05})
     if tool == "wait_for_call":
-        assert result.is_error and "did not answer" in result.content[0].text  # type: ignore[union-attr]
+        assert result.is_error and "did not answer" in first_text(result)
     else:
         assert result.structured_content is not None and result.structured_content["timed_out"] is True
         assert result.structured_content["calls"] == [{"id": call_id, "status": "unknown"}]
