@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 
 from outboundcalls_mcp.server.sdk_patches import CONFIRMATION_NOT_ANSWERED
-from tests.harness import ElicitAction, Rig, connected, make_rig
+from tests.harness import Rig, connected, make_rig
 from tests.places import LedgerPlace
 from tests.server.dispatch_kit import (
     ERAS,
@@ -26,12 +26,12 @@ from tests.server.dispatch_kit import (
     preview_token,
     text_of,
 )
+from tests.server.process_kit import answer
 
 pytestmark = pytest.mark.anyio
 
 NEW_YORK_NUMBER = "+12125550177"  # 12:00 there at the harness's noon
 OTHER_NEW_YORK_NUMBER = "+12125550178"
-YES = {"confirm": True}
 
 
 async def ask(client: Client, tool: str, args: dict[str, Any]) -> types.InputRequiredResult:
@@ -39,25 +39,6 @@ async def ask(client: Client, tool: str, args: dict[str, Any]) -> types.InputReq
     first = await client.session.call_tool(tool, args, allow_input_required=True)
     assert isinstance(first, types.InputRequiredResult), first
     return first
-
-
-async def answer(
-    client: Client,
-    tool: str,
-    args: dict[str, Any],
-    asked: types.InputRequiredResult,
-    content: Any = YES,
-    action: ElicitAction = "accept",
-) -> types.CallToolResult:
-    """The round that carries the answer to `asked` (sent as often as the test likes)."""
-    assert asked.input_requests is not None
-    (key,) = asked.input_requests
-    responses: types.InputResponses = {key: types.ElicitResult(action=action, content=content)}
-    final = await client.session.call_tool(
-        tool, args, input_responses=responses, request_state=asked.request_state, allow_input_required=True
-    )
-    assert isinstance(final, types.CallToolResult), final
-    return final
 
 
 def question_of(asked: types.InputRequiredResult) -> str:
