@@ -170,7 +170,9 @@ async def test_a_replica_killed_mid_dial_is_settled_by_another_and_the_number_is
                     group.cancel_scope.cancel()
                 (created,) = shared.created_call_ids()
                 # Another replica finds the victim gone, marks its claim unknown and finds the call: two
-                # steps with the API asked between them, so "unknown" alone is not settled yet.
+                # steps with the API asked between them, so "unknown" alone is not settled yet. The API's
+                # list is held back, so that the poll below sees the claim unknown, as a busy machine did.
+                shared.sandbox.faults.add(Fault(kind="latency", delay=1.0, method="GET", path="/calls"))
                 while True:
                     settled = [i for i in LedgerFile.read(pg_place).intents if i["to_number"] == number]
                     if settled and settled[0]["state"] not in ("dialing", "unknown"):
