@@ -41,8 +41,6 @@ class RedactSecrets(logging.Filter):
 class StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to sys.stderr as it is when each record is written, unless a stream was set explicitly."""
 
-    _outboundcalls = True  # how the tests tell this product's handler from a host's
-
     # Bound once to the sys.stderr of the first build_server, the handler kept writing to a stream
     # that a host or a test had since replaced and closed ("I/O operation on closed file").
 

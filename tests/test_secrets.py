@@ -28,6 +28,7 @@ from outboundcalls.sandbox import SANDBOX_BASE_URL, Fault, ManualClock, Sandbox
 from outboundcalls_mcp.server.app import build_server
 from outboundcalls_mcp.server.cli import build_parser
 from outboundcalls_mcp.server.ledger_sqlite import LEDGER_FILENAME, SqliteLedger
+from outboundcalls_mcp.server.logs import StderrHandler
 from outboundcalls_mcp.server.settings import Settings, load_settings
 from outboundcalls_mcp.server.state_dir import resolve_state_dir
 from tests.harness import NOON_NEW_YORK, make_settings
@@ -142,10 +143,11 @@ async def test_a_crash_report_is_logged_with_its_traceback_and_the_key_redacted(
 
     settings: Settings = make_settings(tmp_path, api_key=KEY, log_level="DEBUG")
     server = build_server(settings, transport=Exploding())
-    product = next(h for h in logging.getLogger().handlers if getattr(h, "_outboundcalls", False))
+    product = next(h for h in logging.getLogger().handlers if isinstance(h, StderrHandler))
     assert isinstance(product, logging.StreamHandler)
     written = io.StringIO()
     previous = product.setStream(written)
+    assert previous is not None  # the stream it had: stderr
     try:
         async with Client(server, mode=mode) as client:
             result = await client.call_tool("get_balance", {})
@@ -210,7 +212,7 @@ def test_logs_redact_the_database_url_and_its_password_quoted_apart(tmp_path: Pa
     url = f"postgresql://outbound:{DATABASE_PASSWORD}@db.example/calls"
     configure_logging(make_settings(tmp_path, database_url=url, request_state_key=REQUEST_STATE_KEY))
     stream = io.StringIO()
-    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_outboundcalls", False))
+    handler = next(h for h in logging.getLogger().handlers if isinstance(h, StderrHandler))
     assert isinstance(handler, logging.StreamHandler)
     handler.stream = stream
     try:

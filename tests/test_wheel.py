@@ -52,20 +52,24 @@ def _env(home: Path) -> dict[str, str]:
     return {"PATH": SYSTEM_PATH, "HOME": str(home), "TMPDIR": str(home)}
 
 
+def _venv_python(venv: Path, home: Path, *args: str) -> str:
+    """What the venv's python prints, run from `home` with a host's environment."""
+    return subprocess.run(
+        [venv / "bin" / "python", *args], cwd=home, env=_env(home), check=True, capture_output=True, text=True
+    ).stdout
+
+
+def _site_packages(venv: Path) -> Path:
+    return next((venv / "lib").glob("python3.*/site-packages"))
+
+
 def test_the_installed_packages_come_from_the_venv_not_from_the_checkout(venv: Path, tmp_path: Path) -> None:
     code = (
         "import outboundcalls, outboundcalls_mcp.server as s, outboundcalls_mcp.tools as t; "
         "print('\\n'.join(m.__file__ for m in (outboundcalls, s, t)))"
     )
-    found = subprocess.run(
-        [venv / "bin" / "python", "-c", code],
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    site_packages = next((venv / "lib").glob("python3.*/site-packages"))
+    found = _venv_python(venv, tmp_path, "-c", code).split()
+    site_packages = _site_packages(venv)
     assert all(Path(path).is_relative_to(site_packages) for path in found), found
     for data in (
         "outboundcalls/openapi.yaml",
@@ -82,25 +86,11 @@ def test_the_distribution_installs_only_this_projects_top_level_names(venv: Path
         "import importlib.metadata as m; files = m.distribution('outboundcalls-mcp').files or []; "
         "print('\\n'.join(sorted({f.parts[0] for f in files if not f.parts[0].endswith('.dist-info')})))"
     )
-    listed = subprocess.run(
-        [venv / "bin" / "python", "-c", code],
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    site_packages = next((venv / "lib").glob("python3.*/site-packages"))
+    listed = _venv_python(venv, tmp_path, "-c", code).split()
+    site_packages = _site_packages(venv)
     assert [name for name in listed if name not in ("..",)] == ["outboundcalls", "outboundcalls_mcp"], listed
     assert not (site_packages / "server").exists() and not (site_packages / "tools").exists()
-    shown = subprocess.run(
-        [venv / "bin" / "python", "-m", "pip", "show", "-f", "outboundcalls-mcp"],
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    shown = _venv_python(venv, tmp_path, "-m", "pip", "show", "-f", "outboundcalls-mcp")
     tops = {line.strip().split("/")[0] for line in shown.split("Files:", 1)[1].splitlines() if "/" in line}
     assert {top for top in tops if not top.endswith(".dist-info") and top != ".."} == {
         "outboundcalls",

@@ -7,7 +7,7 @@ import io
 import logging
 from pathlib import Path
 
-from outboundcalls_mcp.server.logs import configure_logging
+from outboundcalls_mcp.server.logs import StderrHandler, configure_logging
 from tests.harness import make_settings
 
 
@@ -24,10 +24,11 @@ def test_logs_follow_sys_stderr_after_it_is_replaced_and_the_old_one_closed(tmp_
 
 def test_a_stream_set_explicitly_is_kept_until_stderr_is_set_back(tmp_path: Path) -> None:
     configure_logging(make_settings(tmp_path))
-    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_outboundcalls", False))
+    handler = next(h for h in logging.getLogger().handlers if isinstance(h, StderrHandler))
     assert isinstance(handler, logging.StreamHandler)
     pinned = io.StringIO()
     previous = handler.setStream(pinned)
+    assert previous is not None  # the stream it had: stderr
     try:
         logging.getLogger("outboundcalls.test").warning("to the pinned stream")
     finally:
