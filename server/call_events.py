@@ -201,6 +201,10 @@ class CallEvents:
         if self._lookup is None:
             log.warning("a post-call webhook arrived with no API to confirm it against; it changed nothing")
             return None
+        known = self._ended.get(call.id)
+        if known is not None:
+            # Already confirmed with the API: a vendor's retry of the webhook costs no second lookup.
+            return known
         try:
             actual = await self._lookup(call.id)
         except OutboundCallsError as exc:

@@ -286,6 +286,16 @@ async def test_a_call_end_whose_body_disagrees_with_the_api_is_recorded_as_the_a
     assert stored is not None and stored.status == "completed" and stored.credits_charged != 0.01
 
 
+async def test_a_retried_webhook_for_a_confirmed_end_reads_the_api_once(hook: HookRig) -> None:
+    call_id = await _place_call(hook.sandbox)
+    await hook.sandbox.advance(120)  # the call ended at the vendor (its own webhook goes nowhere here)
+    body = hook.sandbox.call_json(call_id)
+    async with serving(hook), hook.http() as http:
+        answers = [(await http.post(HOOK, json=body)).json() for _ in range(3)]
+    assert answers == [{"received": call_id, "ended": True}] * 3
+    assert hook.gets(call_id) == 1
+
+
 async def test_the_route_is_not_behind_the_bearer_token_but_mcp_is(tmp_path: Path) -> None:
     hook = make_hook_rig(tmp_path, http_token="t" * 32)
     call_id = await _place_call(hook.sandbox)
